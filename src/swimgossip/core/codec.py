@@ -1,0 +1,224 @@
+"""Bytes <-> messages. Versioned, compact, bounded; the only place that parses the wire.
+
+A packet is one version byte followed by a msgpack array of messages; each message is a
+msgpack array ``[type, field, ...]`` with the fields in the order of its class (see
+docs/protocol.md for every byte). Piggybacking is therefore just concatenation: the
+broadcast queue stores each gossip message already encoded, the engine prefixes an array
+header, and the size of a packet is known exactly before it is built.
+
+Decoding trusts nothing: the input length is checked first, msgpack's own limits refuse any
+string, byte string or array longer than the caps before allocating it, maps and extension
+types are refused, and every field is type- and range-checked. Every failure is one
+``DecodeError``; no other exception escapes ``decode_packet``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import msgpack
+
+from .errors import DecodeError
+from .member import Member, Status
+from .messages import MESSAGE_TYPES, Message, PushPull
+
+__all__ = [
+    "MAX_DATAGRAM_SIZE",
+    "MAX_NAME_LENGTH",
+    "MAX_STREAM_SIZE",
+    "VERSION",
+    "array_header",
+    "decode_packet",
+    "decode_stream",
+    "encode_message",
+    "encode_packet",
+    "encode_stream",
+    "join_packet",
+]
+
+#: Protocol version; the first byte of every packet and stream frame.
+VERSION = 1
+#: Largest datagram the decoder looks at (the largest UDP payload).
+MAX_DATAGRAM_SIZE = 65_507
+#: Largest stream frame (a push-pull of ~20,000 members with small metadata).
+MAX_STREAM_SIZE = 32 * 1024 * 1024
+#: Longest member name or address, in characters.
+MAX_NAME_LENGTH = 256
+#: Longest byte string (metadata, user payload).
+MAX_BYTES_LENGTH = 64 * 1024
+#: Most messages in one datagram, most members in one push-pull.
+MAX_DATAGRAM_MESSAGES = 1024
+MAX_STREAM_MEMBERS = 100_000
+
+_U64 = (1 << 64) - 1
+_VERSION_BYTE = bytes([VERSION])
+
+# Field kinds: "u" unsigned 64-bit int, "s" bounded str, "b" bounded bytes, "?" bool,
+# "m" list of member states (push-pull only).
+_FIELD_KINDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+_TYPE_IDS: dict[type[Any], int] = {}
+for _type_id, _cls in MESSAGE_TYPES.items():
+    _TYPE_IDS[_cls] = _type_id
+_KIND_BY_NAME = {
+    "seq": "u",
+    "incarnation": "u",
+    "id": "u",
+    "target": "s",
+    "target_address": "s",
+    "name": "s",
+    "address": "s",
+    "source": "s",
+    "meta": "b",
+    "payload": "b",
+    "nack": "?",
+    "join": "?",
+    "members": "m",
+}
+for _cls in MESSAGE_TYPES.values():
+    _FIELD_KINDS[_cls] = tuple(
+        (field.name, _KIND_BY_NAME[field.name]) for field in attrs.fields(_cls)
+    )
+
+
+def array_header(count: int) -> bytes:
+    """The msgpack header of an array of ``count`` elements."""
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 0x10000:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)
+
+
+def _member_row(member: Member) -> list[Any]:
+    return [member.name, member.address, int(member.status), member.incarnation, member.meta]
+
+
+def encode_message(message: Message) -> bytes:
+    """Encode one message as a msgpack array ``[type, fields...]`` (no version byte)."""
+    cls = type(message)
+    row: list[Any] = [_TYPE_IDS[cls]]
+    for name, kind in _FIELD_KINDS[cls]:
+        value = getattr(message, name)
+        row.append([_member_row(m) for m in value] if kind == "m" else value)
+    return msgpack.packb(row, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def join_packet(encoded: Sequence[bytes]) -> bytes:
+    """Build a packet from messages already encoded with :func:`encode_message`."""
+    return _VERSION_BYTE + array_header(len(encoded)) + b"".join(encoded)
+
+
+def encode_packet(messages: Iterable[Message]) -> bytes:
+    """Encode a compound packet: the version byte, then an array of messages."""
+    return join_packet([encode_message(m) for m in messages])
+
+
+def encode_stream(message: Message) -> bytes:
+    """Encode one stream frame payload (a push-pull or a stream ping/ack)."""
+    return join_packet([encode_message(message)])
+
+
+def _check(value: Any, kind: str) -> Any:
+    if kind == "u":
+        if type(value) is not int or not 0 <= value <= _U64:
+            raise DecodeError(f"expected an unsigned integer, got {type(value).__name__}")
+        return value
+    if kind == "s":
+        if type(value) is not str or len(value) > MAX_NAME_LENGTH:
+            raise DecodeError("expected a short string")
+        return value
+    if kind == "b":
+        if type(value) is not bytes:
+            raise DecodeError(f"expected bytes, got {type(value).__name__}")
+        return value
+    if kind == "?":
+        if type(value) is not bool:
+            raise DecodeError(f"expected a bool, got {type(value).__name__}")
+        return value
+    # "m": member rows
+    if type(value) is not list:
+        raise DecodeError("expected a list of members")
+    members = []
+    for row in value:
+        if type(row) is not list or len(row) != 5:
+            raise DecodeError("a member row must have 5 fields")
+        name, address, status, incarnation, meta = row
+        if type(status) is not int or not 0 <= status <= 3:
+            raise DecodeError(f"unknown member status {status!r}")
+        members.append(
+            Member(
+                name=_check(name, "s"),
+                address=_check(address, "s"),
+                status=Status(status),
+                incarnation=_check(incarnation, "u"),
+                meta=_check(meta, "b"),
+            )
+        )
+    return tuple(members)
+
+
+def _build(row: Any) -> Message:
+    if type(row) is not list or not row:
+        raise DecodeError("a message must be a non-empty array")
+    cls = MESSAGE_TYPES.get(row[0]) if type(row[0]) is int else None
+    if cls is None:
+        raise DecodeError(f"unknown message type {row[0]!r}")
+    kinds = _FIELD_KINDS[cls]
+    if len(row) != len(kinds) + 1:
+        raise DecodeError(f"{cls.__name__} needs {len(kinds)} fields, got {len(row) - 1}")
+    values = {name: _check(value, kind) for (name, kind), value in zip(kinds, row[1:])}
+    return cls(**values)
+
+
+def _unpack(data: bytes, *, max_size: int, max_array: int) -> list[Any]:
+    if len(data) < 2:
+        raise DecodeError("packet too short")
+    if len(data) > max_size:
+        raise DecodeError(f"packet of {len(data)} bytes exceeds {max_size}")
+    if data[0] != VERSION:
+        raise DecodeError(f"unsupported protocol version {data[0]}")
+    try:
+        body = msgpack.unpackb(
+            memoryview(data)[1:],
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=MAX_NAME_LENGTH * 4,
+            max_bin_len=MAX_BYTES_LENGTH,
+            max_array_len=max_array,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises many types; all mean "malformed"
+        raise DecodeError(f"malformed msgpack: {type(exc).__name__}") from None
+    if type(body) is not list or not body:
+        raise DecodeError("a packet must be a non-empty array of messages")
+    return body
+
+
+def decode_packet(data: bytes) -> list[Message]:
+    """Decode a datagram into its messages.
+
+    Raises:
+        DecodeError: for any malformed input, and only that.
+    """
+    body = _unpack(data, max_size=MAX_DATAGRAM_SIZE, max_array=MAX_DATAGRAM_MESSAGES)
+    messages = [_build(row) for row in body]
+    if any(type(m) is PushPull for m in messages):
+        raise DecodeError("push-pull is only valid on a stream")
+    return messages
+
+
+def decode_stream(data: bytes) -> Message:
+    """Decode a stream frame payload holding exactly one message.
+
+    Raises:
+        DecodeError: for any malformed input, and only that.
+    """
+    body = _unpack(data, max_size=MAX_STREAM_SIZE, max_array=MAX_STREAM_MEMBERS)
+    if len(body) != 1:
+        raise DecodeError("a stream frame holds exactly one message")
+    return _build(body[0])

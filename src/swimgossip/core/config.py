@@ -1,0 +1,160 @@
+"""Protocol configuration: one frozen value, three presets, validated on construction.
+
+The numbers of the presets are hashicorp/memberlist's (DefaultLANConfig, DefaultWANConfig,
+DefaultLocalConfig) so that a memberlist user recognises them; the fields memberlist does
+not have (reaping, reconnect, stream fallback) follow Serf's defaults scaled to each preset.
+Everything derived from the cluster size (suspicion bounds, retransmit limit, push-pull
+interval) lives as pure functions in ``suspicion.py`` and ``broadcast.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError
+
+__all__ = ["Config"]
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigError(name, f"must be a positive finite number, got {value!r}")
+
+
+def _at_least(name: str, value: int, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Tunables of one node. Build with a preset and change fields with ``evolve``.
+
+    Durations are seconds. ``Config.lan()`` is the default; invalid values raise
+    :class:`ConfigError` naming the field.
+    """
+
+    #: Time between two probes of the failure detector (scaled by local health).
+    probe_interval: float = 1.0
+    #: Time to wait for a direct ack before asking others to probe (scaled by health).
+    probe_timeout: float = 0.5
+    #: Number of members asked to probe indirectly (ping-req) when a direct ping fails.
+    indirect_checks: int = 3
+    #: Suspicion timeout floor is ``suspicion_mult * max(1, log10(N)) * probe_interval``.
+    suspicion_mult: int = 4
+    #: Suspicion timeout ceiling is ``suspicion_max_timeout_mult`` times the floor.
+    suspicion_max_timeout_mult: int = 6
+    #: Each update is retransmitted ``retransmit_mult * ceil(log10(N + 1))`` times.
+    retransmit_mult: int = 4
+    #: Time between two gossip rounds, and members gossiped to per round.
+    gossip_interval: float = 0.2
+    gossip_nodes: int = 3
+    #: Dead members keep receiving gossip for this long, so a healed partition learns.
+    gossip_to_the_dead_time: float = 30.0
+    #: Full state exchange over a stream with one random member; scaled up above 32 nodes.
+    push_pull_interval: float = 30.0
+    #: Deadline of a stream exchange (push-pull, join, stream ping).
+    stream_timeout: float = 10.0
+    #: Also probe over the stream transport when UDP fails (memberlist's TCP ping).
+    stream_fallback: bool = True
+    #: Lifeguard local health: probe interval and timeout are scaled by (score + 1),
+    #: with score in [0, awareness_max_multiplier - 1]. 1 disables the multiplier.
+    awareness_max_multiplier: int = 8
+    #: Largest datagram we send, including piggybacked gossip and signing overhead.
+    udp_payload_size: int = 1400
+    #: Largest metadata a member may carry, in bytes.
+    meta_max_size: int = 512
+    #: Dead and left members are removed from the member table after this long.
+    reap_timeout: float = 600.0
+    #: Failed (not left) members are retried this often, for this long after failing.
+    reconnect_interval: float = 30.0
+    reconnect_timeout: float = 6 * 3600.0
+    #: A graceful leave waits at most this long for its broadcast to go out.
+    leave_timeout: float = 5.0
+    #: Largest member table accepted; unknown members beyond it are refused and counted.
+    max_members: int = 20_000
+
+    def __attrs_post_init__(self) -> None:
+        for name in (
+            "probe_interval",
+            "probe_timeout",
+            "gossip_interval",
+            "gossip_to_the_dead_time",
+            "push_pull_interval",
+            "stream_timeout",
+            "reap_timeout",
+            "reconnect_interval",
+            "reconnect_timeout",
+            "leave_timeout",
+        ):
+            _positive(name, getattr(self, name))
+        _at_least("indirect_checks", self.indirect_checks, 0)
+        _at_least("suspicion_mult", self.suspicion_mult, 1)
+        _at_least("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult, 1)
+        _at_least("retransmit_mult", self.retransmit_mult, 1)
+        _at_least("gossip_nodes", self.gossip_nodes, 1)
+        _at_least("awareness_max_multiplier", self.awareness_max_multiplier, 1)
+        _at_least("udp_payload_size", self.udp_payload_size, 512)
+        _at_least("meta_max_size", self.meta_max_size, 0)
+        _at_least("max_members", self.max_members, 2)
+        if not isinstance(self.stream_fallback, bool):
+            raise ConfigError("stream_fallback", "must be a bool")
+        if self.udp_payload_size > 65_000:
+            raise ConfigError("udp_payload_size", "must fit in one UDP datagram (<= 65000)")
+        if self.meta_max_size > 64 * 1024:
+            raise ConfigError("meta_max_size", "must be at most 65536 bytes")
+        if self.probe_timeout >= self.probe_interval:
+            raise ConfigError("probe_timeout", "must be shorter than probe_interval")
+
+    @classmethod
+    def lan(cls, **changes: Any) -> Config:
+        """memberlist's DefaultLANConfig: a local network, sub-millisecond round trips."""
+        return cls(**changes)
+
+    @classmethod
+    def wan(cls, **changes: Any) -> Config:
+        """memberlist's DefaultWANConfig: members across data centres."""
+        values: dict[str, Any] = {
+            "probe_interval": 5.0,
+            "probe_timeout": 3.0,
+            "suspicion_mult": 6,
+            "gossip_interval": 0.5,
+            "gossip_nodes": 4,
+            "gossip_to_the_dead_time": 60.0,
+            "push_pull_interval": 60.0,
+            "stream_timeout": 30.0,
+            "reap_timeout": 1800.0,
+            "reconnect_interval": 60.0,
+            "reconnect_timeout": 24 * 3600.0,
+            "leave_timeout": 15.0,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    @classmethod
+    def local(cls, **changes: Any) -> Config:
+        """memberlist's DefaultLocalConfig: one host or a fast lab network."""
+        values: dict[str, Any] = {
+            "probe_interval": 1.0,
+            "probe_timeout": 0.2,
+            "indirect_checks": 1,
+            "suspicion_mult": 3,
+            "retransmit_mult": 2,
+            "gossip_interval": 0.1,
+            "gossip_to_the_dead_time": 15.0,
+            "push_pull_interval": 15.0,
+            "stream_timeout": 1.0,
+            "reap_timeout": 120.0,
+            "reconnect_interval": 5.0,
+            "reconnect_timeout": 3600.0,
+            "leave_timeout": 2.0,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    def evolve(self, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied (validated again)."""
+        return attrs.evolve(self, **changes)

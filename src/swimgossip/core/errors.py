@@ -1,0 +1,57 @@
+"""The core's small error tree.
+
+``SwimError`` is the root. ``LocalError`` means the caller asked for something the
+protocol forbids (bad config, oversized metadata); ``RemoteError`` means bytes from the
+network were not acceptable. Remote errors never escape the engine's receive path: they are
+counted and dropped there. They are raised only by the pure decoding functions, so that
+tests and fuzzers can see exactly why an input was refused.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "LocalError",
+    "MetadataTooLarge",
+    "NotRunning",
+    "RemoteError",
+    "SwimError",
+]
+
+
+class SwimError(Exception):
+    """Base class of every error swimgossip raises on purpose."""
+
+
+class LocalError(SwimError):
+    """The local caller asked for something that cannot be done."""
+
+
+class RemoteError(SwimError):
+    """Bytes received from the network were malformed, forged or otherwise refused."""
+
+
+class ConfigError(LocalError, ValueError):
+    """A configuration value is invalid. ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class MetadataTooLarge(LocalError, ValueError):
+    """Member metadata exceeds ``Config.meta_max_size``; nothing was sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"metadata is {size} bytes, the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class NotRunning(LocalError, RuntimeError):
+    """The node has left (or is leaving) and cannot perform the request."""
+
+
+class DecodeError(RemoteError, ValueError):
+    """A packet or stream frame could not be decoded. Raised only by the codec."""

@@ -1,0 +1,135 @@
+"""Protocol messages: frozen values, one class per message type.
+
+Datagram messages (ping, ack, nack, ping-req) drive the failure detector; membership
+messages (alive, suspect, dead, left) are gossip, piggybacked on every datagram; user
+messages carry application broadcasts; ``PushPull`` is the full-state exchange carried on
+the stream transport only. ``codec.py`` turns them into bytes and back; the wire type of
+each class is ``MESSAGE_TYPES``' key.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .member import Member
+
+__all__ = [
+    "MESSAGE_TYPES",
+    "Ack",
+    "Alive",
+    "Dead",
+    "Gossip",
+    "Left",
+    "Message",
+    "Nack",
+    "Ping",
+    "PingReq",
+    "PushPull",
+    "Suspect",
+    "UserMessage",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Ping:
+    """Are you alive? ``target`` is the name the sender believes lives at this address,
+    so a node that took over an address answers nothing for someone else's name."""
+
+    seq: int
+    target: str
+
+
+@attrs.frozen(kw_only=True)
+class Ack:
+    """Answer to the ping carrying ``seq`` (relayed unchanged by an indirect prober)."""
+
+    seq: int
+
+
+@attrs.frozen(kw_only=True)
+class Nack:
+    """Lifeguard: the indirect prober got no ack from the target in time."""
+
+    seq: int
+
+
+@attrs.frozen(kw_only=True)
+class PingReq:
+    """Please ping ``target`` at ``target_address`` and relay its ack for ``seq``."""
+
+    seq: int
+    target: str
+    target_address: str
+    nack: bool
+
+
+@attrs.frozen(kw_only=True)
+class Alive:
+    """``name`` is alive at ``incarnation``, reachable at ``address``, carrying ``meta``."""
+
+    name: str
+    address: str
+    incarnation: int
+    meta: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Suspect:
+    """``source`` suspects ``name`` at ``incarnation``."""
+
+    name: str
+    incarnation: int
+    source: str
+
+
+@attrs.frozen(kw_only=True)
+class Dead:
+    """``source`` declares ``name`` failed at ``incarnation``."""
+
+    name: str
+    incarnation: int
+    source: str
+
+
+@attrs.frozen(kw_only=True)
+class Left:
+    """``name`` left the cluster gracefully at ``incarnation``."""
+
+    name: str
+    incarnation: int
+
+
+@attrs.frozen(kw_only=True)
+class UserMessage:
+    """An application broadcast from ``source``; ``id`` is unique per source."""
+
+    source: str
+    id: int
+    payload: bytes
+
+
+@attrs.frozen(kw_only=True)
+class PushPull:
+    """Full state of the sender (stream only). ``join`` marks the first exchange."""
+
+    source: str
+    join: bool
+    members: tuple[Member, ...]
+
+
+Gossip = Alive | Suspect | Dead | Left | UserMessage
+Message = Ping | Ack | Nack | PingReq | Alive | Suspect | Dead | Left | UserMessage | PushPull
+
+#: Wire type byte of every message class. Never renumber: add new types at the end.
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    1: Ping,
+    2: Ack,
+    3: Nack,
+    4: PingReq,
+    5: Alive,
+    6: Suspect,
+    7: Dead,
+    8: Left,
+    9: UserMessage,
+    10: PushPull,
+}
