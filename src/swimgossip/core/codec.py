@@ -169,7 +169,7 @@ def _build(row: Any) -> Message:
     kinds = _FIELD_KINDS[cls]
     if len(row) != len(kinds) + 1:
         raise DecodeError(f"{cls.__name__} needs {len(kinds)} fields, got {len(row) - 1}")
-    values = {name: _check(value, kind) for (name, kind), value in zip(kinds, row[1:])}
+    values = {name: _check(value, kind) for (name, kind), value in zip(kinds, row[1:], strict=True)}
     return cls(**values)
 
 

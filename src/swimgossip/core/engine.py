@@ -1,0 +1,643 @@
+"""The protocol engine: one node's SWIM + Lifeguard state machine, sans I/O.
+
+Every entry point takes ``now`` (seconds on any monotonic clock) and returns the list of
+outputs it produced (``outputs.py``): datagrams to send, timers to schedule, stream
+exchanges to run, membership events to publish. Randomness comes from the injected
+``random.Random``; nothing here reads a clock, touches a socket or calls user code, so the
+same seed and inputs always give the same outputs.
+
+How one protocol period works (``ProbeTick``):
+
+1. pick the next member in shuffled round-robin order and ping it, piggybacking gossip (and,
+   if we hold it suspect, that suspicion: Lifeguard's buddy system);
+2. no ack by the probe timeout: ask ``indirect_checks`` random members to ping it for us
+   (ping-req, they nack if they get nothing) and, in parallel, ping it over a stream;
+3. no ack by the end of the period: suspect it. Missing nacks and failed probes raise our
+   local health score (``awareness.py``), which stretches our own interval and timeout.
+
+A suspicion becomes a failure after a timeout that shrinks with independent confirmations
+(``suspicion.py``); the suspect refutes by raising its incarnation. Membership changes go
+through the member table (``table.py``), which alone applies the precedence rules; the
+engine turns accepted changes into gossip, timers and events. Full-state exchange, join,
+reconnect and leave live in ``sync.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Hashable
+
+import attrs
+
+from . import codec
+from .awareness import Awareness
+from .broadcast import BroadcastQueue, retransmit_limit
+from .config import Config
+from .errors import DecodeError, MetadataTooLarge, NotRunning
+from .events import (
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberRecovered,
+    MemberSuspected,
+    MemberUpdated,
+)
+from .member import Member, Status
+from .messages import Ack, Alive, Dead, Left, Message, Nack, Ping, PingReq, Suspect
+from .outputs import (
+    LeaveComplete,
+    Output,
+    ScheduleTimer,
+    SendDatagram,
+    StreamPurpose,
+    StreamRequest,
+)
+from .probe import ProbeCycle
+from .suspicion import (
+    Suspicion,
+    expected_confirmations,
+    suspicion_max_timeout,
+    suspicion_min_timeout,
+)
+from .sync import SyncMixin
+from .table import Change, MemberTable
+from .timers import (
+    GossipTick,
+    IndirectProbeTimeout,
+    ProbeDeadline,
+    ProbeTick,
+    ProbeTimeout,
+    PushPullTick,
+    ReapTick,
+    ReconnectTick,
+    SuspicionTimeout,
+    Timer,
+)
+
+__all__ = ["Engine"]
+
+#: Packet header room: version byte plus the largest array header we use.
+_PACKET_HEADER = 4
+#: Most ping-req relays we serve at once; more are refused (a flood cannot grow memory).
+_MAX_RELAYS = 1024
+
+
+@attrs.define(eq=False, slots=True)
+class _Probe:
+    seq: int
+    target: str
+    address: str
+    started: float
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@attrs.frozen(slots=True)
+class _Relay:
+    requester: str
+    seq: int
+    nack: bool
+
+
+class Engine(SyncMixin):
+    """One node of the cluster.
+
+    Args:
+        name: this member's unique name.
+        address: where others reach us (opaque to the core; "host:port" in the runtime).
+        config: protocol tunables.
+        rng: the only source of randomness.
+        meta: initial metadata (at most ``config.meta_max_size`` bytes).
+        envelope_overhead: bytes the runtime adds to each datagram (signing), taken from
+            the UDP payload budget.
+
+    Raises:
+        MetadataTooLarge: if ``meta`` is over the limit.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        address: str,
+        config: Config,
+        rng: random.Random,
+        meta: bytes = b"",
+        envelope_overhead: int = 0,
+    ) -> None:
+        if len(meta) > config.meta_max_size:
+            raise MetadataTooLarge(len(meta), config.meta_max_size)
+        self.name = name
+        self.address = address
+        self.config = config
+        self.rng = rng
+        self.awareness = Awareness(config.awareness_max_multiplier)
+        self.table = MemberTable(local_name=name, max_members=config.max_members)
+        self.cycle = ProbeCycle(rng)
+        self.broadcasts = BroadcastQueue(max_items=config.max_members + 16)
+        self.counters: Counter[str] = Counter()
+        self.leaving = False
+        self._budget = config.udp_payload_size - envelope_overhead - _PACKET_HEADER
+        self._out: list[Output] = []
+        self._suspicions: dict[str, Suspicion] = {}
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        self._streams: dict[int, tuple[StreamPurpose, str, int]] = {}
+        self._reconnect: dict[str, tuple[str, float]] = {}
+        self._seq = 0
+        self._token = 0
+        self._leave_target = 0
+        self.table.store(
+            Member(name=name, address=address, status=Status.ALIVE, incarnation=0, meta=meta),
+            0.0,
+        )
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def incarnation(self) -> int:
+        """Our own incarnation number."""
+        return self.local_member.incarnation
+
+    @property
+    def local_member(self) -> Member:
+        """What we announce about ourselves."""
+        member = self.table.get(self.name)
+        assert member is not None
+        return member
+
+    def members(self) -> list[Member]:
+        """Snapshot of every member we know, ourselves included, sorted by name."""
+        return sorted(self.table, key=lambda m: m.name)
+
+    def member(self, name: str) -> Member | None:
+        """What we hold about ``name``, or None."""
+        return self.table.get(name)
+
+    def install_view(self, members: dict[str, Member], probe_order: list[str]) -> None:
+        """Start from a converged view instead of joining (large simulations).
+
+        ``members`` must hold every member alive, ourselves included (values are shared,
+        not copied); ``probe_order`` is the initial probe order of the others.
+        """
+        self.table.install(members)
+        self.cycle.install([name for name in probe_order if name != self.name])
+
+    def _flush(self) -> list[Output]:
+        out, self._out = self._out, []
+        return out
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _next_token(self) -> int:
+        self._token += 1
+        return self._token
+
+    def _schedule(self, at: float, timer: Timer) -> None:
+        self._out.append(ScheduleTimer(at=at, timer=timer))
+
+    def _stream(
+        self,
+        purpose: StreamPurpose,
+        address: str,
+        payload: bytes,
+        now: float,
+        seq: int = 0,
+        deadline: float | None = None,
+    ) -> int:
+        token = self._next_token()
+        self._streams[token] = (purpose, address, seq)
+        self._out.append(
+            StreamRequest(
+                token=token,
+                address=address,
+                payload=payload,
+                purpose=purpose,
+                deadline=now + self.config.stream_timeout if deadline is None else deadline,
+            )
+        )
+        self.counters[f"stream_{purpose.value}_sent"] += 1
+        return token
+
+    def _send(self, address: str, primary: list[Message]) -> bool:
+        """Send ``primary`` messages to ``address`` with as much gossip as fits.
+
+        Without primary messages, sends only if there is gossip; returns whether it sent.
+        """
+        encoded = [codec.encode_message(m) for m in primary]
+        room = self._budget - sum(len(e) for e in encoded)
+        limit = retransmit_limit(self.config.retransmit_mult, self.table.active_count)
+        encoded += self.broadcasts.take(room, limit)
+        if not encoded:
+            return False
+        payload = codec.join_packet(encoded)
+        self.counters["datagrams_sent"] += 1
+        self.counters["bytes_sent"] += len(payload)
+        self._out.append(SendDatagram(address=address, payload=payload))
+        return True
+
+    def _gossip(self, key: Hashable, message: Message) -> None:
+        self.broadcasts.push(key, codec.encode_message(message))
+
+    def _is_probeable(self, name: str) -> bool:
+        member = self.table.get(name)
+        return member is not None and not member.status.is_gone
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, now: float) -> list[Output]:
+        """Begin protocol periods. Timers start at random phases so nodes do not align."""
+        self._out.append(MemberJoined(member=self.local_member))
+        cfg = self.config
+        self._schedule(now + self.rng.uniform(0, cfg.probe_interval), ProbeTick())
+        self._schedule(now + self.rng.uniform(0, cfg.gossip_interval), GossipTick())
+        self._schedule(now + self.rng.uniform(0, cfg.push_pull_interval), PushPullTick())
+        self._schedule(now + self._reap_interval(), ReapTick())
+        self._schedule(now + cfg.reconnect_interval, ReconnectTick())
+        return self._flush()
+
+    def _reap_interval(self) -> float:
+        return max(1.0, min(self.config.reap_timeout, self.config.reconnect_interval) / 4)
+
+    def update_meta(self, meta: bytes, now: float) -> list[Output]:
+        """Announce new metadata: raises our incarnation and gossips alive.
+
+        Raises:
+            MetadataTooLarge: over ``config.meta_max_size``; nothing is sent.
+            NotRunning: after leave.
+        """
+        if len(meta) > self.config.meta_max_size:
+            raise MetadataTooLarge(len(meta), self.config.meta_max_size)
+        if self.leaving:
+            raise NotRunning("cannot update metadata after leaving")
+        previous = self.local_member
+        self._announce_self(
+            attrs.evolve(previous, incarnation=previous.incarnation + 1, meta=meta), now
+        )
+        self._out.append(MemberUpdated(member=self.local_member, previous=previous))
+        return self._flush()
+
+    def _announce_self(self, member: Member, now: float) -> None:
+        self.table.store(member, now)
+        self._gossip(
+            member.name,
+            Alive(
+                name=member.name,
+                address=member.address,
+                incarnation=member.incarnation,
+                meta=member.meta,
+            ),
+        )
+
+    def leave(self, now: float) -> list[Output]:
+        """Leave gracefully: gossip "left" at our incarnation, then stop probing.
+
+        ``LeaveComplete`` is output once the message went out (at once when alone).
+        """
+        if self.leaving:
+            return []
+        self.leaving = True
+        me = self.local_member
+        self.table.store(attrs.evolve(me, status=Status.LEFT), now)
+        self._gossip(self.name, Left(name=self.name, incarnation=me.incarnation))
+        peers = self.table.active_count
+        self._leave_target = min(
+            retransmit_limit(self.config.retransmit_mult, peers + 1), max(peers, 0)
+        )
+        self._gossip_round(now)
+        self._check_leave_complete()
+        return self._flush()
+
+    def _check_leave_complete(self) -> None:
+        if not self.leaving or self._leave_target < 0:
+            return
+        sent = self.broadcasts.transmits(self.name)
+        if sent is None or sent >= self._leave_target:
+            self._leave_target = -1
+            self._out.append(LeaveComplete())
+
+    # ------------------------------------------------------------------ datagrams
+
+    def receive(self, payload: bytes, source: str, now: float) -> list[Output]:
+        """Handle one datagram (already authenticated by the runtime) from ``source``.
+
+        Malformed input is counted (``counters["packets_malformed"]``) and dropped.
+        """
+        try:
+            messages = codec.decode_packet(payload)
+        except DecodeError:
+            self.counters["packets_malformed"] += 1
+            return []
+        self.counters["datagrams_received"] += 1
+        self.counters["bytes_received"] += len(payload)
+        for message in messages:
+            self._dispatch(message, source, now)
+        return self._flush()
+
+    def _dispatch(self, message: Message, source: str, now: float) -> None:
+        kind = type(message)
+        if kind is Ping:
+            self._on_ping(message, source)  # type: ignore[arg-type]
+        elif kind is Ack:
+            self._on_ack(message.seq, now)  # type: ignore[union-attr]
+        elif kind is Nack:
+            self._on_nack(message)  # type: ignore[arg-type]
+        elif kind is PingReq:
+            self._on_ping_req(message, source, now)  # type: ignore[arg-type]
+        elif kind is Alive:
+            self.on_alive(message, now)  # type: ignore[arg-type]
+        elif kind is Suspect:
+            self.on_suspect(message, now)  # type: ignore[arg-type]
+        elif kind is Dead:
+            self.on_dead(message, now)  # type: ignore[arg-type]
+        elif kind is Left:
+            self.on_left(message, now)  # type: ignore[arg-type]
+        else:
+            self.counters["messages_unexpected"] += 1
+
+    def _on_ping(self, ping: Ping, source: str) -> None:
+        if ping.target != self.name:
+            self.counters["pings_for_other_name"] += 1
+            return
+        self._send(source, [Ack(seq=ping.seq)])
+
+    def _on_ack(self, seq: int, now: float) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            self._probe = None
+            self.awareness.apply_delta(-1)
+            self.counters["probes_succeeded"] += 1
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(relay.requester, [Ack(seq=relay.seq)])
+            return
+        self.counters["acks_stale"] += 1
+
+    def _on_nack(self, nack: Nack) -> None:
+        if self._probe is not None and self._probe.seq == nack.seq:
+            self._probe.nacks += 1
+
+    def _on_ping_req(self, request: PingReq, source: str, now: float) -> None:
+        if len(self._relays) >= _MAX_RELAYS:
+            self.counters["ping_reqs_refused"] += 1
+            return
+        seq = self._next_seq()
+        self._relays[seq] = _Relay(requester=source, seq=request.seq, nack=request.nack)
+        self._send(request.target_address, [Ping(seq=seq, target=request.target)])
+        self._schedule(now + self.config.probe_timeout, IndirectProbeTimeout(seq=seq))
+
+    # ------------------------------------------------------------------ membership claims
+
+    def on_alive(self, alive: Alive, now: float) -> None:
+        """Apply an alive claim (from gossip or a merged state)."""
+        if alive.name == self.name:
+            me = self.local_member
+            if alive.incarnation < me.incarnation or (
+                alive.incarnation == me.incarnation
+                and alive.address == me.address
+                and alive.meta == me.meta
+            ):
+                return
+            self.counters["name_conflicts" if alive.address != me.address else "refutations"] += 1
+            self._refute(alive.incarnation, now)
+            return
+        change = self.table.claim_alive(
+            alive.name, alive.address, alive.incarnation, alive.meta, now
+        )
+        if change is None:
+            return
+        self._gossip(alive.name, alive)
+        self.cycle.add(alive.name)
+        self._reconnect.pop(alive.name, None)
+        suspicion = self._suspicions.pop(alive.name, None)
+        old = change.old
+        if old is None or old.status.is_gone:
+            self._out.append(MemberJoined(member=change.new))
+        elif old.status == Status.SUSPECT or suspicion is not None:
+            self._out.append(MemberRecovered(member=change.new))
+        elif old.address != change.new.address or old.meta != change.new.meta:
+            self._out.append(MemberUpdated(member=change.new, previous=old))
+
+    def on_suspect(self, suspect: Suspect, now: float) -> None:
+        """Apply a suspicion claim: refute it if it is about us, else track it."""
+        if suspect.name == self.name:
+            if not self.leaving and suspect.incarnation >= self.incarnation:
+                self.counters["refutations"] += 1
+                self._refute(suspect.incarnation, now)
+            return
+        change = self.table.claim_suspect(suspect.name, suspect.incarnation, now)
+        if change is None:
+            self._confirm(suspect, now)
+            return
+        self._gossip(suspect.name, suspect)
+        self._start_suspicion(change, suspect.source, now)
+
+    def _start_suspicion(self, change: Change, by: str, now: float) -> None:
+        cfg = self.config
+        n = self.table.active_count
+        low = suspicion_min_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        suspicion = Suspicion(
+            incarnation=change.new.incarnation,
+            by=by,
+            started=now,
+            min_timeout=low,
+            max_timeout=suspicion_max_timeout(low, cfg.suspicion_max_timeout_mult),
+            expected=expected_confirmations(cfg.suspicion_mult, n),
+            token=self._next_token(),
+        )
+        self._suspicions[change.new.name] = suspicion
+        self.counters["suspicions"] += 1
+        self._schedule_suspicion(change.new.name, suspicion)
+        self._out.append(MemberSuspected(member=change.new, by=by))
+
+    def _schedule_suspicion(self, name: str, suspicion: Suspicion) -> None:
+        self._schedule(
+            suspicion.deadline,
+            SuspicionTimeout(name=name, incarnation=suspicion.incarnation, token=suspicion.token),
+        )
+
+    def _confirm(self, suspect: Suspect, now: float) -> None:
+        suspicion = self._suspicions.get(suspect.name)
+        if suspicion is None or suspicion.incarnation != suspect.incarnation:
+            return
+        if suspicion.confirm(suspect.source):
+            self.counters["suspicion_confirmations"] += 1
+            suspicion.token = self._next_token()
+            self._schedule_suspicion(suspect.name, suspicion)
+            self._gossip(suspect.name, suspect)
+
+    def on_dead(self, dead: Dead, now: float) -> None:
+        """Apply a failure claim: refute it if it is about us."""
+        if dead.name == self.name:
+            if not self.leaving and dead.incarnation >= self.incarnation:
+                self.counters["refutations"] += 1
+                self._refute(dead.incarnation, now)
+            return
+        change = self.table.claim_dead(dead.name, dead.incarnation, now)
+        if change is None:
+            return
+        suspicion = self._suspicions.pop(dead.name, None)
+        self._declare_failed(change, dead, suspicion)
+
+    def _declare_failed(self, change: Change, dead: Dead, suspicion: Suspicion | None) -> None:
+        self._gossip(dead.name, dead)
+        self._reconnect[dead.name] = (change.new.address, self.table.changed_at(dead.name))
+        self._out.append(
+            MemberFailed(
+                member=change.new,
+                by=suspicion.by if suspicion is not None else dead.source,
+                confirmations=len(suspicion.confirmed_by) if suspicion is not None else 0,
+            )
+        )
+
+    def on_left(self, left: Left, now: float) -> None:
+        """Apply a graceful-leave claim. A stale "left" about us is refuted."""
+        if left.name == self.name:
+            if not self.leaving and left.incarnation >= self.incarnation:
+                self.counters["refutations"] += 1
+                self._refute(left.incarnation, now)
+            return
+        change = self.table.claim_left(left.name, left.incarnation, now)
+        if change is None:
+            return
+        self._gossip(left.name, left)
+        self._suspicions.pop(left.name, None)
+        self._reconnect.pop(left.name, None)
+        self._out.append(MemberLeft(member=change.new))
+
+    def _refute(self, accused_incarnation: int, now: float) -> None:
+        me = self.local_member
+        incarnation = max(me.incarnation, accused_incarnation) + 1
+        self._announce_self(attrs.evolve(me, incarnation=incarnation, status=Status.ALIVE), now)
+        self.awareness.apply_delta(1)
+
+    # ------------------------------------------------------------------ timers
+
+    def handle_timer(self, timer: Timer, now: float) -> list[Output]:
+        """Run a timer the engine scheduled earlier. Stale timers do nothing."""
+        kind = type(timer)
+        if kind is ProbeTick:
+            self._probe_tick(now)
+        elif kind is ProbeTimeout:
+            self._probe_timeout(timer.seq, now)  # type: ignore[union-attr]
+        elif kind is ProbeDeadline:
+            if self._probe is not None and self._probe.seq == timer.seq:  # type: ignore[union-attr]
+                self._probe_failed(now)
+        elif kind is IndirectProbeTimeout:
+            relay = self._relays.pop(timer.seq, None)  # type: ignore[union-attr]
+            if relay is not None and relay.nack:
+                self._send(relay.requester, [Nack(seq=relay.seq)])
+        elif kind is SuspicionTimeout:
+            self._suspicion_timeout(timer, now)  # type: ignore[arg-type]
+        elif kind is GossipTick:
+            self._schedule(now + self.config.gossip_interval, GossipTick())
+            self._gossip_round(now)
+            self._check_leave_complete()
+        else:
+            self._handle_sync_timer(timer, now)
+        return self._flush()
+
+    def _probe_tick(self, now: float) -> None:
+        if self.leaving:
+            return
+        if self._probe is not None:  # the previous period ended without a verdict yet
+            self._probe_failed(now)
+        cfg = self.config
+        self._schedule(now + self.awareness.scale(cfg.probe_interval), ProbeTick())
+        name = self.cycle.next(self._is_probeable)
+        if name is None:
+            return
+        target = self.table.get(name)
+        assert target is not None
+        seq = self._next_seq()
+        self._probe = _Probe(seq=seq, target=name, address=target.address, started=now)
+        primary: list[Message] = [Ping(seq=seq, target=name)]
+        suspicion = self._suspicions.get(name)
+        if suspicion is not None:  # buddy system: tell the suspect at once
+            primary.append(Suspect(name=name, incarnation=target.incarnation, source=suspicion.by))
+        self.counters["probes"] += 1
+        self._send(target.address, primary)
+        self._schedule(now + self.awareness.scale(cfg.probe_timeout), ProbeTimeout(seq=seq))
+        self._schedule(
+            now + self.awareness.scale(cfg.probe_interval) * 0.999, ProbeDeadline(seq=seq)
+        )
+
+    def _probe_timeout(self, seq: int, now: float) -> None:
+        probe = self._probe
+        if probe is None or probe.seq != seq:
+            return
+        helpers = self.cycle.sample(
+            self.config.indirect_checks,
+            lambda n: n != probe.target and self._is_alive(n),
+        )
+        for helper in helpers:
+            member = self.table.get(helper)
+            assert member is not None
+            request = PingReq(seq=seq, target=probe.target, target_address=probe.address, nack=True)
+            self._send(member.address, [request])
+        probe.expected_nacks = len(helpers)
+        if self.config.stream_fallback:
+            deadline = probe.started + self.awareness.scale(self.config.probe_interval)
+            self._stream(
+                StreamPurpose.PING,
+                probe.address,
+                codec.encode_stream(Ping(seq=seq, target=probe.target)),
+                now,
+                seq=seq,
+                deadline=deadline,
+            )
+
+    def _is_alive(self, name: str) -> bool:
+        member = self.table.get(name)
+        return member is not None and member.status == Status.ALIVE
+
+    def _probe_failed(self, now: float) -> None:
+        probe = self._probe
+        assert probe is not None
+        self._probe = None
+        self.counters["probes_failed"] += 1
+        if probe.expected_nacks > 0:
+            self.awareness.apply_delta(max(probe.expected_nacks - probe.nacks, 0))
+        else:
+            self.awareness.apply_delta(1)
+        target = self.table.get(probe.target)
+        if target is None or target.status != Status.ALIVE:
+            return
+        self.on_suspect(
+            Suspect(name=probe.target, incarnation=target.incarnation, source=self.name), now
+        )
+
+    def _suspicion_timeout(self, timer: SuspicionTimeout, now: float) -> None:
+        suspicion = self._suspicions.get(timer.name)
+        if suspicion is None or suspicion.token != timer.token:
+            return
+        change = self.table.claim_dead(timer.name, timer.incarnation, now)
+        del self._suspicions[timer.name]
+        if change is None:
+            return
+        self.counters["failures_declared"] += 1
+        dead = Dead(name=timer.name, incarnation=timer.incarnation, source=self.name)
+        self._declare_failed(change, dead, suspicion)
+
+    def _gossip_round(self, now: float) -> None:
+        if not self.broadcasts:
+            return
+        horizon = now - self.config.gossip_to_the_dead_time
+
+        def wanted(name: str) -> bool:
+            member = self.table.get(name)
+            if member is None:
+                return False
+            if member.status == Status.DEAD:
+                return self.table.changed_at(name) >= horizon
+            return member.status != Status.LEFT
+
+        for name in self.cycle.sample(self.config.gossip_nodes, wanted):
+            member = self.table.get(name)
+            assert member is not None
+            if not self._send(member.address, []):
+                break

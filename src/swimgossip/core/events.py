@@ -1,0 +1,74 @@
+"""Membership events: what the core tells the application about other members.
+
+Each event is a frozen value holding a ``Member`` snapshot taken when the change happened.
+Callers dispatch on ``type(event)``. Suspicion and failure carry provenance: who raised the
+suspicion, and how many independent members confirmed it.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .member import Member
+
+__all__ = [
+    "MemberEvent",
+    "MemberFailed",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberRecovered",
+    "MemberSuspected",
+    "MemberUpdated",
+]
+
+
+@attrs.frozen(kw_only=True)
+class MemberJoined:
+    """A member became alive: new to us, or back after failing or leaving."""
+
+    member: Member
+
+
+@attrs.frozen(kw_only=True)
+class MemberUpdated:
+    """An alive member changed its metadata or address (its incarnation rose)."""
+
+    member: Member
+    previous: Member
+
+
+@attrs.frozen(kw_only=True)
+class MemberSuspected:
+    """``by`` suspects the member; it is not yet declared failed."""
+
+    member: Member
+    by: str
+
+
+@attrs.frozen(kw_only=True)
+class MemberFailed:
+    """The member is declared failed. ``by`` raised the first suspicion (or the
+    dead claim we heard); ``confirmations`` counts independent members that agreed."""
+
+    member: Member
+    by: str
+    confirmations: int
+
+
+@attrs.frozen(kw_only=True)
+class MemberLeft:
+    """The member left the cluster gracefully."""
+
+    member: Member
+
+
+@attrs.frozen(kw_only=True)
+class MemberRecovered:
+    """A suspect member refuted the suspicion and is alive again."""
+
+    member: Member
+
+
+MemberEvent = (
+    MemberJoined | MemberUpdated | MemberSuspected | MemberFailed | MemberLeft | MemberRecovered
+)

@@ -1,0 +1,109 @@
+"""What the engine asks of the outside world.
+
+Every engine entry point returns a list of these values, in order. The runtime (or the
+simulator) sends datagrams, schedules timers, runs stream exchanges and publishes events;
+the engine itself does none of it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from .events import MemberEvent
+from .timers import Timer
+
+__all__ = [
+    "JoinOutcome",
+    "LeaveComplete",
+    "Output",
+    "ScheduleTimer",
+    "SendDatagram",
+    "StreamPurpose",
+    "StreamReply",
+    "StreamRequest",
+    "UserDelivery",
+]
+
+
+@attrs.frozen(kw_only=True)
+class SendDatagram:
+    """Send ``payload`` (an unsigned packet) to ``address`` over the datagram transport."""
+
+    address: str
+    payload: bytes
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleTimer:
+    """Call ``Engine.handle_timer(timer, now)`` once ``now >= at``."""
+
+    at: float
+    timer: Timer
+
+
+class StreamPurpose(enum.Enum):
+    """Why a stream exchange is made (for the runtime's logs and metrics)."""
+
+    PING = "ping"
+    PUSH_PULL = "push_pull"
+    JOIN = "join"
+    RECONNECT = "reconnect"
+
+
+@attrs.frozen(kw_only=True)
+class StreamRequest:
+    """Open a stream to ``address``, send ``payload``, read one reply frame by ``deadline``.
+
+    Report the result with ``Engine.stream_reply(token, reply, now)`` or
+    ``Engine.stream_failed(token, reason, now)``.
+    """
+
+    token: int
+    address: str
+    payload: bytes
+    purpose: StreamPurpose
+    deadline: float
+
+
+@attrs.frozen(kw_only=True)
+class StreamReply:
+    """Send ``payload`` as the reply on the incoming stream the runtime called ``token``."""
+
+    token: int
+    payload: bytes
+
+
+@attrs.frozen(kw_only=True)
+class JoinOutcome:
+    """Result of a join exchange with a seed: ``ok`` and, when not, why."""
+
+    address: str
+    ok: bool
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class LeaveComplete:
+    """Our leave message has been transmitted; the runtime may stop."""
+
+
+@attrs.frozen(kw_only=True)
+class UserDelivery:
+    """An application broadcast from ``source`` arrived (delivered once per message)."""
+
+    source: str
+    payload: bytes
+
+
+Output = (
+    SendDatagram
+    | ScheduleTimer
+    | StreamRequest
+    | StreamReply
+    | JoinOutcome
+    | LeaveComplete
+    | UserDelivery
+    | MemberEvent
+)

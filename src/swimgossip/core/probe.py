@@ -1,0 +1,98 @@
+"""The probe order: shuffled round robin, newcomers at random positions.
+
+SWIM probes one member per period. Walking a shuffled list (reshuffled at the end of each
+pass) instead of picking at random bounds the time to the first probe of a crashed member
+to 2N-1 periods. A newcomer is inserted at a random position, so it neither waits a whole
+pass nor jumps the queue predictably. The same list doubles as the population for choosing
+``k`` random members (ping-req helpers, gossip and push-pull targets).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+
+__all__ = ["ProbeCycle"]
+
+
+@attrs.define(eq=False)
+class ProbeCycle:
+    """Names of the other members in probe order."""
+
+    rng: random.Random
+    _names: list[str] = attrs.field(factory=list, init=False)
+    _present: set[str] = attrs.field(factory=set, init=False)
+    _position: int = attrs.field(default=0, init=False)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._present
+
+    def add(self, name: str) -> None:
+        """Insert ``name`` at a random position (no-op if present)."""
+        if name in self._present:
+            return
+        self._present.add(name)
+        index = self.rng.randint(0, len(self._names))
+        self._names.insert(index, name)
+        if index < self._position:
+            self._position += 1
+
+    def install(self, names: list[str]) -> None:
+        """Replace the order with ``names`` as given (already shuffled by the caller)."""
+        self._names = list(names)
+        self._present = set(names)
+        self._position = 0
+
+    def remove(self, name: str) -> None:
+        """Take ``name`` out of the order (no-op if absent)."""
+        if name not in self._present:
+            return
+        self._present.discard(name)
+        index = self._names.index(name)
+        del self._names[index]
+        if index < self._position:
+            self._position -= 1
+
+    def next(self, probeable: Callable[[str], bool]) -> str | None:
+        """The next name in order for which ``probeable`` holds, or None after one pass."""
+        for _ in range(len(self._names) + 1):
+            if self._position >= len(self._names):
+                self.rng.shuffle(self._names)
+                self._position = 0
+                if not self._names:
+                    return None
+            name = self._names[self._position]
+            self._position += 1
+            if probeable(name):
+                return name
+        return None
+
+    def sample(self, count: int, wanted: Callable[[str], bool]) -> list[str]:
+        """Up to ``count`` distinct random names for which ``wanted`` holds.
+
+        Exhaustive for small populations, bounded random tries for large ones (like
+        memberlist's kRandomNodes), so the cost does not grow with the cluster.
+        """
+        names = self._names
+        if count <= 0 or not names:
+            return []
+        if len(names) <= 4 * count + 8:
+            candidates = [name for name in names if wanted(name)]
+            if len(candidates) <= count:
+                self.rng.shuffle(candidates)
+                return candidates
+            return self.rng.sample(candidates, count)
+        chosen: list[str] = []
+        randrange = self.rng.randrange
+        for _ in range(3 * len(names) if len(names) < 64 else 8 * count + 32):
+            name = names[randrange(len(names))]
+            if name not in chosen and wanted(name):
+                chosen.append(name)
+                if len(chosen) == count:
+                    break
+        return chosen

@@ -1,0 +1,193 @@
+"""Full-state sync over the stream transport: join, push-pull, reconnect, and reaping.
+
+Gossip is probabilistic; push-pull makes the views converge for sure. Periodically (and on
+join, and when retrying a failed member) a node sends its whole member table over a stream
+and receives the other side's; both merge with the same rules as gossip (memberlist's
+mergeState): alive and left claims apply as they are, while a remote "dead" or "suspect"
+only makes us *suspect* the member, so the member can refute before it is declared failed.
+
+Failed members are remembered apart from the table for ``reconnect_timeout`` and one of them
+is retried every ``reconnect_interval``; a healed partition therefore merges back even after
+the other side was reaped from the table. This module is a mixin of ``Engine``: the methods
+are the engine's stream entry points.
+"""
+
+# The methods below are typed with `self: Engine` (the class they are mixed into);
+# mypy calls that "erased self type" [misc], which is what a mixin means here.
+# mypy: disable-error-code="misc"
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from . import codec
+from .errors import DecodeError, NotRunning
+from .member import Status
+from .messages import Ack, Alive, Left, Ping, PushPull, Suspect
+from .outputs import JoinOutcome, Output, StreamPurpose, StreamReply
+from .timers import PushPullTick, ReapTick, ReconnectTick, Timer
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["SyncMixin", "push_pull_interval"]
+
+
+def push_pull_interval(base: float, cluster_size: int) -> float:
+    """memberlist's pushPullScale: ``base`` up to 32 members, then one more ``base`` per
+    doubling: ``base * (ceil(log2(N) - log2(32)) + 1)``."""
+    if cluster_size <= 32:
+        return base
+    multiplier = math.ceil(math.log2(cluster_size) - 5.0) + 1.0
+    return base * multiplier
+
+
+class SyncMixin:
+    """Join, push-pull, reconnect and reap: the engine's stream side."""
+
+    def join(self: Engine, seeds: list[str], now: float) -> list[Output]:
+        """Exchange full state with each seed address; each gives one ``JoinOutcome``.
+
+        Raises:
+            NotRunning: after leave.
+        """
+        if self.leaving:
+            raise NotRunning("cannot join after leaving")
+        payload = codec.encode_stream(self.local_state(join=True))
+        for address in seeds:
+            self._stream(StreamPurpose.JOIN, address, payload, now)
+        return self._flush()
+
+    def local_state(self: Engine, *, join: bool = False) -> PushPull:
+        """Our whole member table as a push-pull message."""
+        return PushPull(source=self.name, join=join, members=tuple(self.table))
+
+    def receive_stream(
+        self: Engine, payload: bytes, source: str, token: int, now: float
+    ) -> list[Output]:
+        """Answer an incoming stream frame; the reply is a ``StreamReply(token, ...)``.
+
+        Malformed frames are counted and get no reply (the runtime closes the stream).
+        """
+        try:
+            message = codec.decode_stream(payload)
+        except DecodeError:
+            self.counters["streams_malformed"] += 1
+            return []
+        if type(message) is PushPull:
+            self.counters["push_pulls_received"] += 1
+            self.merge_state(message, now)
+            reply = codec.encode_stream(self.local_state())
+            self._out.append(StreamReply(token=token, payload=reply))
+        elif type(message) is Ping and message.target == self.name:
+            reply = codec.encode_stream(Ack(seq=message.seq))
+            self._out.append(StreamReply(token=token, payload=reply))
+        else:
+            self.counters["streams_unexpected"] += 1
+        return self._flush()
+
+    def stream_reply(self: Engine, token: int, payload: bytes, now: float) -> list[Output]:
+        """The reply to our ``StreamRequest(token)`` arrived."""
+        pending = self._streams.pop(token, None)
+        if pending is None:
+            return []
+        purpose, address, seq = pending
+        try:
+            message = codec.decode_stream(payload)
+        except DecodeError:
+            self.counters["streams_malformed"] += 1
+            return self._stream_lost(purpose, address, "malformed reply")
+        if purpose is StreamPurpose.PING:
+            if type(message) is Ack and message.seq == seq:
+                self.counters["stream_probes_succeeded"] += 1
+                self._on_ack(seq, now)
+        elif type(message) is PushPull:
+            self.merge_state(message, now)
+            if purpose is StreamPurpose.JOIN:
+                self._out.append(JoinOutcome(address=address, ok=True))
+        else:
+            return self._stream_lost(purpose, address, "unexpected reply")
+        return self._flush()
+
+    def stream_failed(self: Engine, token: int, reason: str, now: float) -> list[Output]:
+        """Our ``StreamRequest(token)`` failed (refused, timed out, closed)."""
+        pending = self._streams.pop(token, None)
+        if pending is None:
+            return []
+        purpose, address, _ = pending
+        return self._stream_lost(purpose, address, reason)
+
+    def _stream_lost(
+        self: Engine, purpose: StreamPurpose, address: str, reason: str
+    ) -> list[Output]:
+        self.counters[f"stream_{purpose.value}_failed"] += 1
+        if purpose is StreamPurpose.JOIN:
+            self._out.append(JoinOutcome(address=address, ok=False, reason=reason))
+        return self._flush()
+
+    def merge_state(self: Engine, state: PushPull, now: float) -> None:
+        """Merge a remote member table with the precedence rules (memberlist's mergeState)."""
+        for member in state.members[: self.config.max_members]:
+            if member.status == Status.ALIVE:
+                self.on_alive(
+                    Alive(
+                        name=member.name,
+                        address=member.address,
+                        incarnation=member.incarnation,
+                        meta=member.meta,
+                    ),
+                    now,
+                )
+            elif member.status == Status.LEFT:
+                self.on_left(Left(name=member.name, incarnation=member.incarnation), now)
+            else:
+                if member.name not in self.table and member.name != self.name:
+                    continue  # a stranger's corpse: nothing to suspect
+                self.on_suspect(
+                    Suspect(name=member.name, incarnation=member.incarnation, source=state.source),
+                    now,
+                )
+
+    def _handle_sync_timer(self: Engine, timer: Timer, now: float) -> None:
+        if type(timer) is PushPullTick:
+            self._push_pull_tick(now)
+        elif type(timer) is ReapTick:
+            self._schedule(now + self._reap_interval(), ReapTick())
+            self._reap(now)
+        elif type(timer) is ReconnectTick:
+            self._schedule(now + self.config.reconnect_interval, ReconnectTick())
+            self._reconnect_tick(now)
+
+    def _push_pull_tick(self: Engine, now: float) -> None:
+        if self.leaving:
+            return
+        interval = push_pull_interval(self.config.push_pull_interval, self.table.active_count)
+        self._schedule(now + interval, PushPullTick())
+        peers = self.cycle.sample(1, self._is_alive)
+        if peers:
+            member = self.table.get(peers[0])
+            assert member is not None
+            payload = codec.encode_stream(self.local_state())
+            self._stream(StreamPurpose.PUSH_PULL, member.address, payload, now)
+
+    def _reap(self: Engine, now: float) -> None:
+        horizon = now - self.config.reap_timeout
+        for name in self.table.gone_names():
+            if name != self.name and self.table.changed_at(name) <= horizon:
+                self.table.remove(name)
+                self.cycle.remove(name)
+                self.broadcasts.discard(name)
+                self.counters["members_reaped"] += 1
+        forget = now - self.config.reconnect_timeout
+        for name, (_, failed_at) in list(self._reconnect.items()):
+            if failed_at <= forget:
+                del self._reconnect[name]
+
+    def _reconnect_tick(self: Engine, now: float) -> None:
+        if self.leaving or not self._reconnect:
+            return
+        name = self.rng.choice(list(self._reconnect))
+        address, _ = self._reconnect[name]
+        payload = codec.encode_stream(self.local_state())
+        self._stream(StreamPurpose.RECONNECT, address, payload, now)

@@ -1,0 +1,152 @@
+"""The member table: the one owner of member status changes.
+
+Every claim about another member (alive, suspect, dead, left) comes here and is accepted
+or refused by SWIM's precedence (``member.supersedes``) plus the protocol's rules:
+
+=========  ==========================================================================
+claim      accepted when (``old`` is what we hold)
+=========  ==========================================================================
+alive      unknown member (and room in the table), or a higher incarnation
+suspect    old is alive at <= incarnation, or suspect at a higher incarnation
+dead       old is alive or suspect at <= incarnation
+left       old is alive, suspect or dead at <= incarnation (left outranks dead)
+=========  ==========================================================================
+
+So a member that left is not resurrected by a stale alive (only a higher incarnation,
+which only the member itself can mint, brings it back), and a dead member is not
+re-suspected. Claims about the local member never reach the table: the engine refutes
+them. The table stores frozen ``Member`` values, so a snapshot is free and identical
+values can be shared between tables (the simulator does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+
+from .member import Member, Status
+
+__all__ = ["Change", "MemberTable"]
+
+
+@attrs.frozen(kw_only=True)
+class Change:
+    """An accepted claim: what we held before (None if unknown) and what we hold now."""
+
+    old: Member | None
+    new: Member
+
+
+@attrs.define(eq=False)
+class MemberTable:
+    """All members we know, including ourselves, and when the gone ones went."""
+
+    local_name: str
+    max_members: int
+    _members: dict[str, Member] = attrs.field(factory=dict, init=False)
+    _changed_at: dict[str, float] = attrs.field(factory=dict, init=False)
+    _active: int = attrs.field(default=0, init=False)
+    _gone: set[str] = attrs.field(factory=set, init=False)
+    refused_full: int = attrs.field(default=0, init=False)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._members
+
+    def __iter__(self) -> Iterator[Member]:
+        return iter(self._members.values())
+
+    def get(self, name: str) -> Member | None:
+        """What we hold about ``name``, or None."""
+        return self._members.get(name)
+
+    def changed_at(self, name: str) -> float:
+        """When ``name``, a dead or left member, became so (the engine's ``now``)."""
+        return self._changed_at[name]
+
+    def gone_names(self) -> list[str]:
+        """Names of the members held dead or left (a copy, safe to mutate the table)."""
+        return sorted(self._gone)
+
+    @property
+    def active_count(self) -> int:
+        """Members alive or suspect, ourselves included: the ``N`` of the formulas."""
+        return self._active
+
+    def store(self, member: Member, now: float) -> Change:
+        """Store ``member`` unconditionally (used for the local member and by claims)."""
+        old = self._members.get(member.name)
+        if old is not None and not old.status.is_gone:
+            self._active -= 1
+        if member.status.is_gone:
+            self._gone.add(member.name)
+        else:
+            self._active += 1
+            self._gone.discard(member.name)
+        self._members[member.name] = member
+        if not member.status.is_gone:
+            self._changed_at.pop(member.name, None)
+        elif old is None or old.status != member.status:
+            self._changed_at[member.name] = now
+        return Change(old=old, new=member)
+
+    def install(self, members: dict[str, Member]) -> None:
+        """Replace the whole table with alive ``members`` (a converged view, for
+        simulations that start large clusters without a join storm). The dict is copied;
+        its ``Member`` values are shared."""
+        assert all(not m.status.is_gone for m in members.values())
+        assert self.local_name in members
+        self._members = dict(members)
+        self._changed_at.clear()
+        self._gone.clear()
+        self._active = len(members)
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` entirely (reaping); its name may join again afterwards."""
+        old = self._members.pop(name, None)
+        self._changed_at.pop(name, None)
+        self._gone.discard(name)
+        if old is not None and not old.status.is_gone:
+            self._active -= 1
+
+    def claim_alive(
+        self, name: str, address: str, incarnation: int, meta: bytes, now: float
+    ) -> Change | None:
+        """``name`` says it is alive at ``incarnation``. Returns the change, if accepted."""
+        old = self._members.get(name)
+        if old is None:
+            if len(self._members) >= self.max_members:
+                self.refused_full += 1
+                return None
+        elif incarnation <= old.incarnation:
+            return None
+        member = Member(
+            name=name, address=address, status=Status.ALIVE, incarnation=incarnation, meta=meta
+        )
+        return self.store(member, now)
+
+    def claim_suspect(self, name: str, incarnation: int, now: float) -> Change | None:
+        """Someone suspects ``name`` at ``incarnation``. Returns the change, if accepted."""
+        old = self._members.get(name)
+        if old is None or old.status.is_gone or incarnation < old.incarnation:
+            return None
+        if incarnation == old.incarnation and old.status == Status.SUSPECT:
+            return None
+        return self.store(attrs.evolve(old, status=Status.SUSPECT, incarnation=incarnation), now)
+
+    def claim_dead(self, name: str, incarnation: int, now: float) -> Change | None:
+        """Someone declares ``name`` failed at ``incarnation``."""
+        old = self._members.get(name)
+        if old is None or old.status.is_gone or incarnation < old.incarnation:
+            return None
+        return self.store(attrs.evolve(old, status=Status.DEAD, incarnation=incarnation), now)
+
+    def claim_left(self, name: str, incarnation: int, now: float) -> Change | None:
+        """``name`` announced it left at ``incarnation``."""
+        old = self._members.get(name)
+        if old is None or old.status == Status.LEFT or incarnation < old.incarnation:
+            return None
+        return self.store(attrs.evolve(old, status=Status.LEFT, incarnation=incarnation), now)

@@ -1,0 +1,403 @@
+"""A deterministic network of engines in virtual time (no Trio, no sockets).
+
+``Simulation`` runs many ``swimgossip.core.Engine`` instances in one process against a
+timer heap. Every packet goes through the real codec and, with a keyring, the real signing;
+the network between them is a model with per-link loss, latency and jitter, partitions,
+crashes and pauses. Everything random comes from one seed, so a run is replayed exactly
+by running it again with the same seed.
+
+Model choices, stated so results can be read correctly:
+
+* datagrams are lost independently with the link's loss probability, delayed by
+  ``latency + U(0, jitter)``;
+* streams (push-pull, stream pings) are TCP-like: they do not lose data, but each leg that
+  would have lost a packet costs a 200 ms retransmission; across a partition a stream
+  times out at its deadline; to a crashed node it is refused at once;
+* a paused node (a GC pause, a starved CPU) processes nothing; what arrived meanwhile
+  waits, and on waking it first runs the timers that came due, then the queued packets
+  (the worst order for it, as on a real event loop that wakes to expired timeouts).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ..core.config import Config
+from ..core.engine import Engine
+from ..core.events import MemberEvent
+from ..core.member import Member, Status
+from ..core.outputs import (
+    JoinOutcome,
+    LeaveComplete,
+    Output,
+    ScheduleTimer,
+    SendDatagram,
+    StreamReply,
+    StreamRequest,
+    UserDelivery,
+)
+from ..core.timers import Timer
+from ..security import SIGNATURE_OVERHEAD, AuthenticationError, Keyring, PacketSigner, SecurityMode
+
+__all__ = ["RecordedEvent", "SimNode", "Simulation"]
+
+_TIMER, _DATAGRAM, _STREAM_IN, _STREAM_REPLY, _STREAM_FAIL, _RESUME, _CALL = range(7)
+_RETRANSMIT_DELAY = 0.2
+
+
+@attrs.frozen
+class RecordedEvent:
+    """One membership event, when it happened and which node emitted it."""
+
+    time: float
+    observer: str
+    event: MemberEvent
+
+
+@attrs.define(eq=False)
+class SimNode:
+    """A simulated process: its engine and what the simulator knows of it."""
+
+    name: str
+    address: str
+    engine: Engine
+    epoch: int
+    crashed: bool = False
+    paused_until: float = 0.0
+    backlog: list[tuple[Any, ...]] = attrs.Factory(list)
+    sent_datagrams: int = 0
+    sent_bytes: int = 0
+
+
+class Simulation:
+    """Engines on a simulated network, in virtual time.
+
+    Args:
+        config: protocol configuration of every node.
+        seed: the one seed of the run (network and every engine's RNG derive from it).
+        latency, jitter: one-way datagram delay is ``latency + U(0, jitter)`` seconds.
+        keyring: sign every packet (``SecurityMode.REQUIRED``) with this keyring.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        seed: int = 0,
+        latency: float = 0.0005,
+        jitter: float = 0.0005,
+        keyring: Keyring | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.latency = latency
+        self.jitter = jitter
+        self.keyring = keyring
+        self.now = 0.0
+        self.nodes: dict[str, SimNode] = {}
+        self.events: list[RecordedEvent] = []
+        self.deliveries: list[tuple[float, str, UserDelivery]] = []
+        self.join_outcomes: list[tuple[float, str, JoinOutcome]] = []
+        self.left: set[str] = set()
+        self.counters: Counter[str] = Counter()
+        self._heap: list[tuple[float, int, int, str, int, Any]] = []
+        self._seq = 0
+        self._by_address: dict[str, str] = {}
+        self._loss = 0.0
+        self._link_loss: dict[tuple[str, str], float] = {}
+        self._group: dict[str, int] = {}
+        self._stream_token = 0
+        self._stream_routes: dict[tuple[str, int], tuple[str, int, int, float]] = {}
+        self._signers: dict[str, PacketSigner] = {}
+        self._epochs = 0
+
+    # ------------------------------------------------------------------ building
+
+    def add_node(
+        self, name: str, *, meta: bytes = b"", join: Iterable[str] = (), at: float | None = None
+    ) -> SimNode:
+        """Start a node now (or replace a crashed one of that name) and join ``join`` names."""
+        old = self.nodes.get(name)
+        if old is not None and not old.crashed:
+            raise ValueError(f"{name} is running")
+        address = f"{name}:7946"
+        self._epochs += 1
+        engine = Engine(
+            name=name,
+            address=address,
+            config=self.config,
+            rng=random.Random(f"{self.seed}/{name}/{self._epochs}"),
+            meta=meta,
+            envelope_overhead=SIGNATURE_OVERHEAD if self.keyring else 0,
+        )
+        node = SimNode(name=name, address=address, engine=engine, epoch=self._epochs)
+        self.nodes[name] = node
+        self._by_address[address] = name
+        self.left.discard(name)
+        if self.keyring is not None:
+            self._signers[name] = PacketSigner(self.keyring, SecurityMode.REQUIRED)
+        self._apply(node, engine.start(self.now))
+        seeds = [self.nodes[seed].address for seed in join]
+        if seeds:
+            self._apply(node, engine.join(seeds, self.now))
+        return node
+
+    def add_cluster(self, count: int, *, prefix: str = "n", prejoined: bool = False) -> None:
+        """Start ``count`` nodes named ``{prefix}0``... .
+
+        By default each joins ``{prefix}0`` through the protocol, 10 ms apart. With
+        ``prejoined`` every node starts from the converged view instead (no join storm:
+        for clusters of thousands).
+        """
+        names = [f"{prefix}{i}" for i in range(count)]
+        if not prejoined:
+            for i, name in enumerate(names):
+                self.add_node(name, join=[names[0]] if i else [])
+                self.run_for(0.01)
+            return
+        for name in names:
+            self.add_node(name)
+        view = {
+            name: Member(
+                name=name,
+                address=self.nodes[name].address,
+                status=Status.ALIVE,
+                incarnation=0,
+                meta=b"",
+            )
+            for name in names
+        }
+        order = list(names)
+        self.rng.shuffle(order)
+        for name in names:
+            offset = self.rng.randrange(count)
+            self.nodes[name].engine.install_view(view, order[offset:] + order[:offset])
+
+    # ------------------------------------------------------------------ faults
+
+    def crash(self, name: str) -> None:
+        """Stop ``name`` at once, without leaving (its timers and packets vanish)."""
+        self.nodes[name].crashed = True
+
+    def leave(self, name: str) -> None:
+        """Leave gracefully; the node stops when its leave has gone out."""
+        node = self.nodes[name]
+        self._apply(node, node.engine.leave(self.now))
+
+    def pause(self, name: str, duration: float) -> None:
+        """``name`` processes nothing for ``duration`` seconds, then catches up."""
+        node = self.nodes[name]
+        node.paused_until = max(node.paused_until, self.now + duration)
+        self._push(node.paused_until, _RESUME, name, node.epoch, None)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the network: nodes in different groups cannot reach each other.
+        Nodes not named form one more group together."""
+        self._group = {}
+        for index, group in enumerate(groups, start=1):
+            for name in group:
+                self._group[name] = index
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._group = {}
+
+    def set_loss(self, probability: float, src: str | None = None, dst: str | None = None) -> None:
+        """Drop datagrams with ``probability``: everywhere, or on the one-way link src->dst."""
+        if src is None and dst is None:
+            self._loss = probability
+        elif src is not None and dst is not None:
+            self._link_loss[(src, dst)] = probability
+        else:
+            raise ValueError("give both src and dst, or neither")
+
+    def update_meta(self, name: str, meta: bytes) -> None:
+        """Change ``name``'s metadata now."""
+        node = self.nodes[name]
+        self._apply(node, node.engine.update_meta(meta, self.now))
+
+    def call_at(self, at: float, function: Any, *args: Any) -> None:
+        """Run ``function(*args)`` at virtual time ``at`` (for scripted scenarios)."""
+        self._push(at, _CALL, "", 0, (function, args))
+
+    # ------------------------------------------------------------------ running
+
+    def run_until(self, until: float) -> None:
+        """Process everything due up to virtual time ``until``."""
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            at, _, kind, name, epoch, data = heapq.heappop(heap)
+            self.now = at
+            if kind == _CALL:
+                data[0](*data[1])
+                continue
+            node = self.nodes.get(name)
+            if node is None or node.crashed or node.epoch != epoch:
+                continue
+            if kind == _RESUME:
+                self._resume(node)
+            elif node.paused_until > at:
+                node.backlog.append((kind, data))
+            else:
+                self._deliver(node, kind, data)
+        self.now = max(self.now, until)
+
+    def run_for(self, duration: float) -> None:
+        """Process the next ``duration`` virtual seconds."""
+        self.run_until(self.now + duration)
+
+    def _resume(self, node: SimNode) -> None:
+        if node.paused_until > self.now:
+            return
+        backlog, node.backlog = node.backlog, []
+        backlog.sort(key=lambda item: item[0] != _TIMER)  # timers first, order kept
+        for kind, data in backlog:
+            if node.crashed or node.paused_until > self.now:
+                node.backlog.append((kind, data))
+                continue
+            self._deliver(node, kind, data)
+
+    def _deliver(self, node: SimNode, kind: int, data: Any) -> None:
+        engine = node.engine
+        if kind == _TIMER:
+            outputs = engine.handle_timer(data, self.now)
+        elif kind == _DATAGRAM:
+            source, payload = data
+            if self.keyring is not None:
+                try:
+                    payload = self._signers[node.name].unwrap(payload)
+                except AuthenticationError:
+                    self.counters["rejected_unauthenticated"] += 1
+                    return
+            outputs = engine.receive(payload, source, self.now)
+        elif kind == _STREAM_IN:
+            src_name, src_epoch, src_token, payload, deadline = data
+            self._stream_token += 1
+            token = self._stream_token
+            self._stream_routes[(node.name, token)] = (src_name, src_epoch, src_token, deadline)
+            source = self.nodes[src_name].address
+            outputs = engine.receive_stream(payload, source, token, self.now)
+            self._apply(node, outputs)
+            self._stream_routes.pop((node.name, token), None)
+            return
+        elif kind == _STREAM_REPLY:
+            token, payload = data
+            outputs = engine.stream_reply(token, payload, self.now)
+        else:  # _STREAM_FAIL
+            token, reason = data
+            outputs = engine.stream_failed(token, reason, self.now)
+        self._apply(node, outputs)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _push(self, at: float, kind: int, name: str, epoch: int, data: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, kind, name, epoch, data))
+
+    def _reachable(self, src: str, dst: str) -> bool:
+        return self._group.get(src, 0) == self._group.get(dst, 0)
+
+    def _apply(self, node: SimNode, outputs: list[Output]) -> None:
+        now = self.now
+        for output in outputs:
+            kind = type(output)
+            if kind is ScheduleTimer:
+                self._push(output.at, _TIMER, node.name, node.epoch, output.timer)  # type: ignore[union-attr]
+            elif kind is SendDatagram:
+                self._send_datagram(node, output)  # type: ignore[arg-type]
+            elif kind is StreamRequest:
+                self._open_stream(node, output)  # type: ignore[arg-type]
+            elif kind is StreamReply:
+                self._reply_stream(node, output)  # type: ignore[arg-type]
+            elif kind is UserDelivery:
+                self.deliveries.append((now, node.name, output))  # type: ignore[arg-type]
+            elif kind is JoinOutcome:
+                self.join_outcomes.append((now, node.name, output))  # type: ignore[arg-type]
+            elif kind is LeaveComplete:
+                self.left.add(node.name)
+                node.crashed = True
+            else:
+                self.events.append(RecordedEvent(now, node.name, output))  # type: ignore[arg-type]
+
+    def _send_datagram(self, node: SimNode, output: SendDatagram) -> None:
+        payload = output.payload
+        if self.keyring is not None:
+            payload = self._signers[node.name].wrap(payload)
+        node.sent_datagrams += 1
+        node.sent_bytes += len(payload)
+        dst = self._by_address.get(output.address)
+        if dst is None or not self._reachable(node.name, dst):
+            return
+        loss = self._link_loss.get((node.name, dst), self._loss)
+        if loss and self.rng.random() < loss:
+            self.counters["datagrams_lost"] += 1
+            return
+        target = self.nodes[dst]
+        delay = self.latency + self.rng.random() * self.jitter
+        self._push(self.now + delay, _DATAGRAM, dst, target.epoch, (node.address, payload))
+
+    def _stream_delay(self, src: str, dst: str, legs: int) -> float:
+        loss = max(self._link_loss.get((src, dst), self._loss), self._loss)
+        delay = 0.0
+        for _ in range(legs):
+            delay += self.latency + self.rng.random() * self.jitter
+            while loss and self.rng.random() < loss and delay < 60:
+                delay += _RETRANSMIT_DELAY
+        return delay
+
+    def _open_stream(self, node: SimNode, request: StreamRequest) -> None:
+        self.counters[f"streams_{request.purpose.value}"] += 1
+        dst = self._by_address.get(request.address)
+        fail_at = request.deadline
+        reason = "timed out"
+        if dst is None or self.nodes[dst].crashed:
+            fail_at, reason = self.now + 2 * self.latency, "connection refused"
+        elif self._reachable(node.name, dst):
+            at = self.now + self._stream_delay(node.name, dst, 2)
+            if at < request.deadline:
+                data = (node.name, node.epoch, request.token, request.payload, request.deadline)
+                self._push(at, _STREAM_IN, dst, self.nodes[dst].epoch, data)
+        self._push(fail_at, _STREAM_FAIL, node.name, node.epoch, (request.token, reason))
+
+    def _reply_stream(self, node: SimNode, reply: StreamReply) -> None:
+        route = self._stream_routes.get((node.name, reply.token))
+        if route is None:
+            return
+        src, epoch, token, deadline = route
+        if not self._reachable(node.name, src):
+            return
+        at = self.now + self._stream_delay(node.name, src, 1)
+        if at < deadline:
+            self._push(at, _STREAM_REPLY, src, epoch, (token, reply.payload))
+
+    # ------------------------------------------------------------------ observing
+
+    def running(self) -> list[str]:
+        """Names of the nodes neither crashed nor left."""
+        return [name for name, node in self.nodes.items() if not node.crashed]
+
+    def converged(self) -> bool:
+        """Every running node holds every running node alive (and no one else alive)."""
+        running = set(self.running())
+        for name in running:
+            engine = self.nodes[name].engine
+            alive = {m.name for m in engine.table if m.status == Status.ALIVE}
+            if alive != running:
+                return False
+        return True
+
+    def run_until_converged(self, timeout: float, step: float = 0.5) -> bool:
+        """Run until :meth:`converged` or ``timeout`` virtual seconds pass."""
+        deadline = self.now + timeout
+        while self.now < deadline:
+            if self.converged():
+                return True
+            self.run_for(step)
+        return self.converged()
