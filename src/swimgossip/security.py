@@ -29,8 +29,10 @@ signs everything but still accepts plain packets, for migrating a running cluste
 and is counted in ``SecurityStats``; no other exception escapes it for any input bytes.
 
 Speed. Keying an HMAC object costs more than hashing a small packet, so the keyring keeps
-one pre-keyed HMAC object per key and each packet ``copy()``s it (measured on one core,
-200-byte payloads: ~1.0M tags/s copying versus ~0.3M/s keying afresh).
+one pre-keyed HMAC object per key and each packet ``copy()``s it: for 200-byte payloads
+that computes tags about three times faster than keying a new object per packet (measured
+with cryptography 50: ~1.0M versus ~0.3M tags/s on one core; through ``wrap`` + ``unwrap``
+a signed round trip runs at roughly 250k/s).
 """
 
 from __future__ import annotations
@@ -300,8 +302,10 @@ class PacketSigner:
         ConfigError: if ``mode`` signs packets but ``keyring`` is ``None``.
     """
 
-    keyring: Keyring | None = None
-    mode: SecurityMode = SecurityMode.OFF
+    # Both are fixed after construction (the invariant below must hold); the keyring's own
+    # contents may still change.
+    keyring: Keyring | None = attrs.field(default=None, on_setattr=attrs.setters.frozen)
+    mode: SecurityMode = attrs.field(default=SecurityMode.OFF, on_setattr=attrs.setters.frozen)
     _accepted_signed: int = attrs.field(default=0, init=False)
     _accepted_unsigned: int = attrs.field(default=0, init=False)
     _rejected_forged: int = attrs.field(default=0, init=False)

@@ -1,0 +1,76 @@
+"""The sans-IO protocol core: SWIM + Lifeguard as a pure state machine.
+
+Imports only the standard library, attrs and msgpack. It never reads a clock, opens a
+socket or uses global randomness: ``now`` is an argument, randomness an injected
+``random.Random``, and every effect is a returned value (see ``outputs``).
+"""
+
+from .codec import decode_packet, decode_stream, encode_message, encode_packet, encode_stream
+from .config import Config
+from .engine import Engine
+from .errors import (
+    ConfigError,
+    DecodeError,
+    LocalError,
+    MetadataTooLarge,
+    NotRunning,
+    RemoteError,
+    SwimError,
+)
+from .events import (
+    MemberEvent,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberRecovered,
+    MemberSuspected,
+    MemberUpdated,
+)
+from .member import Member, Status, supersedes
+from .outputs import (
+    JoinOutcome,
+    LeaveComplete,
+    Output,
+    ScheduleTimer,
+    SendDatagram,
+    StreamPurpose,
+    StreamReply,
+    StreamRequest,
+    UserDelivery,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DecodeError",
+    "Engine",
+    "JoinOutcome",
+    "LeaveComplete",
+    "LocalError",
+    "Member",
+    "MemberEvent",
+    "MemberFailed",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberRecovered",
+    "MemberSuspected",
+    "MemberUpdated",
+    "MetadataTooLarge",
+    "NotRunning",
+    "Output",
+    "RemoteError",
+    "ScheduleTimer",
+    "SendDatagram",
+    "Status",
+    "StreamPurpose",
+    "StreamReply",
+    "StreamRequest",
+    "SwimError",
+    "UserDelivery",
+    "decode_packet",
+    "decode_stream",
+    "encode_message",
+    "encode_packet",
+    "encode_stream",
+    "supersedes",
+]

@@ -20,7 +20,9 @@ __all__ = ["Config"]
 
 
 def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, f"must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
         raise ConfigError(name, f"must be a positive finite number, got {value!r}")
 
 

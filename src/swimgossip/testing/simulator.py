@@ -13,9 +13,12 @@ Model choices, stated so results can be read correctly:
 * streams (push-pull, stream pings) are TCP-like: they do not lose data, but each leg that
   would have lost a packet costs a 200 ms retransmission; across a partition a stream
   times out at its deadline; to a crashed node it is refused at once;
-* a paused node (a GC pause, a starved CPU) processes nothing; what arrived meanwhile
-  waits, and on waking it first runs the timers that came due, then the queued packets
-  (the worst order for it, as on a real event loop that wakes to expired timeouts).
+* a paused node (a GC pause, SIGSTOP) processes nothing; what arrived meanwhile waits, and
+  on waking it first runs the timers that came due, then the queued packets (the worst
+  order for it, as on a real event loop that wakes to expired timeouts);
+* a stalled node (Lifeguard's "slow member": an overloaded receive path) keeps running its
+  timers and sending, but processes nothing it receives until the stall ends, so its own
+  probes time out while the acks wait in its queue.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from ..core.outputs import (
     StreamRequest,
     UserDelivery,
 )
-from ..core.timers import Timer
 from ..security import SIGNATURE_OVERHEAD, AuthenticationError, Keyring, PacketSigner, SecurityMode
 
 __all__ = ["RecordedEvent", "SimNode", "Simulation"]
@@ -70,6 +72,7 @@ class SimNode:
     epoch: int
     crashed: bool = False
     paused_until: float = 0.0
+    stalled_until: float = 0.0
     backlog: list[tuple[Any, ...]] = attrs.Factory(list)
     sent_datagrams: int = 0
     sent_bytes: int = 0
@@ -197,6 +200,12 @@ class Simulation:
         node.paused_until = max(node.paused_until, self.now + duration)
         self._push(node.paused_until, _RESUME, name, node.epoch, None)
 
+    def stall(self, name: str, duration: float) -> None:
+        """``name`` runs its timers but handles nothing it receives for ``duration`` s."""
+        node = self.nodes[name]
+        node.stalled_until = max(node.stalled_until, self.now + duration)
+        self._push(node.stalled_until, _RESUME, name, node.epoch, None)
+
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the network: nodes in different groups cannot reach each other.
         Nodes not named form one more group together."""
@@ -243,7 +252,7 @@ class Simulation:
                 continue
             if kind == _RESUME:
                 self._resume(node)
-            elif node.paused_until > at:
+            elif node.paused_until > at or (kind != _TIMER and node.stalled_until > at):
                 node.backlog.append((kind, data))
             else:
                 self._deliver(node, kind, data)
@@ -259,7 +268,10 @@ class Simulation:
         backlog, node.backlog = node.backlog, []
         backlog.sort(key=lambda item: item[0] != _TIMER)  # timers first, order kept
         for kind, data in backlog:
-            if node.crashed or node.paused_until > self.now:
+            held = node.paused_until > self.now or (
+                kind != _TIMER and node.stalled_until > self.now
+            )
+            if node.crashed or held:
                 node.backlog.append((kind, data))
                 continue
             self._deliver(node, kind, data)
