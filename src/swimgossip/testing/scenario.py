@@ -1,10 +1,10 @@
 """One standard simulated run and its report: the engine of ``swimgossip simulate``.
 
 Timeline (virtual seconds): the cluster forms (through the protocol up to 200 nodes,
-from a converged view above that); two seconds later the chosen faults start (loss, periodic
-pauses or stalls of the last node, a partition for half the run); one second later one node updates its
-metadata (dissemination is timed from there); four seconds later ``kill`` random nodes
-crash; the run continues for ``duration`` seconds after the crash.
+from a converged view above that); two seconds later the chosen faults start (loss,
+periodic pauses or stalls of the last node, a partition for half the run); one second
+later one node updates its metadata (dissemination is timed from there); four seconds
+later ``kill`` random nodes crash; the run continues ``duration`` seconds after the crash.
 
 What the report counts:
 
