@@ -25,7 +25,7 @@ reconnect and leave live in ``sync.py``.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Hashable
 
 import attrs
@@ -33,18 +33,16 @@ import attrs
 from . import codec
 from .awareness import Awareness
 from .broadcast import BroadcastQueue, retransmit_limit
+from .claims import ClaimsMixin
 from .config import Config
-from .errors import DecodeError, MetadataTooLarge, NotRunning
+from .detector import DetectorMixin, Probe, Relay
+from .errors import DecodeError, MessageTooLarge, MetadataTooLarge, NotRunning
 from .events import (
-    MemberFailed,
     MemberJoined,
-    MemberLeft,
-    MemberRecovered,
-    MemberSuspected,
     MemberUpdated,
 )
 from .member import Member, Status
-from .messages import Ack, Alive, Dead, Left, Message, Nack, Ping, PingReq, Suspect
+from .messages import Ack, Alive, Dead, Left, Message, Nack, Ping, PingReq, Suspect, UserMessage
 from .outputs import (
     LeaveComplete,
     Output,
@@ -52,16 +50,14 @@ from .outputs import (
     SendDatagram,
     StreamPurpose,
     StreamRequest,
+    UserDelivery,
 )
 from .probe import ProbeCycle
 from .suspicion import (
     Suspicion,
-    expected_confirmations,
-    suspicion_max_timeout,
-    suspicion_min_timeout,
 )
 from .sync import SyncMixin
-from .table import Change, MemberTable
+from .table import MemberTable
 from .timers import (
     GossipTick,
     IndirectProbeTimeout,
@@ -77,30 +73,16 @@ from .timers import (
 
 __all__ = ["Engine"]
 
+#: Application broadcasts waiting to be sent; the oldest most-sent is dropped beyond this.
+_MAX_USER_QUEUE = 1024
+#: Application broadcasts remembered to deliver each exactly once.
+_MAX_USER_SEEN = 8192
+
 #: Packet header room: version byte plus the largest array header we use.
 _PACKET_HEADER = 4
-#: Most ping-req relays we serve at once; more are refused (a flood cannot grow memory).
-_MAX_RELAYS = 1024
 
 
-@attrs.define(eq=False, slots=True)
-class _Probe:
-    seq: int
-    target: str
-    address: str
-    started: float
-    expected_nacks: int = 0
-    nacks: int = 0
-
-
-@attrs.frozen(slots=True)
-class _Relay:
-    requester: str
-    seq: int
-    nack: bool
-
-
-class Engine(SyncMixin):
+class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
     """One node of the cluster.
 
     Args:
@@ -136,13 +118,15 @@ class Engine(SyncMixin):
         self.table = MemberTable(local_name=name, max_members=config.max_members)
         self.cycle = ProbeCycle(rng)
         self.broadcasts = BroadcastQueue(max_items=config.max_members + 16)
+        self.user_broadcasts = BroadcastQueue(max_items=_MAX_USER_QUEUE)
+        self._seen_user: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.counters: Counter[str] = Counter()
         self.leaving = False
         self._budget = config.udp_payload_size - envelope_overhead - _PACKET_HEADER
         self._out: list[Output] = []
         self._suspicions: dict[str, Suspicion] = {}
-        self._probe: _Probe | None = None
-        self._relays: dict[int, _Relay] = {}
+        self._probe: Probe | None = None
+        self._relays: dict[int, Relay] = {}
         self._streams: dict[int, tuple[StreamPurpose, str, int]] = {}
         self._reconnect: dict[str, tuple[str, float]] = {}
         self._seq = 0
@@ -230,6 +214,10 @@ class Engine(SyncMixin):
         encoded = [codec.encode_message(m) for m in primary]
         room = self._budget - sum(len(e) for e in encoded)
         limit = retransmit_limit(self.config.retransmit_mult, self.table.active_count)
+        if self.user_broadcasts:  # half the room at most, so neither kind starves the other
+            user = self.user_broadcasts.take(room // 2, limit)
+            room -= sum(len(e) for e in user)
+            encoded += user
         encoded += self.broadcasts.take(room, limit)
         if not encoded:
             return False
@@ -311,6 +299,36 @@ class Engine(SyncMixin):
         self._check_leave_complete()
         return self._flush()
 
+    def broadcast(self, payload: bytes, now: float) -> list[Output]:
+        """Gossip an application message to every member (delivered once each).
+
+        Raises:
+            MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
+            NotRunning: after leave.
+        """
+        if self.leaving:
+            raise NotRunning("cannot broadcast after leaving")
+        message = UserMessage(source=self.name, id=self.rng.getrandbits(63), payload=payload)
+        encoded = codec.encode_message(message)
+        limit = self._budget // 2
+        if len(encoded) > limit:
+            raise MessageTooLarge(len(payload), limit - (len(encoded) - len(payload)))
+        self._seen_user[(message.source, message.id)] = None
+        self.user_broadcasts.push((message.source, message.id), encoded)
+        self.counters["user_broadcasts_sent"] += 1
+        return self._flush()
+
+    def _on_user_message(self, message: UserMessage) -> None:
+        key = (message.source, message.id)
+        if key in self._seen_user:
+            return
+        self._seen_user[key] = None
+        if len(self._seen_user) > _MAX_USER_SEEN:
+            self._seen_user.popitem(last=False)
+        self.user_broadcasts.push(key, codec.encode_message(message))
+        self.counters["user_broadcasts_received"] += 1
+        self._out.append(UserDelivery(source=message.source, payload=message.payload))
+
     def _check_leave_complete(self) -> None:
         if not self.leaving or self._leave_target < 0:
             return
@@ -355,165 +373,10 @@ class Engine(SyncMixin):
             self.on_dead(message, now)  # type: ignore[arg-type]
         elif kind is Left:
             self.on_left(message, now)  # type: ignore[arg-type]
+        elif kind is UserMessage:
+            self._on_user_message(message)  # type: ignore[arg-type]
         else:
             self.counters["messages_unexpected"] += 1
-
-    def _on_ping(self, ping: Ping, source: str) -> None:
-        if ping.target != self.name:
-            self.counters["pings_for_other_name"] += 1
-            return
-        self._send(source, [Ack(seq=ping.seq)])
-
-    def _on_ack(self, seq: int, now: float) -> None:
-        probe = self._probe
-        if probe is not None and probe.seq == seq:
-            self._probe = None
-            self.awareness.apply_delta(-1)
-            self.counters["probes_succeeded"] += 1
-            return
-        relay = self._relays.pop(seq, None)
-        if relay is not None:
-            self._send(relay.requester, [Ack(seq=relay.seq)])
-            return
-        self.counters["acks_stale"] += 1
-
-    def _on_nack(self, nack: Nack) -> None:
-        if self._probe is not None and self._probe.seq == nack.seq:
-            self._probe.nacks += 1
-
-    def _on_ping_req(self, request: PingReq, source: str, now: float) -> None:
-        if len(self._relays) >= _MAX_RELAYS:
-            self.counters["ping_reqs_refused"] += 1
-            return
-        seq = self._next_seq()
-        self._relays[seq] = _Relay(requester=source, seq=request.seq, nack=request.nack)
-        self._send(request.target_address, [Ping(seq=seq, target=request.target)])
-        self._schedule(now + self.config.probe_timeout, IndirectProbeTimeout(seq=seq))
-
-    # ------------------------------------------------------------------ membership claims
-
-    def on_alive(self, alive: Alive, now: float) -> None:
-        """Apply an alive claim (from gossip or a merged state)."""
-        if alive.name == self.name:
-            me = self.local_member
-            if alive.incarnation < me.incarnation or (
-                alive.incarnation == me.incarnation
-                and alive.address == me.address
-                and alive.meta == me.meta
-            ):
-                return
-            self.counters["name_conflicts" if alive.address != me.address else "refutations"] += 1
-            self._refute(alive.incarnation, now)
-            return
-        change = self.table.claim_alive(
-            alive.name, alive.address, alive.incarnation, alive.meta, now
-        )
-        if change is None:
-            return
-        self._gossip(alive.name, alive)
-        self.cycle.add(alive.name)
-        self._reconnect.pop(alive.name, None)
-        suspicion = self._suspicions.pop(alive.name, None)
-        old = change.old
-        if old is None or old.status.is_gone:
-            self._out.append(MemberJoined(member=change.new))
-        elif old.status == Status.SUSPECT or suspicion is not None:
-            self._out.append(MemberRecovered(member=change.new))
-        elif old.address != change.new.address or old.meta != change.new.meta:
-            self._out.append(MemberUpdated(member=change.new, previous=old))
-
-    def on_suspect(self, suspect: Suspect, now: float) -> None:
-        """Apply a suspicion claim: refute it if it is about us, else track it."""
-        if suspect.name == self.name:
-            if not self.leaving and suspect.incarnation >= self.incarnation:
-                self.counters["refutations"] += 1
-                self._refute(suspect.incarnation, now)
-            return
-        change = self.table.claim_suspect(suspect.name, suspect.incarnation, now)
-        if change is None:
-            self._confirm(suspect, now)
-            return
-        self._gossip(suspect.name, suspect)
-        self._start_suspicion(change, suspect.source, now)
-
-    def _start_suspicion(self, change: Change, by: str, now: float) -> None:
-        cfg = self.config
-        n = self.table.active_count
-        low = suspicion_min_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
-        suspicion = Suspicion(
-            incarnation=change.new.incarnation,
-            by=by,
-            started=now,
-            min_timeout=low,
-            max_timeout=suspicion_max_timeout(low, cfg.suspicion_max_timeout_mult),
-            expected=expected_confirmations(cfg.suspicion_mult, n),
-            token=self._next_token(),
-        )
-        self._suspicions[change.new.name] = suspicion
-        self.counters["suspicions"] += 1
-        self._schedule_suspicion(change.new.name, suspicion)
-        self._out.append(MemberSuspected(member=change.new, by=by))
-
-    def _schedule_suspicion(self, name: str, suspicion: Suspicion) -> None:
-        self._schedule(
-            suspicion.deadline,
-            SuspicionTimeout(name=name, incarnation=suspicion.incarnation, token=suspicion.token),
-        )
-
-    def _confirm(self, suspect: Suspect, now: float) -> None:
-        suspicion = self._suspicions.get(suspect.name)
-        if suspicion is None or suspicion.incarnation != suspect.incarnation:
-            return
-        if suspicion.confirm(suspect.source):
-            self.counters["suspicion_confirmations"] += 1
-            suspicion.token = self._next_token()
-            self._schedule_suspicion(suspect.name, suspicion)
-            self._gossip(suspect.name, suspect)
-
-    def on_dead(self, dead: Dead, now: float) -> None:
-        """Apply a failure claim: refute it if it is about us."""
-        if dead.name == self.name:
-            if not self.leaving and dead.incarnation >= self.incarnation:
-                self.counters["refutations"] += 1
-                self._refute(dead.incarnation, now)
-            return
-        change = self.table.claim_dead(dead.name, dead.incarnation, now)
-        if change is None:
-            return
-        suspicion = self._suspicions.pop(dead.name, None)
-        self._declare_failed(change, dead, suspicion)
-
-    def _declare_failed(self, change: Change, dead: Dead, suspicion: Suspicion | None) -> None:
-        self._gossip(dead.name, dead)
-        self._reconnect[dead.name] = (change.new.address, self.table.changed_at(dead.name))
-        self._out.append(
-            MemberFailed(
-                member=change.new,
-                by=suspicion.by if suspicion is not None else dead.source,
-                confirmations=len(suspicion.confirmed_by) if suspicion is not None else 0,
-            )
-        )
-
-    def on_left(self, left: Left, now: float) -> None:
-        """Apply a graceful-leave claim. A stale "left" about us is refuted."""
-        if left.name == self.name:
-            if not self.leaving and left.incarnation >= self.incarnation:
-                self.counters["refutations"] += 1
-                self._refute(left.incarnation, now)
-            return
-        change = self.table.claim_left(left.name, left.incarnation, now)
-        if change is None:
-            return
-        self._gossip(left.name, left)
-        self._suspicions.pop(left.name, None)
-        self._reconnect.pop(left.name, None)
-        self._out.append(MemberLeft(member=change.new))
-
-    def _refute(self, accused_incarnation: int, now: float) -> None:
-        me = self.local_member
-        incarnation = max(me.incarnation, accused_incarnation) + 1
-        self._announce_self(attrs.evolve(me, incarnation=incarnation, status=Status.ALIVE), now)
-        self.awareness.apply_delta(1)
 
     # ------------------------------------------------------------------ timers
 
@@ -541,90 +404,8 @@ class Engine(SyncMixin):
             self._handle_sync_timer(timer, now)
         return self._flush()
 
-    def _probe_tick(self, now: float) -> None:
-        if self.leaving:
-            return
-        if self._probe is not None:  # the previous period ended without a verdict yet
-            self._probe_failed(now)
-        cfg = self.config
-        self._schedule(now + self.awareness.scale(cfg.probe_interval), ProbeTick())
-        name = self.cycle.next(self._is_probeable)
-        if name is None:
-            return
-        target = self.table.get(name)
-        assert target is not None
-        seq = self._next_seq()
-        self._probe = _Probe(seq=seq, target=name, address=target.address, started=now)
-        primary: list[Message] = [Ping(seq=seq, target=name)]
-        suspicion = self._suspicions.get(name)
-        if suspicion is not None:  # buddy system: tell the suspect at once
-            primary.append(Suspect(name=name, incarnation=target.incarnation, source=suspicion.by))
-        self.counters["probes"] += 1
-        self._send(target.address, primary)
-        self._schedule(now + self.awareness.scale(cfg.probe_timeout), ProbeTimeout(seq=seq))
-        self._schedule(
-            now + self.awareness.scale(cfg.probe_interval) * 0.999, ProbeDeadline(seq=seq)
-        )
-
-    def _probe_timeout(self, seq: int, now: float) -> None:
-        probe = self._probe
-        if probe is None or probe.seq != seq:
-            return
-        helpers = self.cycle.sample(
-            self.config.indirect_checks,
-            lambda n: n != probe.target and self._is_alive(n),
-        )
-        for helper in helpers:
-            member = self.table.get(helper)
-            assert member is not None
-            request = PingReq(seq=seq, target=probe.target, target_address=probe.address, nack=True)
-            self._send(member.address, [request])
-        probe.expected_nacks = len(helpers)
-        if self.config.stream_fallback:
-            deadline = probe.started + self.awareness.scale(self.config.probe_interval)
-            self._stream(
-                StreamPurpose.PING,
-                probe.address,
-                codec.encode_stream(Ping(seq=seq, target=probe.target)),
-                now,
-                seq=seq,
-                deadline=deadline,
-            )
-
-    def _is_alive(self, name: str) -> bool:
-        member = self.table.get(name)
-        return member is not None and member.status == Status.ALIVE
-
-    def _probe_failed(self, now: float) -> None:
-        probe = self._probe
-        assert probe is not None
-        self._probe = None
-        self.counters["probes_failed"] += 1
-        if probe.expected_nacks > 0:
-            self.awareness.apply_delta(max(probe.expected_nacks - probe.nacks, 0))
-        else:
-            self.awareness.apply_delta(1)
-        target = self.table.get(probe.target)
-        if target is None or target.status != Status.ALIVE:
-            return
-        self.on_suspect(
-            Suspect(name=probe.target, incarnation=target.incarnation, source=self.name), now
-        )
-
-    def _suspicion_timeout(self, timer: SuspicionTimeout, now: float) -> None:
-        suspicion = self._suspicions.get(timer.name)
-        if suspicion is None or suspicion.token != timer.token:
-            return
-        change = self.table.claim_dead(timer.name, timer.incarnation, now)
-        del self._suspicions[timer.name]
-        if change is None:
-            return
-        self.counters["failures_declared"] += 1
-        dead = Dead(name=timer.name, incarnation=timer.incarnation, source=self.name)
-        self._declare_failed(change, dead, suspicion)
-
     def _gossip_round(self, now: float) -> None:
-        if not self.broadcasts:
+        if not self.broadcasts and not self.user_broadcasts:
             return
         horizon = now - self.config.gossip_to_the_dead_time
 

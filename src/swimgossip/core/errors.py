@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "LocalError",
+    "MessageTooLarge",
     "MetadataTooLarge",
     "NotRunning",
     "RemoteError",
@@ -45,6 +46,15 @@ class MetadataTooLarge(LocalError, ValueError):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"metadata is {size} bytes, the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class MessageTooLarge(LocalError, ValueError):
+    """An application broadcast cannot fit in one datagram; nothing was sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message is {size} bytes, the limit is {limit} bytes")
         self.size = size
         self.limit = limit
 

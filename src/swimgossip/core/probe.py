@@ -59,8 +59,8 @@ class ProbeCycle:
             self._position -= 1
 
     def next(self, probeable: Callable[[str], bool]) -> str | None:
-        """The next name in order for which ``probeable`` holds, or None after one pass."""
-        for _ in range(len(self._names) + 1):
+        """The next name in order for which ``probeable`` holds; None if there is none."""
+        for _ in range(2 * len(self._names) + 1):  # the rest of this pass, then a new one
             if self._position >= len(self._names):
                 self.rng.shuffle(self._names)
                 self._position = 0
@@ -75,8 +75,9 @@ class ProbeCycle:
     def sample(self, count: int, wanted: Callable[[str], bool]) -> list[str]:
         """Up to ``count`` distinct random names for which ``wanted`` holds.
 
-        Exhaustive for small populations, bounded random tries for large ones (like
-        memberlist's kRandomNodes), so the cost does not grow with the cluster.
+        Exhaustive for small populations; for large ones a bounded number of random tries
+        (so the usual cost does not grow with the cluster), then one scan from a random
+        offset if those found too few.
         """
         names = self._names
         if count <= 0 or not names:
@@ -89,8 +90,16 @@ class ProbeCycle:
             return self.rng.sample(candidates, count)
         chosen: list[str] = []
         randrange = self.rng.randrange
-        for _ in range(3 * len(names) if len(names) < 64 else 8 * count + 32):
+        for _ in range(8 * count + 32):
             name = names[randrange(len(names))]
+            if name not in chosen and wanted(name):
+                chosen.append(name)
+                if len(chosen) == count:
+                    return chosen
+        # Few wanted names among many: scan once from a random offset.
+        start = randrange(len(names))
+        for index in range(len(names)):
+            name = names[(start + index) % len(names)]
             if name not in chosen and wanted(name):
                 chosen.append(name)
                 if len(chosen) == count:

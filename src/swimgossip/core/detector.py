@@ -1,0 +1,164 @@
+"""The failure detector: ping, ping-req with nacks, stream fallback, and the probe verdict.
+
+One probe per period (``ProbeTick``): ping the next member of the shuffled round robin,
+piggybacking gossip and, when we hold it suspect, that suspicion (Lifeguard's buddy
+system, so the suspect can refute at once). No ack by the probe timeout: ask
+``indirect_checks`` random alive members to ping it (ping-req; each answers a nack if the
+target stays silent) and ping it over the stream transport too, so UDP-only loss does not
+raise suspicions. No ack by the end of the period: suspect it. Our own health score rises
+by the nacks we expected and did not get (a failed probe with no helpers counts 1): if
+even the helpers cannot answer us, the fault is likely ours, and we slow down.
+
+This module is a mixin of ``Engine``; its methods are engine methods.
+"""
+
+# Methods are typed with `self: Engine` (the class they are mixed into); mypy calls
+# that an "erased self type" [misc], which is what a mixin means here.
+# mypy: disable-error-code="misc"
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import codec
+from .member import Status
+from .messages import Ack, Message, Nack, Ping, PingReq, Suspect
+from .outputs import StreamPurpose
+from .timers import IndirectProbeTimeout, ProbeDeadline, ProbeTick, ProbeTimeout
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["DetectorMixin", "MAX_RELAYS"]
+
+#: Most ping-req relays served at once; more are refused (a flood cannot grow memory).
+MAX_RELAYS = 1024
+
+
+@attrs.define(eq=False, slots=True)
+class Probe:
+    """The probe in flight: its sequence number, target and what came back so far."""
+
+    seq: int
+    target: str
+    address: str
+    started: float
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@attrs.frozen(slots=True)
+class Relay:
+    """A ping we send on someone else's behalf (ping-req)."""
+
+    requester: str
+    seq: int
+    nack: bool
+
+
+class DetectorMixin:
+    """Probing and answering probes."""
+
+    def _on_ping(self: Engine, ping: Ping, source: str) -> None:
+        if ping.target != self.name:
+            self.counters["pings_for_other_name"] += 1
+            return
+        self._send(source, [Ack(seq=ping.seq)])
+
+    def _on_ack(self: Engine, seq: int, now: float) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            self._probe = None
+            self.awareness.apply_delta(-1)
+            self.counters["probes_succeeded"] += 1
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(relay.requester, [Ack(seq=relay.seq)])
+            return
+        self.counters["acks_stale"] += 1
+
+    def _on_nack(self: Engine, nack: Nack) -> None:
+        if self._probe is not None and self._probe.seq == nack.seq:
+            self._probe.nacks += 1
+
+    def _on_ping_req(self: Engine, request: PingReq, source: str, now: float) -> None:
+        if len(self._relays) >= MAX_RELAYS:
+            self.counters["ping_reqs_refused"] += 1
+            return
+        seq = self._next_seq()
+        self._relays[seq] = Relay(requester=source, seq=request.seq, nack=request.nack)
+        self._send(request.target_address, [Ping(seq=seq, target=request.target)])
+        self._schedule(now + self.config.probe_timeout, IndirectProbeTimeout(seq=seq))
+
+    def _probe_tick(self: Engine, now: float) -> None:
+        if self.leaving:
+            return
+        if self._probe is not None:  # the previous period ended without a verdict yet
+            self._probe_failed(now)
+        cfg = self.config
+        self._schedule(now + self.awareness.scale(cfg.probe_interval), ProbeTick())
+        name = self.cycle.next(self._is_probeable)
+        if name is None:
+            return
+        target = self.table.get(name)
+        assert target is not None
+        seq = self._next_seq()
+        self._probe = Probe(seq=seq, target=name, address=target.address, started=now)
+        primary: list[Message] = [Ping(seq=seq, target=name)]
+        suspicion = self._suspicions.get(name)
+        if suspicion is not None:  # buddy system: tell the suspect at once
+            primary.append(Suspect(name=name, incarnation=target.incarnation, source=suspicion.by))
+        self.counters["probes"] += 1
+        self._send(target.address, primary)
+        self._schedule(now + self.awareness.scale(cfg.probe_timeout), ProbeTimeout(seq=seq))
+        self._schedule(
+            now + self.awareness.scale(cfg.probe_interval) * 0.999, ProbeDeadline(seq=seq)
+        )
+
+    def _probe_timeout(self: Engine, seq: int, now: float) -> None:
+        probe = self._probe
+        if probe is None or probe.seq != seq:
+            return
+        helpers = self.cycle.sample(
+            self.config.indirect_checks,
+            lambda n: n != probe.target and self._is_alive(n),
+        )
+        for helper in helpers:
+            member = self.table.get(helper)
+            assert member is not None
+            request = PingReq(seq=seq, target=probe.target, target_address=probe.address, nack=True)
+            self._send(member.address, [request])
+        probe.expected_nacks = len(helpers)
+        if self.config.stream_fallback:
+            deadline = probe.started + self.awareness.scale(self.config.probe_interval)
+            self._stream(
+                StreamPurpose.PING,
+                probe.address,
+                codec.encode_stream(Ping(seq=seq, target=probe.target)),
+                now,
+                seq=seq,
+                deadline=deadline,
+            )
+
+    def _is_alive(self: Engine, name: str) -> bool:
+        member = self.table.get(name)
+        return member is not None and member.status == Status.ALIVE
+
+    def _probe_failed(self: Engine, now: float) -> None:
+        probe = self._probe
+        assert probe is not None
+        self._probe = None
+        self.counters["probes_failed"] += 1
+        if probe.expected_nacks > 0:
+            self.awareness.apply_delta(max(probe.expected_nacks - probe.nacks, 0))
+        else:
+            self.awareness.apply_delta(1)
+        target = self.table.get(probe.target)
+        if target is None or target.status != Status.ALIVE:
+            return
+        self.on_suspect(
+            Suspect(name=probe.target, incarnation=target.incarnation, source=self.name), now
+        )
