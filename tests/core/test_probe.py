@@ -59,9 +59,7 @@ def test_add_is_idempotent_and_membership_tracks() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("visited_before", [0, 1, 5, 11, 12])
-def test_newcomer_is_visited_within_this_pass_or_the_next(
-    seed: int, visited_before: int
-) -> None:
+def test_newcomer_is_visited_within_this_pass_or_the_next(seed: int, visited_before: int) -> None:
     cycle = _cycle(NAMES, seed)
     visited = _take(cycle, visited_before)
     cycle.add("new")

@@ -66,13 +66,16 @@ class BroadcastQueue:
         item = self._items.get(key)
         return None if item is None else item.transmits
 
-    def take(self, budget: int, limit: int, overhead: int = 0) -> list[bytes]:
-        """Messages fitting in ``budget`` bytes (each costing ``overhead`` extra).
+    def take(
+        self, budget: int, limit: int, overhead: int = 0, max_count: int = 1 << 30
+    ) -> list[bytes]:
+        """At most ``max_count`` messages fitting in ``budget`` bytes (each costing
+        ``overhead`` extra).
 
         Counts one transmission for each message taken and retires those that reach
         ``limit``. Returns them fewest-sent first, newest first among equals.
         """
-        if not self._items or budget <= 0:
+        if not self._items or budget <= 0 or max_count <= 0:
             return []
         chosen: list[bytes] = []
         for item in sorted(self._items.values(), key=lambda i: (i.transmits, -i.order)):
@@ -86,4 +89,6 @@ class BroadcastQueue:
             item.transmits += 1
             if item.transmits >= limit:
                 del self._items[item.key]
+            if len(chosen) >= max_count:
+                break
         return chosen

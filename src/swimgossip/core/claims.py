@@ -52,10 +52,14 @@ class ClaimsMixin:
         """Apply an alive claim (from gossip or a merged state)."""
         if alive.name == self.name:
             me = self.local_member
-            if alive.incarnation < me.incarnation or (
-                alive.incarnation == me.incarnation
-                and alive.address == me.address
-                and alive.meta == me.meta
+            if (
+                self.leaving
+                or alive.incarnation < me.incarnation
+                or (
+                    alive.incarnation == me.incarnation
+                    and alive.address == me.address
+                    and alive.meta == me.meta
+                )
             ):
                 return
             self.counters["name_conflicts" if alive.address != me.address else "refutations"] += 1
@@ -137,6 +141,9 @@ class ClaimsMixin:
         if change is None:
             return
         suspicion = self._suspicions.pop(dead.name, None)
+        if change.old is not None and change.old.status.is_gone:
+            self._gossip(dead.name, dead)  # a newer claim about a member already gone
+            return
         self._declare_failed(change, dead, suspicion)
 
     def _declare_failed(
@@ -165,7 +172,8 @@ class ClaimsMixin:
         self._gossip(left.name, left)
         self._suspicions.pop(left.name, None)
         self._reconnect.pop(left.name, None)
-        self._out.append(MemberLeft(member=change.new))
+        if change.old is None or change.old.status != Status.LEFT:
+            self._out.append(MemberLeft(member=change.new))
 
     def _refute(self: Engine, accused_incarnation: int, now: float) -> None:
         me = self.local_member

@@ -54,6 +54,7 @@ MAX_DATAGRAM_MESSAGES = 1024
 MAX_STREAM_MEMBERS = 100_000
 
 _U64 = (1 << 64) - 1
+_STATUSES = tuple(Status)
 _VERSION_BYTE = bytes([VERSION])
 
 # Field kinds: "u" unsigned 64-bit int, "s" bounded str, "b" bounded bytes, "?" bool,
@@ -138,23 +139,34 @@ def _check(value: Any, kind: str) -> Any:
         if type(value) is not bool:
             raise DecodeError(f"expected a bool, got {type(value).__name__}")
         return value
-    # "m": member rows
+    # "m": member rows (the bulk of a push-pull: checked inline, it is the hot path)
     if type(value) is not list:
         raise DecodeError("expected a list of members")
     members = []
+    statuses = _STATUSES
     for row in value:
         if type(row) is not list or len(row) != 5:
             raise DecodeError("a member row must have 5 fields")
         name, address, status, incarnation, meta = row
-        if type(status) is not int or not 0 <= status <= 3:
-            raise DecodeError(f"unknown member status {status!r}")
+        if (
+            type(name) is not str
+            or len(name) > MAX_NAME_LENGTH
+            or type(address) is not str
+            or len(address) > MAX_NAME_LENGTH
+            or type(status) is not int
+            or not 0 <= status <= 3
+            or type(incarnation) is not int
+            or not 0 <= incarnation <= _U64
+            or type(meta) is not bytes
+        ):
+            raise DecodeError("malformed member row")
         members.append(
             Member(
-                name=_check(name, "s"),
-                address=_check(address, "s"),
-                status=Status(status),
-                incarnation=_check(incarnation, "u"),
-                meta=_check(meta, "b"),
+                name=name,
+                address=address,
+                status=statuses[status],
+                incarnation=incarnation,
+                meta=meta,
             )
         )
     return tuple(members)

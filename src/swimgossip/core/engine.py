@@ -215,10 +215,12 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         room = self._budget - sum(len(e) for e in encoded)
         limit = retransmit_limit(self.config.retransmit_mult, self.table.active_count)
         if self.user_broadcasts:  # half the room at most, so neither kind starves the other
-            user = self.user_broadcasts.take(room // 2, limit)
+            count = codec.MAX_DATAGRAM_MESSAGES // 2
+            user = self.user_broadcasts.take(room // 2, limit, max_count=count)
             room -= sum(len(e) for e in user)
             encoded += user
-        encoded += self.broadcasts.take(room, limit)
+        count = codec.MAX_DATAGRAM_MESSAGES - len(encoded)
+        encoded += self.broadcasts.take(room, limit, max_count=count)
         if not encoded:
             return False
         payload = codec.join_packet(encoded)

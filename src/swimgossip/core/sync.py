@@ -179,12 +179,12 @@ class SyncMixin:
                 self.cycle.remove(name)
                 self.broadcasts.discard(name)
                 self.counters["members_reaped"] += 1
+
+    def _reconnect_tick(self: Engine, now: float) -> None:
         forget = now - self.config.reconnect_timeout
         for name, (_, failed_at) in list(self._reconnect.items()):
             if failed_at <= forget:
                 del self._reconnect[name]
-
-    def _reconnect_tick(self: Engine, now: float) -> None:
         if self.leaving or not self._reconnect:
             return
         name = self.rng.choice(list(self._reconnect))

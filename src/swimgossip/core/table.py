@@ -1,22 +1,18 @@
 """The member table: the one owner of member status changes.
 
 Every claim about another member (alive, suspect, dead, left) comes here and is accepted
-or refused by SWIM's precedence (``member.supersedes``) plus the protocol's rules:
+exactly when it supersedes what we hold (``member.supersedes``: a higher incarnation
+wins; at equal incarnation left > dead > suspect > alive). Claims about members we do not
+know are accepted only for alive (a join), and only while the table has room.
 
-=========  ==========================================================================
-claim      accepted when (``old`` is what we hold)
-=========  ==========================================================================
-alive      unknown member (and room in the table), or a higher incarnation
-suspect    old is alive at <= incarnation, or suspect at a higher incarnation
-dead       old is alive or suspect at <= incarnation
-left       old is alive, suspect or dead at <= incarnation (left outranks dead)
-=========  ==========================================================================
+Because acceptance is one total order, the same set of claims gives the same view in
+any order of arrival. It also gives the protocol rules: a member that left is not
+resurrected by a stale alive (only a higher incarnation, which only the member itself
+can mint, brings it back); a dead member is not re-suspected at its incarnation. Claims
+about the local member never reach the table: the engine refutes them.
 
-So a member that left is not resurrected by a stale alive (only a higher incarnation,
-which only the member itself can mint, brings it back), and a dead member is not
-re-suspected. Claims about the local member never reach the table: the engine refutes
-them. The table stores frozen ``Member`` values, so a snapshot is free and identical
-values can be shared between tables (the simulator does).
+The table stores frozen ``Member`` values, so a snapshot is free and identical values
+can be shared between tables (the simulator does).
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from .member import Member, Status
+from .member import Member, Status, supersedes
 
 __all__ = ["Change", "MemberTable"]
 
@@ -130,23 +126,18 @@ class MemberTable:
 
     def claim_suspect(self, name: str, incarnation: int, now: float) -> Change | None:
         """Someone suspects ``name`` at ``incarnation``. Returns the change, if accepted."""
-        old = self._members.get(name)
-        if old is None or old.status.is_gone or incarnation < old.incarnation:
-            return None
-        if incarnation == old.incarnation and old.status == Status.SUSPECT:
-            return None
-        return self.store(attrs.evolve(old, status=Status.SUSPECT, incarnation=incarnation), now)
+        return self._claim(name, Status.SUSPECT, incarnation, now)
 
     def claim_dead(self, name: str, incarnation: int, now: float) -> Change | None:
         """Someone declares ``name`` failed at ``incarnation``."""
-        old = self._members.get(name)
-        if old is None or old.status.is_gone or incarnation < old.incarnation:
-            return None
-        return self.store(attrs.evolve(old, status=Status.DEAD, incarnation=incarnation), now)
+        return self._claim(name, Status.DEAD, incarnation, now)
 
     def claim_left(self, name: str, incarnation: int, now: float) -> Change | None:
         """``name`` announced it left at ``incarnation``."""
+        return self._claim(name, Status.LEFT, incarnation, now)
+
+    def _claim(self, name: str, status: Status, incarnation: int, now: float) -> Change | None:
         old = self._members.get(name)
-        if old is None or old.status == Status.LEFT or incarnation < old.incarnation:
+        if old is None or not supersedes(incarnation, status, old.incarnation, old.status):
             return None
-        return self.store(attrs.evolve(old, status=Status.LEFT, incarnation=incarnation), now)
+        return self.store(attrs.evolve(old, status=status, incarnation=incarnation), now)

@@ -85,7 +85,8 @@ class Simulation:
         config: protocol configuration of every node.
         seed: the one seed of the run (network and every engine's RNG derive from it).
         latency, jitter: one-way datagram delay is ``latency + U(0, jitter)`` seconds.
-        keyring: sign every packet (``SecurityMode.REQUIRED``) with this keyring.
+        keyring: sign every packet and stream (``SecurityMode.REQUIRED``) with this
+            keyring; nodes added after ``keyring`` is replaced use the new one.
     """
 
     def __init__(
@@ -282,15 +283,15 @@ class Simulation:
             outputs = engine.handle_timer(data, self.now)
         elif kind == _DATAGRAM:
             source, payload = data
-            if self.keyring is not None:
-                try:
-                    payload = self._signers[node.name].unwrap(payload)
-                except AuthenticationError:
-                    self.counters["rejected_unauthenticated"] += 1
-                    return
-            outputs = engine.receive(payload, source, self.now)
+            opened = self._open(node, payload)
+            if opened is None:
+                return
+            outputs = engine.receive(opened, source, self.now)
         elif kind == _STREAM_IN:
             src_name, src_epoch, src_token, payload, deadline = data
+            payload = self._open(node, payload)
+            if payload is None:
+                return
             self._stream_token += 1
             token = self._stream_token
             self._stream_routes[(node.name, token)] = (src_name, src_epoch, src_token, deadline)
@@ -301,11 +302,26 @@ class Simulation:
             return
         elif kind == _STREAM_REPLY:
             token, payload = data
-            outputs = engine.stream_reply(token, payload, self.now)
+            opened = self._open(node, payload)
+            if opened is None:
+                return
+            outputs = engine.stream_reply(token, opened, self.now)
         else:  # _STREAM_FAIL
             token, reason = data
             outputs = engine.stream_failed(token, reason, self.now)
         self._apply(node, outputs)
+
+    def _open(self, node: SimNode, payload: bytes) -> bytes | None:
+        if self.keyring is None:
+            return payload
+        try:
+            return self._signers[node.name].unwrap(payload)
+        except AuthenticationError:
+            self.counters["rejected_unauthenticated"] += 1
+            return None
+
+    def _seal(self, node: SimNode, payload: bytes) -> bytes:
+        return payload if self.keyring is None else self._signers[node.name].wrap(payload)
 
     # ------------------------------------------------------------------ outputs
 
@@ -339,9 +355,7 @@ class Simulation:
                 self.events.append(RecordedEvent(now, node.name, output))  # type: ignore[arg-type]
 
     def _send_datagram(self, node: SimNode, output: SendDatagram) -> None:
-        payload = output.payload
-        if self.keyring is not None:
-            payload = self._signers[node.name].wrap(payload)
+        payload = self._seal(node, output.payload)
         node.sent_datagrams += 1
         node.sent_bytes += len(payload)
         dst = self._by_address.get(output.address)
@@ -374,7 +388,8 @@ class Simulation:
         elif self._reachable(node.name, dst):
             at = self.now + self._stream_delay(node.name, dst, 2)
             if at < request.deadline:
-                data = (node.name, node.epoch, request.token, request.payload, request.deadline)
+                payload = self._seal(node, request.payload)
+                data = (node.name, node.epoch, request.token, payload, request.deadline)
                 self._push(at, _STREAM_IN, dst, self.nodes[dst].epoch, data)
         self._push(fail_at, _STREAM_FAIL, node.name, node.epoch, (request.token, reason))
 
@@ -387,7 +402,7 @@ class Simulation:
             return
         at = self.now + self._stream_delay(node.name, src, 1)
         if at < deadline:
-            self._push(at, _STREAM_REPLY, src, epoch, (token, reply.payload))
+            self._push(at, _STREAM_REPLY, src, epoch, (token, self._seal(node, reply.payload)))
 
     # ------------------------------------------------------------------ observing
 
