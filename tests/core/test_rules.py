@@ -93,7 +93,8 @@ def test_lan_bounds_for_a_hundred_members_are_memberlists() -> None:
     cfg = Config.lan()
     low = suspicion_min_timeout(cfg.suspicion_mult, 100, cfg.probe_interval)
     high = suspicion_max_timeout(low, cfg.suspicion_max_timeout_mult)
-    assert (low, high) == (pytest.approx(8.0), pytest.approx(48.0))
+    assert low == pytest.approx(8.0)
+    assert high == pytest.approx(48.0)
     assert expected_confirmations(cfg.suspicion_mult, 100) == 2
 
 
@@ -404,8 +405,10 @@ def test_config_probe_timeout_must_be_shorter_than_the_interval() -> None:
 
 
 def test_config_refuses_a_bool_duration() -> None:
-    with pytest.raises(ConfigError):
+    # True is an int > 0; it must not pass for a duration of one second.
+    with pytest.raises(ConfigError) as caught:
         Config.lan(push_pull_interval=True)
+    assert caught.value.field == "push_pull_interval"
 
 
 def test_config_evolve_validates_again() -> None:

@@ -73,7 +73,9 @@ class BroadcastQueue:
         ``overhead`` extra).
 
         Counts one transmission for each message taken and retires those that reach
-        ``limit``. Returns them fewest-sent first, newest first among equals.
+        ``limit``. Returns them fewest-sent first, newest first among equals. A message
+        too big for what is left is skipped for smaller ones, until fewer than 16 bytes
+        remain (no message is that small).
         """
         if not self._items or budget <= 0 or max_count <= 0:
             return []
