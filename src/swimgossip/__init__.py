@@ -33,10 +33,10 @@ from .core import (
 
 if TYPE_CHECKING:
     from .core.outputs import UserDelivery
-from .events import EventsLost, MessageStream, NodeEvent, Subscription
-from .node import JoinError, Node, open_node, serve_node
-from .security import AuthenticationError, Keyring, KeyringError, SecurityMode
-from .transport import Transport, format_address, parse_address
+    from .events import EventsLost, MessageStream, NodeEvent, Subscription
+    from .node import JoinError, Node, open_node, serve_node
+    from .security import AuthenticationError, Keyring, KeyringError, SecurityMode
+    from .transport import Transport, format_address, parse_address
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,18 @@ _LAZY = {
     "Keyring": "swimgossip.security",
     "KeyringError": "swimgossip.security",
     "SecurityMode": "swimgossip.security",
+    "UserDelivery": "swimgossip.core.outputs",
+    "EventsLost": "swimgossip.events",
+    "MessageStream": "swimgossip.events",
+    "NodeEvent": "swimgossip.events",
+    "Subscription": "swimgossip.events",
+    "JoinError": "swimgossip.node",
+    "Node": "swimgossip.node",
+    "open_node": "swimgossip.node",
+    "serve_node": "swimgossip.node",
+    "Transport": "swimgossip.transport",
+    "format_address": "swimgossip.transport",
+    "parse_address": "swimgossip.transport",
 }
 
 

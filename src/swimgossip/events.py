@@ -1,0 +1,273 @@
+"""Fan-out of membership events and application messages to subscribers.
+
+The node's engine task publishes every event to an ``EventHub``; the hub appends it to each
+``Subscription``'s bounded buffer and wakes the reader. Publishing never waits, so a slow
+subscriber cannot block the protocol. When a buffer is full the subscription drops what it
+holds, counts it, and its reader next gets ``EventsLost(count, members)`` followed by a
+fresh snapshot (a ``MemberJoined`` per member not gone), taken when the reader gets there:
+a subscriber may fall behind but is never silently wrong.
+
+``subscribe(snapshot=True)`` takes the snapshot and registers the subscription in the same
+step (no checkpoint between), so no change can fall between the two.
+
+Application messages (``UserDelivery``) use the same bounded-buffer idea in
+``MessageStream``, minus the snapshot: overflow drops the oldest and counts it.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from types import TracebackType
+
+import attrs
+import trio
+
+from .core.events import MemberEvent, MemberJoined
+from .core.member import Member
+from .core.outputs import UserDelivery
+
+__all__ = ["EventHub", "EventsLost", "MessageStream", "NodeEvent", "Subscription"]
+
+
+@attrs.frozen(kw_only=True)
+class EventsLost:
+    """The subscriber fell behind and ``count`` events were dropped.
+
+    ``members`` is the node's member table when the loss was reported; the events that
+    follow are a fresh snapshot (``MemberJoined`` for every member not dead or left).
+    """
+
+    count: int
+    members: tuple[Member, ...]
+
+
+NodeEvent = MemberEvent | EventsLost
+"""What a subscription yields."""
+
+Snapshot = Callable[[], list[Member]]
+
+
+def snapshot_events(members: list[Member]) -> list[MemberEvent]:
+    """A ``MemberJoined`` for each member that is alive or suspect, in name order."""
+    return [MemberJoined(member=m) for m in members if not m.status.is_gone]
+
+
+@attrs.define(eq=False)
+class Subscription:
+    """A bounded stream of ``NodeEvent`` values; use it with ``async with`` / ``async for``.
+
+    Ends (``StopAsyncIteration``) when the node stops or the subscription is closed.
+    """
+
+    _hub: EventHub
+    _members: Snapshot
+    _capacity: int
+    _buffer: collections.deque[NodeEvent] = attrs.field(factory=collections.deque)
+    # Snapshot events, read before the buffer and not counted against its capacity.
+    _snapshot: collections.deque[NodeEvent] = attrs.field(factory=collections.deque)
+    _lost: int = 0
+    _closed: bool = False
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+
+    def _push(self, event: NodeEvent) -> None:
+        if self._closed:
+            return
+        if len(self._buffer) >= self._capacity:
+            self._lost += len(self._buffer) + 1
+            self._buffer.clear()
+        else:
+            self._buffer.append(event)
+        self._wakeup.set()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+    @property
+    def buffered(self) -> int:
+        """Events waiting to be read (snapshot included)."""
+        return len(self._snapshot) + len(self._buffer)
+
+    @property
+    def lost(self) -> int:
+        """Events dropped and not yet reported."""
+        return self._lost
+
+    async def receive(self) -> NodeEvent:
+        """The next event; waits if there is none.
+
+        Raises:
+            trio.EndOfChannel: the node stopped or the subscription was closed.
+        """
+        while True:
+            if self._lost:
+                # The snapshot reflects everything still buffered: those are lost too.
+                members = self._members()
+                event = EventsLost(count=self._lost + len(self._buffer), members=tuple(members))
+                self._lost = 0
+                self._buffer.clear()
+                self._snapshot = collections.deque(snapshot_events(members))
+                return event
+            if self._snapshot:
+                return self._snapshot.popleft()
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._closed:
+                raise trio.EndOfChannel
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> NodeEvent:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Stop receiving; buffered events are discarded."""
+        self._hub.remove(self)
+        self._buffer.clear()
+        self._snapshot.clear()
+        self._close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@attrs.define(eq=False)
+class MessageStream:
+    """A bounded stream of application messages (``UserDelivery``: ``source``, ``payload``).
+
+    When full, the oldest message is dropped and counted in ``dropped``.
+    """
+
+    _hub: EventHub
+    _capacity: int
+    _buffer: collections.deque[UserDelivery] = attrs.field(factory=collections.deque)
+    dropped: int = 0
+    _closed: bool = False
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+
+    def _push(self, message: UserDelivery) -> None:
+        if len(self._buffer) >= self._capacity:
+            self._buffer.popleft()
+            self.dropped += 1
+            self._hub.messages_dropped += 1
+        self._buffer.append(message)
+        self._wakeup.set()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+    async def receive(self) -> UserDelivery:
+        """The next message. Raises ``trio.EndOfChannel`` once closed and drained."""
+        while not self._buffer:
+            if self._closed:
+                raise trio.EndOfChannel
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        return self._buffer.popleft()
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> UserDelivery:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Stop receiving."""
+        self._hub.message_streams.discard(self)
+        self._close()
+
+    async def __aenter__(self) -> MessageStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@attrs.define(eq=False)
+class EventHub:
+    """Every subscription and message stream of one node.
+
+    Args:
+        members: returns the current member table (for snapshots).
+    """
+
+    members: Snapshot
+    subscriptions: set[Subscription] = attrs.field(factory=set)
+    message_streams: set[MessageStream] = attrs.field(factory=set)
+    published: int = 0
+    messages_dropped: int = 0
+    closed: bool = False
+
+    def subscribe(self, *, snapshot: bool, capacity: int) -> Subscription:
+        """Register a subscription, first filled with the snapshot if asked."""
+        subscription = Subscription(self, self.members, max(1, capacity))
+        if snapshot:
+            subscription._snapshot.extend(snapshot_events(self.members()))
+        if self.closed:
+            subscription._close()
+        else:
+            self.subscriptions.add(subscription)
+        return subscription
+
+    def open_messages(self, *, capacity: int) -> MessageStream:
+        """Register a stream of application messages."""
+        stream = MessageStream(self, max(1, capacity))
+        if self.closed:
+            stream._close()
+        else:
+            self.message_streams.add(stream)
+        return stream
+
+    def remove(self, subscription: Subscription) -> None:
+        """Forget ``subscription``."""
+        self.subscriptions.discard(subscription)
+
+    def publish(self, event: MemberEvent) -> None:
+        """Hand ``event`` to every subscription; never waits."""
+        self.published += 1
+        for subscription in list(self.subscriptions):
+            subscription._push(event)
+
+    def deliver(self, message: UserDelivery) -> None:
+        """Hand an application message to every message stream; never waits."""
+        for stream in list(self.message_streams):
+            stream._push(message)
+
+    @property
+    def pending(self) -> int:
+        """Events buffered across subscriptions (a queue-depth metric)."""
+        return sum(len(s._buffer) for s in self.subscriptions)
+
+    def close(self) -> None:
+        """End every subscription and message stream (the node stopped)."""
+        self.closed = True
+        for subscription in self.subscriptions:
+            subscription._close()
+        for stream in self.message_streams:
+            stream._close()
+        self.subscriptions.clear()
+        self.message_streams.clear()

@@ -1,0 +1,120 @@
+"""The replay guard: a time window plus a bounded cache of nonces already accepted.
+
+How this works. Every signed or sealed packet carries the sender's wall-clock time in
+milliseconds and a 96-bit random nonce, both covered by its tag. After a packet
+authenticates, the guard accepts it only if
+
+1. its timestamp is within ``window_ms`` of the receiver's clock (else STALE or FUTURE), and
+2. its nonce is not in the cache of nonces accepted earlier (else REPLAY), and
+3. the cache has not had to forget a packet as recent as this one (else FORGOTTEN, below).
+
+A cached nonce is useless once its timestamp falls out of the window (the packet would be
+refused as stale anyway), so entries expire by *timestamp*, oldest first, from a min-heap.
+An entry therefore lives at most ``2 * window_ms`` (a packet stamped ``window_ms`` in the
+future) and usually about ``window_ms``.
+
+Bounded memory. The cache holds at most ``capacity`` nonces. When it is full of unexpired
+entries, the oldest is evicted and the guard raises its *floor* to that entry's timestamp:
+from then on a packet stamped at or before the floor is refused as a possible replay, since
+the guard can no longer prove it has not seen it (FORGOTTEN; a packet older than everything
+still cached is refused the same way rather than evicting a newer entry). So a full cache
+never lets a replay through; it may refuse some genuine late packets, and counts every eviction
+(``evictions``) so the operator can size ``capacity``. At the default 65,536 entries and a
++-30 s window that needs more than 1,000 authenticated packets per second sustained (more
+than 2,000 with synchronised clocks); a node in a 1,000-member LAN cluster receives about
+30. Only authenticated packets reach the guard, so unauthenticated floods cannot fill it.
+
+The guard is pure: it never reads a clock; the caller passes ``now_ms``.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+
+import attrs
+
+__all__ = ["DEFAULT_REPLAY_CACHE_SIZE", "DEFAULT_REPLAY_WINDOW", "Freshness", "ReplayGuard"]
+
+#: Seconds a packet's timestamp may differ from the receiver's clock, either way.
+DEFAULT_REPLAY_WINDOW = 30.0
+#: Nonces remembered at most.
+DEFAULT_REPLAY_CACHE_SIZE = 65_536
+
+
+class Freshness(enum.Enum):
+    """The guard's verdict on an authenticated packet."""
+
+    FRESH = "fresh"
+    STALE = "stale"
+    FUTURE = "future"
+    REPLAY = "replay"
+    #: Possibly a replay: the cache is full and no longer remembers packets this old.
+    FORGOTTEN = "forgotten"
+
+
+@attrs.define(eq=False)
+class ReplayGuard:
+    """Remembers recently accepted nonces; refuses old, future and repeated packets.
+
+    Args:
+        window_ms: the acceptance window, in milliseconds either side of ``now_ms``.
+        capacity: the most nonces remembered (at least 1).
+
+    Raises:
+        ValueError: if ``window_ms`` is negative or ``capacity`` is below 1.
+    """
+
+    window_ms: int = attrs.field(on_setattr=attrs.setters.frozen)
+    capacity: int = attrs.field(on_setattr=attrs.setters.frozen)
+    #: Entries evicted because the cache was full while they were still in the window.
+    evictions: int = attrs.field(default=0, init=False)
+    # Packets stamped at or before this were possibly forgotten: refused as replays.
+    _floor_ms: int = attrs.field(default=-1, init=False)
+    _seen: set[bytes] = attrs.field(factory=set, init=False)
+    _expiry: list[tuple[int, bytes]] = attrs.field(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.window_ms < 0:
+            raise ValueError(f"the replay window must be >= 0 ms, not {self.window_ms}")
+        if self.capacity < 1:
+            raise ValueError(f"the replay cache must hold >= 1 entry, not {self.capacity}")
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def admit(self, nonce: bytes, timestamp_ms: int, now_ms: int) -> Freshness:
+        """Judge an authenticated packet and, if FRESH, remember its nonce.
+
+        Args:
+            nonce: the packet's nonce.
+            timestamp_ms: the packet's (authenticated) timestamp.
+            now_ms: the receiver's clock.
+
+        Returns:
+            ``Freshness.FRESH`` if the packet is to be accepted; otherwise why not.
+        """
+        skew = timestamp_ms - now_ms
+        if skew < -self.window_ms:
+            return Freshness.STALE
+        if skew > self.window_ms:
+            return Freshness.FUTURE
+        if nonce in self._seen:
+            return Freshness.REPLAY
+        if timestamp_ms <= self._floor_ms:
+            return Freshness.FORGOTTEN
+        expiry, seen = self._expiry, self._seen
+        oldest_useful = now_ms - self.window_ms
+        while expiry and expiry[0][0] < oldest_useful:
+            seen.discard(heapq.heappop(expiry)[1])
+        if len(seen) >= self.capacity:
+            if timestamp_ms <= expiry[0][0]:
+                # Remembering it would mean forgetting a newer packet: refuse it instead.
+                return Freshness.FORGOTTEN
+            evicted_ms, evicted = heapq.heappop(expiry)
+            seen.discard(evicted)
+            self.evictions += 1
+            self._floor_ms = max(self._floor_ms, evicted_ms)
+        seen.add(nonce)
+        heapq.heappush(expiry, (timestamp_ms, nonce))
+        return Freshness.FRESH

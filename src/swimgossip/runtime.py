@@ -1,0 +1,344 @@
+"""The engine's owner: one Trio task that feeds the sans-IO engine and applies its outputs.
+
+Only the driver task (``Runtime._drive``) calls the engine's entry points. Everything that
+wants the engine to act puts a ``_Job`` in the inbox: the UDP reader (a verified datagram),
+the stream server (an incoming request), stream client tasks (a reply or a failure) and the
+public API (join, update_meta, broadcast, leave). The driver loop:
+
+1. runs every timer that is due (a heap keyed by ``at``, in ``trio.current_time()``, so a
+   ``MockClock`` drives it) and measures how late each one ran: that is event-loop lag;
+   lag beyond half a probe timeout raises the Lifeguard health score (at most once per
+   probe interval), so a starved process does not accuse healthy peers;
+2. otherwise waits for the next job until the next timer is due.
+
+Outputs are applied like the simulator does (``testing/simulator.py``): first everything
+that does not wait (timers, events, deliveries, join outcomes, stream replies, starting a
+stream task), then the datagrams in order. Events are therefore published before any
+checkpoint, so a snapshot never sees a change whose event is still on the way.
+
+Every packet and stream frame is signed with ``PacketSigner.wrap`` and verified with
+``unwrap``; refusals are counted and logged at debug, as are socket errors. A stream
+request whose peer refused our signature gets a plain error frame (0xEE + reason) so a
+join can say why; that frame is unauthenticated and only ever used as a failure reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import heapq
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from .core.engine import Engine
+from .core.errors import NotRunning
+from .core.outputs import (
+    JoinOutcome,
+    LeaveComplete,
+    Output,
+    ScheduleTimer,
+    SendDatagram,
+    StreamReply,
+    StreamRequest,
+    UserDelivery,
+)
+from .core.timers import Timer
+from .events import EventHub
+from .security import AuthenticationError, PacketSigner
+from .transport import FrameError, Transport
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger("swimgossip")
+
+#: First byte of an unsigned "refused" stream reply (never a codec or signed marker).
+ERROR_MARKER = 0xEE
+#: Datagrams waiting for the engine; beyond this they are dropped (and counted), like UDP.
+_INBOX_SIZE = 1024
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """Where the driver leaves the result of a job for the task that asked."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    error: BaseException | None = None
+    reply: bytes | None = None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+@attrs.frozen
+class _Job:
+    work: Callable[[float], list[Output]]
+    slot: _Slot | None = None
+
+
+@attrs.define(eq=False)
+class Runtime:
+    """Drives one ``Engine`` over one ``Transport``. Built and run by ``open_node``."""
+
+    engine: Engine
+    transport: Transport
+    signer: PacketSigner
+    hub: EventHub
+    counters: Counter[str] = attrs.field(factory=Counter)
+    leave_complete: trio.Event = attrs.field(factory=trio.Event)
+    finished: trio.Event = attrs.field(factory=trio.Event)
+    stopped: bool = False
+    lag_last: float = 0.0
+    lag_max: float = 0.0
+    _timers: list[tuple[float, int, Timer]] = attrs.field(factory=list)
+    _timer_seq: int = 0
+    _incoming: dict[int, _Slot] = attrs.field(factory=dict)
+    _incoming_token: int = 0
+    _join_waiters: dict[str, list[trio.MemorySendChannel[JoinOutcome]]] = attrs.field(factory=dict)
+    _pending: set[_Slot] = attrs.field(factory=set)
+    _last_lag_penalty: float = -math.inf
+    _nursery: trio.Nursery | None = None
+    _inbox_send: trio.MemorySendChannel[_Job] = attrs.field(init=False)
+    _inbox: trio.MemoryReceiveChannel[_Job] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._inbox_send, self._inbox = trio.open_memory_channel[_Job](_INBOX_SIZE)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the engine, the reader, the stream server and the driver; run until
+        cancelled. Reports started once the node answers on the network."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(
+                    functools.partial(
+                        self.transport.serve_streams,
+                        self._serve_stream,
+                        timeout=self.engine.config.stream_timeout,
+                    )
+                )
+                await self._apply(self.engine.start(trio.current_time()))
+                nursery.start_soon(self._read_datagrams)
+                nursery.start_soon(self._drive)
+                task_status.started()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Mark stopped; callers still waiting get ``NotRunning``; subscriptions end."""
+        self.stopped = True
+        self.finished.set()
+        for slot in list(self._pending):
+            slot.finish(NotRunning("the node has stopped"))
+        for waiters in self._join_waiters.values():
+            for channel in waiters:
+                channel.close()
+        self._join_waiters.clear()
+        self.hub.close()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def call(self, work: Callable[[float], list[Output]]) -> None:
+        """Run ``work(now)`` in the driver and apply its outputs; re-raise its error.
+
+        Raises:
+            NotRunning: the node has stopped.
+        """
+        if self.stopped:
+            raise NotRunning("the node has stopped")
+        slot = _Slot()
+        self._pending.add(slot)
+        try:
+            await self._inbox_send.send(_Job(work, slot))
+            await slot.done.wait()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise NotRunning("the node has stopped") from None
+        finally:
+            self._pending.discard(slot)
+        if slot.error is not None:
+            raise slot.error
+
+    def wait_join(self, addresses: list[str]) -> trio.MemoryReceiveChannel[JoinOutcome]:
+        """Register for the ``JoinOutcome`` of each address of the next ``engine.join``."""
+        send, receive = trio.open_memory_channel[JoinOutcome](max(1, len(addresses)))
+        for address in addresses:
+            self._join_waiters.setdefault(address, []).append(send)
+        return receive
+
+    async def _drive(self) -> None:
+        while True:
+            now = trio.current_time()
+            while self._timers and self._timers[0][0] <= now:
+                at, _, timer = heapq.heappop(self._timers)
+                self._note_lag(now - at, now)
+                await self._apply(self.engine.handle_timer(timer, now))
+                now = trio.current_time()
+            job = None
+            with trio.move_on_at(self._timers[0][0] if self._timers else math.inf):
+                job = await self._inbox.receive()
+            if job is None:
+                continue
+            try:
+                outputs = job.work(trio.current_time())
+            except Exception as exc:
+                if job.slot is not None:  # a local error for the caller (MetadataTooLarge...)
+                    job.slot.finish(exc)
+                else:  # an engine bug on network input must not let a peer kill the node
+                    self.counters["engine_errors"] += 1
+                    logger.exception("%s: engine failed on network input", self.engine.name)
+                continue
+            await self._apply(outputs)
+            if job.slot is not None:
+                job.slot.finish()
+
+    def _note_lag(self, lag: float, now: float) -> None:
+        self.lag_last = lag
+        self.lag_max = max(self.lag_max, lag)
+        config = self.engine.config
+        if lag > config.probe_timeout / 2:
+            self.counters["timers_late"] += 1
+            if now - self._last_lag_penalty >= config.probe_interval:
+                self._last_lag_penalty = now
+                self.engine.awareness.apply_delta(1)
+                self.counters["health_lag_penalties"] += 1
+
+    # ------------------------------------------------------------------ outputs
+
+    def _apply_now(self, outputs: list[Output]) -> list[SendDatagram]:
+        """Apply what does not wait; return the datagrams to send."""
+        sends: list[SendDatagram] = []
+        for output in outputs:
+            kind = type(output)
+            if kind is SendDatagram:
+                sends.append(output)  # type: ignore[arg-type]
+            elif kind is ScheduleTimer:
+                self._timer_seq += 1
+                heapq.heappush(self._timers, (output.at, self._timer_seq, output.timer))  # type: ignore[union-attr]
+            elif kind is StreamRequest:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._request_stream, output)  # type: ignore[arg-type]
+            elif kind is StreamReply:
+                slot = self._incoming.get(output.token)  # type: ignore[union-attr]
+                if slot is not None:
+                    slot.reply = output.payload  # type: ignore[union-attr]
+                    slot.finish()
+            elif kind is JoinOutcome:
+                waiters = self._join_waiters.get(output.address)  # type: ignore[union-attr]
+                if waiters:
+                    channel = waiters.pop(0)
+                    channel.send_nowait(output)  # type: ignore[arg-type]
+                    if not waiters:
+                        del self._join_waiters[output.address]  # type: ignore[union-attr]
+            elif kind is LeaveComplete:
+                self.leave_complete.set()
+            elif kind is UserDelivery:
+                self.hub.deliver(output)  # type: ignore[arg-type]
+            else:
+                self.hub.publish(output)  # type: ignore[arg-type]
+        return sends
+
+    async def _apply(self, outputs: list[Output]) -> None:
+        for send in self._apply_now(outputs):
+            packet = self.signer.wrap(send.payload)
+            try:
+                await self.transport.send_datagram(send.address, packet)
+            except (OSError, ValueError) as exc:
+                self.counters["send_errors"] += 1
+                logger.debug("%s: send to %s failed: %s", self.engine.name, send.address, exc)
+                continue
+            self.counters["packets_out"] += 1
+            self.counters["bytes_out"] += len(packet)
+
+    # ------------------------------------------------------------------ datagrams
+
+    async def _read_datagrams(self) -> None:
+        while True:
+            try:
+                data, source = await self.transport.receive_datagram()
+            except OSError as exc:  # e.g. ICMP errors surfacing on the socket
+                self.counters["receive_errors"] += 1
+                logger.debug("%s: receive error: %s", self.engine.name, exc)
+                continue
+            self.counters["packets_in"] += 1
+            self.counters["bytes_in"] += len(data)
+            try:
+                payload = self.signer.unwrap(data)
+            except AuthenticationError as exc:
+                self.counters["auth_failures"] += 1
+                logger.debug("%s: dropped datagram from %s: %s", self.engine.name, source, exc)
+                continue
+            job = _Job(functools.partial(self.engine.receive, payload, source))
+            try:
+                self._inbox_send.send_nowait(job)
+            except trio.WouldBlock:
+                self.counters["packets_dropped_busy"] += 1
+
+    # ------------------------------------------------------------------ streams
+
+    async def _serve_stream(self, request: bytes, source: str) -> bytes | None:
+        self.counters["streams_in"] += 1
+        try:
+            payload = self.signer.unwrap(request)
+        except AuthenticationError as exc:
+            self.counters["auth_failures"] += 1
+            logger.debug("%s: refused stream from %s: %s", self.engine.name, source, exc)
+            return bytes([ERROR_MARKER]) + b"authentication failed"
+        self._incoming_token += 1
+        token = self._incoming_token
+        slot = _Slot()
+        self._incoming[token] = slot
+        engine = self.engine
+        try:
+            await self._inbox_send.send(
+                _Job(lambda now: engine.receive_stream(payload, source, token, now), slot)
+            )
+            await slot.done.wait()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return None
+        finally:
+            del self._incoming[token]
+        return None if slot.reply is None else self.signer.wrap(slot.reply)
+
+    async def _request_stream(self, request: StreamRequest) -> None:
+        engine = self.engine
+        self.counters[f"streams_out_{request.purpose.value}"] += 1
+        try:
+            with trio.fail_at(request.deadline):
+                reply = await self.transport.exchange(
+                    request.address, self.signer.wrap(request.payload)
+                )
+            if reply[:1] == bytes([ERROR_MARKER]):
+                reason = reply[1:200].decode("utf-8", "replace")
+                raise AuthenticationError(f"{reason} (refused by {request.address})")
+            payload = self.signer.unwrap(reply)
+        except trio.TooSlowError:
+            job = _Job(lambda now: engine.stream_failed(request.token, "timed out", now))
+        except ConnectionRefusedError:
+            job = _Job(lambda now: engine.stream_failed(request.token, "connection refused", now))
+        except AuthenticationError as exc:
+            self.counters["auth_failures"] += 1
+            reason = f"authentication failed: {exc}"
+            job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
+        except (OSError, FrameError, trio.BrokenResourceError) as exc:
+            reason = str(exc) or type(exc).__name__
+            job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
+        else:
+            job = _Job(lambda now: engine.stream_reply(request.token, payload, now))
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._inbox_send.send(job)
+
+    def timers_pending(self) -> int:
+        """Timers waiting in the heap."""
+        return len(self._timers)
+
+    def inbox_depth(self) -> int:
+        """Jobs waiting for the driver."""
+        return int(self._inbox_send.statistics().current_buffer_used)

@@ -1,0 +1,175 @@
+"""The real transport: one UDP socket and a TCP listener on the same port.
+
+``open_udp_transport("127.0.0.1:0")`` binds the UDP socket first (port 0 picks a free
+port), then a TCP listening socket on that same port; if the TCP port is taken it tries a
+new pair, a few times. IPv6 is used when the bind host is an IPv6 literal (``"[::1]:0"``).
+
+Datagrams go out with ``sendto`` and come in with ``recvfrom``; the source is formatted
+back to ``"host:port"`` so the engine can reply to it. Stream exchanges are one
+length-prefixed frame each way (``transport.py``); the server side gives each connection
+``timeout`` seconds and a frame size limit, then closes it. Errors a peer can cause
+(resets, truncated frames, oversized frames) are logged at debug and never stop the server.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket as stdlib_socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from .transport import (
+    DEFAULT_MAX_FRAME,
+    FrameError,
+    StreamHandler,
+    format_address,
+    parse_address,
+    read_frame,
+    write_frame,
+)
+
+__all__ = ["UdpTransport", "open_udp_transport"]
+
+logger = logging.getLogger("swimgossip")
+
+#: Largest datagram we read; our own never exceed ``Config.udp_payload_size``.
+_MAX_DATAGRAM = 65_536
+_BIND_ATTEMPTS = 16
+
+
+def _family(host: str) -> int:
+    return stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
+
+
+def _peer(sockaddr: tuple[object, ...]) -> str:
+    return format_address(str(sockaddr[0]), int(sockaddr[1]))  # type: ignore[call-overload]
+
+
+@attrs.define(eq=False)
+class UdpTransport:
+    """A bound UDP socket plus a TCP listener on the same port. See ``open_udp_transport``."""
+
+    udp: trio.socket.SocketType
+    listener: trio.SocketListener
+    host: str
+    port: int
+    max_frame: int = DEFAULT_MAX_FRAME
+
+    @property
+    def address(self) -> str:
+        """The bound address, ``"host:port"`` or ``"[v6]:port"``."""
+        return format_address(self.host, self.port)
+
+    @property
+    def family(self) -> int:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
+        return int(self.udp.family)
+
+    async def send_datagram(self, address: str, payload: bytes) -> None:
+        """Send ``payload`` to ``address`` (a numeric "host:port")."""
+        host, port = parse_address(address)
+        await self.udp.sendto(payload, (host, port))
+
+    async def receive_datagram(self) -> tuple[bytes, str]:
+        """Wait for one datagram; returns ``(payload, "host:port" of the sender)``."""
+        data, sockaddr = await self.udp.recvfrom(_MAX_DATAGRAM)
+        return data, _peer(sockaddr)
+
+    async def exchange(self, address: str, request: bytes) -> bytes:
+        """Connect to ``address`` over TCP, send one frame, read one reply frame."""
+        host, port = parse_address(address)
+        sock = trio.socket.socket(_family(host), stdlib_socket.SOCK_STREAM)
+        try:
+            await sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        async with trio.SocketStream(sock) as stream:
+            await write_frame(stream, request)
+            return await read_frame(stream, self.max_frame)
+
+    async def serve_streams(
+        self,
+        handler: StreamHandler,
+        *,
+        timeout: float,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections forever; each serves one exchange within ``timeout``."""
+
+        async def serve_one(stream: trio.SocketStream) -> None:
+            async with stream:
+                try:
+                    source = _peer(stream.socket.getpeername())
+                    with trio.move_on_after(timeout):
+                        request = await read_frame(stream, self.max_frame)
+                        reply = await handler(request, source)
+                        if reply is not None:
+                            await write_frame(stream, reply)
+                except (OSError, FrameError, trio.BrokenResourceError) as exc:
+                    logger.debug("stream from peer dropped: %s", exc)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, serve_one, [self.listener])
+            task_status.started()
+
+    async def aclose(self) -> None:
+        """Close both sockets."""
+        self.udp.close()
+        await self.listener.aclose()
+
+
+async def _bind_pair(host: str, port: int) -> tuple[trio.socket.SocketType, trio.socket.SocketType]:
+    family = _family(host)
+    last: OSError | None = None
+    for _ in range(_BIND_ATTEMPTS):
+        udp = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
+        tcp = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+        try:
+            tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+            if family == stdlib_socket.AF_INET6:
+                for sock in (udp, tcp):
+                    sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
+            await udp.bind((host, port))
+            bound_port = udp.getsockname()[1]
+            await tcp.bind((host, bound_port))
+            tcp.listen(128)
+            return udp, tcp
+        except OSError as exc:
+            udp.close()
+            tcp.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE:
+                raise
+            last = exc
+    assert last is not None
+    raise last
+
+
+@asynccontextmanager
+async def open_udp_transport(
+    bind: str, *, max_frame: int = DEFAULT_MAX_FRAME
+) -> AsyncIterator[UdpTransport]:
+    """Bind UDP and TCP on ``bind`` ("host:port", "[v6]:port"; port 0 picks one).
+
+    Raises:
+        ValueError: ``bind`` is not an address.
+        OSError: the address cannot be bound.
+    """
+    host, port = parse_address(bind)
+    udp, tcp = await _bind_pair(host, port)
+    bound_host = str(udp.getsockname()[0])
+    transport = UdpTransport(
+        udp=udp,
+        listener=trio.SocketListener(tcp),
+        host=bound_host,
+        port=int(udp.getsockname()[1]),
+        max_frame=max_frame,
+    )
+    try:
+        yield transport
+    finally:
+        await transport.aclose()
