@@ -22,7 +22,7 @@ import math
 import random
 import socket as stdlib_socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -41,7 +41,7 @@ from .core.member import Member, Status
 from .events import EventHub, MessageStream, NodeEvent, Subscription
 from .runtime import Runtime
 from .security import Keyring, PacketSigner, SecurityMode
-from .transport import format_address, parse_address
+from .transport import Transport, format_address, parse_address
 from .udp import UdpTransport, open_udp_transport
 
 __all__ = ["JoinError", "Node", "open_node", "serve_node"]
@@ -72,7 +72,10 @@ _ALWAYS_REPORTED = (
     "packets_malformed",
     "streams_malformed",
     "timers_late",
-    "health_lag_penalties",
+    "lag_penalties",
+    "indirect_probes",
+    "nacks_sent",
+    "nacks_received",
 )
 _JOIN_ATTEMPTS_WITHOUT_DEADLINE = 3
 
@@ -96,7 +99,7 @@ class Node:
     keyring: Keyring | None
     _engine: Engine
     _runtime: Runtime
-    _transport: UdpTransport
+    _transport: Transport
     _nursery: trio.Nursery
     _callbacks: list[EventCallback] = attrs.field(factory=list)
     _callback_task: bool = False
@@ -256,15 +259,10 @@ class Node:
         addresses: dict[str, str] = {}
         for seed in seeds:
             try:
-                host, port = parse_address(seed)
-                infos = await trio.socket.getaddrinfo(
-                    host, port, family=self._transport.family, type=stdlib_socket.SOCK_DGRAM
-                )
+                address = await self._transport.resolve(seed)
             except (ValueError, OSError) as exc:
                 reasons[seed] = f"cannot resolve: {exc}"
                 continue
-            sockaddr = infos[0][4]
-            address = format_address(str(sockaddr[0]), int(sockaddr[1]))
             if address not in (self.address, self._transport.address):
                 addresses[seed] = address
         return addresses
@@ -365,6 +363,7 @@ async def open_node(
     security: SecurityMode | None = None,
     meta: bytes = b"",
     seed: int | None = None,
+    transport: Transport | None = None,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the duration of the ``async with`` block.
 
@@ -377,6 +376,9 @@ async def open_node(
         security: signing policy; default ``REQUIRED`` with a keyring, else ``OFF``.
         meta: initial application metadata.
         seed: seed for the engine's RNG (default: random).
+        transport: an open transport to use instead of binding UDP/TCP sockets at
+            ``bind`` (``swimgossip.testing`` passes its in-memory network here); the
+            caller keeps ownership of it.
 
     Raises:
         OSError: ``bind`` cannot be bound.
@@ -386,8 +388,12 @@ async def open_node(
     if security is None:
         security = SecurityMode.OFF if keyring is None else SecurityMode.REQUIRED
     signer = PacketSigner(keyring, security)
-    async with open_udp_transport(bind) as transport:
-        address = _advertised(transport, advertise)
+    async with AsyncExitStack() as stack:
+        if transport is None:
+            udp = await stack.enter_async_context(open_udp_transport(bind))
+            transport, address = udp, _advertised(udp, advertise)
+        else:
+            address = advertise if advertise is not None else transport.address
         engine = Engine(
             name=name,
             address=address,

@@ -207,8 +207,7 @@ class Runtime:
             self.counters["timers_late"] += 1
             if now - self._last_lag_penalty >= config.probe_interval:
                 self._last_lag_penalty = now
-                self.engine.awareness.apply_delta(1)
-                self.counters["health_lag_penalties"] += 1
+                self.engine.note_local_lag()
 
     # ------------------------------------------------------------------ outputs
 

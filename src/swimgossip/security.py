@@ -1,57 +1,93 @@
-"""Packet signing: a keyring of HMAC-SHA256 keys and a bytes -> bytes signer.
+"""Packet security policy: which envelope to send, which to accept, and why one was refused.
 
-This sits outside the sans-IO core (the core never imports ``cryptography``); it reads no
-clock and touches no socket. The runtime passes every outgoing packet through
-``PacketSigner.wrap`` and every incoming one through ``PacketSigner.unwrap``.
+This sits outside the sans-IO core (the core never imports ``cryptography``) and touches no
+socket. The runtime passes every outgoing datagram and stream payload through
+``PacketSigner.wrap`` and every incoming one through ``PacketSigner.unwrap``. The byte
+layouts live in ``envelope``, the keys in ``keyring``, the replay cache in ``replay``; this
+module decides. docs/security.md is the operator's guide; docs/protocol.md has the bytes.
 
-Wire format. An unsigned packet is exactly what the codec produced; it starts with the
-protocol version byte (0x01). A signed packet is::
+How ``unwrap`` decides, in this order (the first failure is the packet's one refusal):
 
-    +------+----------------------------------+-----------------+
-    | 0xA1 | HMAC-SHA256(key, 0xA1 + payload) | payload         |
-    | 1 B  | 32 B                             | codec bytes ... |
-    +------+----------------------------------+-----------------+
+1. empty -> TRUNCATED;
+2. cluster label: the packet must carry exactly this node's label header, or none if this
+   node has no label -> else LABEL (before anything else is looked at);
+3. the body's first byte: signed (0xA2), sealed (0xA3), another reserved envelope byte
+   (0xA0-0xBF, e.g. the retired 0xA1) -> UNSUPPORTED, anything else is a plain packet;
+4. the mode: plain refused unless OFF / SIGN_ACCEPT_UNSIGNED -> UNSIGNED; signed refused
+   under SEALED -> UNSEALED; sealed accepted by every mode that holds a keyring;
+5. length -> TRUNCATED; key id not installed -> UNKNOWN_KEY; tag -> FORGED;
+6. only now, with the timestamp and nonce authenticated: window -> STALE / FUTURE;
+   nonce seen before, or too old for a full cache to vouch for -> REPLAY.
 
-so signing costs ``SIGNATURE_OVERHEAD`` (33) bytes. The marker byte says "signed, format 1"
-and is covered by the tag, so it cannot be swapped for another format without detection.
+| mode                   | sends  | accepts plain | accepts signed | accepts sealed |
+|------------------------|--------|---------------|----------------|----------------|
+| ``OFF``                | plain  | yes           | with a keyring | with a keyring |
+| ``SIGN_ACCEPT_UNSIGNED`` | signed | yes         | yes            | yes            |
+| ``REQUIRED``           | signed | no            | yes            | yes            |
+| ``SEAL_ACCEPT_SIGNED`` | sealed | no            | yes            | yes            |
+| ``SEALED``             | sealed | no            | no             | yes            |
 
-Keys and rotation. A ``Keyring`` holds 16, 24 or 32-byte keys, the first one primary.
-Outgoing packets are signed with the primary key only; incoming ones are checked against the
-primary key first, then every other installed key. A rolling rotation is therefore: install
-the new key on every node, then ``use`` it on every node, then ``remove`` the old one.
-
-Modes. ``SecurityMode.OFF`` sends plain packets and accepts plain packets (a signed packet
-is still verified if a keyring is present, and refused otherwise); ``SIGN_ACCEPT_UNSIGNED``
-signs everything but still accepts plain packets, for migrating a running cluster;
-``REQUIRED`` signs everything and accepts only correctly signed packets.
+Every mode accepts what the next mode up sends, and every mode from SIGN_ACCEPT_UNSIGNED up
+accepts what the mode below sends: so a rolling change of one step at a time,
+OFF (+keyring) -> SIGN_ACCEPT_UNSIGNED -> REQUIRED -> SEAL_ACCEPT_SIGNED -> SEALED, never
+leaves two nodes unable to talk.
 
 ``unwrap`` fails closed: every refusal is one ``AuthenticationError`` (a ``RemoteError``)
-and is counted in ``SecurityStats``; no other exception escapes it for any input bytes.
-
-Speed. Keying an HMAC object costs more than hashing a small packet, so the keyring keeps
-one pre-keyed HMAC object per key and each packet ``copy()``s it: for 200-byte payloads
-that computes tags about three times faster than keying a new object per packet (measured
-with cryptography 50: ~1.0M versus ~0.3M tags/s on one core; through ``wrap`` + ``unwrap``
-a signed round trip runs at roughly 250k/s).
+with a ``reason``, counted in ``SecurityStats``; no other exception escapes it for any bytes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
+import math
 import os
-from collections.abc import Sequence
-from pathlib import Path
+import time
+from collections import Counter
+from collections.abc import Callable
 
 import attrs
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, hmac
 
 from swimgossip.core.errors import ConfigError, LocalError, RemoteError
+from swimgossip.envelope import (
+    ENVELOPE_OVERHEAD,
+    HEADER,
+    LABEL_MARKER,
+    NONCE_SIZE,
+    RETIRED_SIGNED_MARKER,
+    SEALED_MARKER,
+    SIGNED_MARKER,
+    TAG_SIZE,
+    is_reserved,
+    label_header,
+    open_sealed,
+    seal,
+    sign,
+    verify_signed,
+)
+from swimgossip.keyring import (
+    KEY_SIZES,
+    Keyring,
+    KeyringError,
+    encode_key,
+    generate_key,
+    key_id,
+)
+from swimgossip.replay import (
+    DEFAULT_REPLAY_CACHE_SIZE,
+    DEFAULT_REPLAY_WINDOW,
+    Freshness,
+    ReplayGuard,
+)
 
 __all__ = [
+    "DEFAULT_REPLAY_CACHE_SIZE",
+    "DEFAULT_REPLAY_WINDOW",
+    "ENVELOPE_OVERHEAD",
     "KEY_SIZES",
+    "LABEL_MARKER",
+    "NO_KEY_MESSAGE",
+    "SEALED_MARKER",
+    "SEAL_OVERHEAD",
     "SIGNATURE_OVERHEAD",
     "SIGNED_MARKER",
     "TAG_SIZE",
@@ -60,326 +96,398 @@ __all__ = [
     "KeyringError",
     "PacketSigner",
     "PayloadError",
+    "RejectReason",
     "SecurityMode",
     "SecurityStats",
     "encode_key",
     "generate_key",
+    "key_id",
 ]
 
-#: Key lengths a keyring accepts, in bytes (AES-style sizes, as memberlist uses).
-KEY_SIZES = (16, 24, 32)
-#: First byte of a signed packet: "signed, format 1". Never a codec version byte.
-SIGNED_MARKER = 0xA1
-#: Length of an HMAC-SHA256 tag.
-TAG_SIZE = 32
-#: Bytes a signed packet adds to its payload: the marker byte and the tag.
-SIGNATURE_OVERHEAD = 1 + TAG_SIZE
-
-_MARKER_BYTE = bytes([SIGNED_MARKER])
-
-
-class KeyringError(LocalError, ValueError):
-    """A key or key file is invalid, or a keyring change is not allowed.
-
-    ``line`` is the 1-based line number in the key file, when the error comes from one.
-    """
-
-    def __init__(self, message: str, *, line: int | None = None) -> None:
-        super().__init__(f"line {line}: {message}" if line is not None else message)
-        self.line = line
+#: Bytes a signed packet adds to its payload (without a label).
+SIGNATURE_OVERHEAD = ENVELOPE_OVERHEAD
+#: Bytes a sealed packet adds to its payload (without a label): the same as signing.
+SEAL_OVERHEAD = ENVELOPE_OVERHEAD
+#: The start of the message when no installed key made a packet.
+NO_KEY_MESSAGE = (
+    "no installed key verifies this packet: "
+    "the sender may use a key removed here or not yet installed"
+)
 
 
 class PayloadError(LocalError, ValueError):
-    """A payload cannot be sent as asked (a plain payload that looks like a signed one)."""
+    """A payload cannot be sent as asked (a plain payload that looks like an envelope)."""
+
+
+class RejectReason(enum.StrEnum):
+    """Why ``unwrap`` refused a packet; the value is what logs and metrics show."""
+
+    #: Empty, or too short for its envelope.
+    TRUNCATED = "truncated"
+    #: Another cluster's label, a label where none is expected, or none where one is.
+    LABEL = "label"
+    #: An envelope format this version does not speak (e.g. the retired 0xA1).
+    UNSUPPORTED = "unsupported"
+    #: A plain packet where the mode requires signed or sealed ones.
+    UNSIGNED = "unsigned"
+    #: A signed packet where the mode requires sealed ones.
+    UNSEALED = "unsealed"
+    #: Made with a key that is not installed here (or no keyring at all).
+    UNKNOWN_KEY = "unknown key"
+    #: Claims an installed key but its tag does not verify: forged or corrupted.
+    FORGED = "forged"
+    #: Authentic, but stamped more than the replay window before our clock.
+    STALE = "stale"
+    #: Authentic, but stamped more than the replay window after our clock.
+    FUTURE = "future"
+    #: Authentic, but already accepted once (or too old for a full replay cache to tell).
+    REPLAY = "replay"
 
 
 class AuthenticationError(RemoteError):
-    """A received packet was forged, truncated, unsigned when signing is required, or signed
-    with a key that is not installed. The packet must be dropped."""
+    """A received packet was refused; it must be dropped.
 
-
-def generate_key() -> bytes:
-    """Return a new random 32-byte key from ``os.urandom``."""
-    return os.urandom(32)
-
-
-def encode_key(key: bytes) -> str:
-    """Return ``key`` as standard base64 text, the form ``Keyring.parse`` reads.
-
-    Raises:
-        KeyringError: if ``key`` is not bytes of a length in ``KEY_SIZES``.
-    """
-    return base64.b64encode(_checked_key(key)).decode("ascii")
-
-
-def _checked_key(key: object, *, line: int | None = None) -> bytes:
-    if not isinstance(key, bytes):
-        raise KeyringError(f"a key must be bytes, not {type(key).__name__}", line=line)
-    if len(key) not in KEY_SIZES:
-        raise KeyringError(f"a key is {len(key)} bytes; keys must be 16, 24 or 32 bytes", line=line)
-    return key
-
-
-def _keyed_mac(key: bytes) -> hmac.HMAC:
-    return hmac.HMAC(key, hashes.SHA256())
-
-
-@attrs.define(eq=False, init=False, repr=False)
-class Keyring:
-    """An ordered set of HMAC keys; the first is primary and signs outgoing packets.
-
-    Args:
-        keys: one or more keys of 16, 24 or 32 bytes, primary first, without duplicates.
-
-    Raises:
-        KeyringError: if ``keys`` is empty, holds a duplicate, or holds an invalid key.
+    Attributes:
+        reason: why (``RejectReason``, a ``str``); ``None`` only when raised outside
+            ``PacketSigner.unwrap``.
+        warning: for STALE / FUTURE, one line to log at WARNING level when a clock-skew
+            warning is due (the first such packet, then every ``skew_warning_every``-th);
+            ``None`` otherwise. Everything else is worth a DEBUG line at most.
+        skew: for STALE / FUTURE, the packet's timestamp minus our clock, in seconds.
     """
 
-    # (key, HMAC object already keyed with it), primary first. Each packet copies the object.
-    _entries: list[tuple[bytes, hmac.HMAC]]
-    # The HMAC objects alone, in the same order: rebuilt on every change, read per packet.
-    _macs: tuple[hmac.HMAC, ...]
-
-    def __init__(self, keys: Sequence[bytes]) -> None:
-        if isinstance(keys, bytes | str):
-            raise KeyringError("keys must be a sequence of keys, not a single key")
-        if not keys:
-            raise KeyringError("a keyring needs at least one key")
-        self._entries = []
-        for index, key in enumerate(keys):
-            checked = _checked_key(key)
-            if checked in self.keys:
-                raise KeyringError(f"key #{index + 1} duplicates an earlier key")
-            self._entries.append((checked, _keyed_mac(checked)))
-        self._changed()
-
-    @classmethod
-    def parse(cls, text: str) -> Keyring:
-        """Build a keyring from key-file text.
-
-        One standard-base64 key per line; blank lines and lines starting with ``#`` are
-        ignored; surrounding whitespace is ignored; the first key is primary.
-
-        Raises:
-            KeyringError: naming the line, for bad base64, a bad key length or a duplicate
-                key; without a line if the text holds no key at all.
-        """
-        keys: list[bytes] = []
-        first_seen: dict[bytes, int] = {}
-        for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                key = base64.b64decode(line, validate=True)
-            except (binascii.Error, ValueError):
-                raise KeyringError("not a valid standard base64 key", line=number) from None
-            _checked_key(key, line=number)
-            if key in first_seen:
-                raise KeyringError(f"duplicate of the key on line {first_seen[key]}", line=number)
-            first_seen[key] = number
-            keys.append(key)
-        if not keys:
-            raise KeyringError("the key file holds no keys")
-        return cls(keys)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Keyring:
-        """Read a key file (see ``parse``) from ``path``.
-
-        Raises:
-            KeyringError: if the file is not UTF-8 text or its content is invalid.
-            OSError: if the file cannot be read.
-        """
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise KeyringError(f"{os.fspath(path)}: the key file is not UTF-8 text") from None
-        return cls.parse(text)
-
-    @property
-    def primary(self) -> bytes:
-        """The key that signs outgoing packets."""
-        return self._entries[0][0]
-
-    @property
-    def keys(self) -> tuple[bytes, ...]:
-        """Every installed key, primary first."""
-        return tuple(key for key, _ in self._entries)
-
-    def install(self, key: bytes) -> None:
-        """Add ``key`` as a secondary key (accepted, not used to sign). Installing a key that
-        is already installed does nothing.
-
-        Raises:
-            KeyringError: if ``key`` is not a valid key.
-        """
-        checked = _checked_key(key)
-        if checked not in self.keys:
-            self._entries.append((checked, _keyed_mac(checked)))
-            self._changed()
-
-    def use(self, key: bytes) -> None:
-        """Make the installed ``key`` primary; the old primary stays installed.
-
-        Raises:
-            KeyringError: if ``key`` is not installed.
-        """
-        index = self._index(key)
-        self._entries.insert(0, self._entries.pop(index))
-        self._changed()
-
-    def remove(self, key: bytes) -> None:
-        """Uninstall ``key``; packets signed with it are refused from now on.
-
-        Raises:
-            KeyringError: if ``key`` is the primary key or is not installed.
-        """
-        index = self._index(key)
-        if index == 0:
-            raise KeyringError("cannot remove the primary key; use() another key first")
-        del self._entries[index]
-        self._changed()
-
-    def _index(self, key: bytes) -> int:
-        for index, (installed, _) in enumerate(self._entries):
-            if installed == key:
-                return index
-        raise KeyringError("that key is not installed")
-
-    def _changed(self) -> None:
-        self._macs = tuple(mac for _, mac in self._entries)
-
-    def __repr__(self) -> str:
-        # Never print key material.
-        return f"<Keyring of {len(self._entries)} key(s)>"
+    def __init__(
+        self,
+        message: str,
+        reason: RejectReason | None = None,
+        *,
+        warning: str | None = None,
+        skew: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.warning = warning
+        self.skew = skew
 
 
 class SecurityMode(enum.Enum):
-    """How packets are signed and which received packets are accepted.
+    """What ``wrap`` sends and what ``unwrap`` accepts (table in the module docstring).
 
-    The values are the names used in configuration: ``SecurityMode("required")``.
+    The values are the names used in configuration: ``SecurityMode("sealed")``.
     """
 
-    #: Send plain packets; accept plain packets (signed ones only if a keyring verifies them).
+    #: Send plain packets; accept plain ones, and signed / sealed ones a keyring verifies.
     OFF = "off"
-    #: Sign outgoing packets; accept verified signed packets and plain ones (migration).
+    #: Sign; accept plain, signed and sealed (migrating from OFF).
     SIGN_ACCEPT_UNSIGNED = "sign-accept-unsigned"
-    #: Sign outgoing packets; accept only verified signed packets.
+    #: Sign; accept signed and sealed.
     REQUIRED = "required"
+    #: Seal; accept signed and sealed (migrating from REQUIRED).
+    SEAL_ACCEPT_SIGNED = "seal-accept-signed"
+    #: Seal; accept sealed only.
+    SEALED = "sealed"
+
+
+@attrs.frozen
+class _Policy:
+    sends: int | None  # SIGNED_MARKER, SEALED_MARKER or None for plain
+    accepts_plain: bool
+    accepts_signed: bool
+
+
+_POLICIES = {
+    SecurityMode.OFF: _Policy(None, accepts_plain=True, accepts_signed=True),
+    SecurityMode.SIGN_ACCEPT_UNSIGNED: _Policy(SIGNED_MARKER, True, True),
+    SecurityMode.REQUIRED: _Policy(SIGNED_MARKER, accepts_plain=False, accepts_signed=True),
+    SecurityMode.SEAL_ACCEPT_SIGNED: _Policy(SEALED_MARKER, False, True),
+    SecurityMode.SEALED: _Policy(SEALED_MARKER, accepts_plain=False, accepts_signed=False),
+}
+_PLAIN, _SIGNED, _SEALED = "unsigned", "signed", "sealed"
 
 
 @attrs.frozen(kw_only=True)
 class SecurityStats:
     """A snapshot of a ``PacketSigner``'s counters of received packets."""
 
-    accepted_signed: int = 0
     accepted_unsigned: int = 0
-    #: Signed packets whose tag matched no installed key (forged, corrupted or unknown key).
-    rejected_forged: int = 0
-    #: Plain packets refused under ``REQUIRED``.
-    rejected_unsigned: int = 0
-    #: Empty packets, and signed packets too short to hold their tag.
+    accepted_signed: int = 0
+    accepted_sealed: int = 0
     rejected_truncated: int = 0
+    rejected_label: int = 0
+    rejected_unsupported: int = 0
+    rejected_unsigned: int = 0
+    rejected_unsealed: int = 0
+    rejected_unknown_key: int = 0
+    rejected_forged: int = 0
+    rejected_stale: int = 0
+    rejected_future: int = 0
+    rejected_replay: int = 0
+    #: Clock-skew WARNING lines handed to the runtime (``AuthenticationError.warning``).
+    clock_skew_warnings: int = 0
+    #: Nonces held by the replay cache now.
+    replay_cache_entries: int = 0
+    #: Nonces evicted from a full replay cache while still inside the window.
+    replay_cache_evictions: int = 0
 
     @property
     def rejected(self) -> int:
         """Every refused packet, whatever the reason."""
-        return self.rejected_forged + self.rejected_unsigned + self.rejected_truncated
+        return sum(getattr(self, f"rejected_{reason.name.lower()}") for reason in RejectReason)
+
+    @property
+    def accepted(self) -> int:
+        """Every accepted packet, whatever its form."""
+        return self.accepted_unsigned + self.accepted_signed + self.accepted_sealed
 
 
-@attrs.define(eq=False)
+def _label_bytes(label: bytes | str) -> bytes:
+    raw = label.encode("utf-8") if isinstance(label, str) else label
+    try:
+        label_header(raw)
+    except ValueError as exc:
+        raise ConfigError("label", str(exc)) from None
+    return raw
+
+
+def _show(label: bytes) -> str:
+    return repr(label.decode("utf-8", "replace"))
+
+
 class PacketSigner:
-    """Signs outgoing packets and verifies incoming ones according to ``mode``.
+    """Wraps outgoing packets and unwraps incoming ones according to ``mode``.
 
     Args:
-        keyring: the keys to sign and verify with; ``None`` only with ``SecurityMode.OFF``.
-            The signer uses the keyring live, so ``install`` / ``use`` / ``remove`` on it take
-            effect on the next packet.
-        mode: the signing policy.
+        keyring: the keys; ``None`` only with ``SecurityMode.OFF``. Used live: ``install``,
+            ``use``, ``remove`` and ``reload`` take effect on the next packet.
+        mode: the policy (see the module docstring).
+        label: the cluster label, at most 255 bytes (``str`` is UTF-8 encoded); empty for
+            none. Works in every mode, OFF included.
+        clock: wall clock in seconds since the Unix epoch, for packet timestamps and the
+            replay window. Tests pass a fake one.
+        replay_window: seconds a packet's timestamp may differ from ``clock()`` either way.
+        replay_cache_size: the most nonces remembered (see ``replay``).
+        skew_warning_every: a clock-skew warning line is due on the first stale or future
+            packet and then on every ``skew_warning_every``-th one.
+        nonce_source: ``n -> n random bytes``; ``os.urandom`` unless a test needs repeats.
 
     Raises:
-        ConfigError: if ``mode`` signs packets but ``keyring`` is ``None``.
+        ConfigError: if a sending mode has no keyring, the label is too long, or a replay
+            setting is out of range.
     """
 
-    # Both are fixed after construction (the invariant below must hold); the keyring's own
-    # contents may still change.
-    keyring: Keyring | None = attrs.field(default=None, on_setattr=attrs.setters.frozen)
-    mode: SecurityMode = attrs.field(default=SecurityMode.OFF, on_setattr=attrs.setters.frozen)
-    _accepted_signed: int = attrs.field(default=0, init=False)
-    _accepted_unsigned: int = attrs.field(default=0, init=False)
-    _rejected_forged: int = attrs.field(default=0, init=False)
-    _rejected_unsigned: int = attrs.field(default=0, init=False)
-    _rejected_truncated: int = attrs.field(default=0, init=False)
+    def __init__(
+        self,
+        keyring: Keyring | None = None,
+        mode: SecurityMode = SecurityMode.OFF,
+        *,
+        label: bytes | str = b"",
+        clock: Callable[[], float] = time.time,
+        replay_window: float = DEFAULT_REPLAY_WINDOW,
+        replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE,
+        skew_warning_every: int = 1000,
+        nonce_source: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if mode is not SecurityMode.OFF and keyring is None:
+            raise ConfigError("keyring", f"security mode {mode.value!r} needs a keyring")
+        if not (math.isfinite(replay_window) and replay_window > 0):
+            raise ConfigError(
+                "replay_window", f"must be a positive number of seconds, not {replay_window}"
+            )
+        if replay_cache_size < 1:
+            raise ConfigError("replay_cache_size", f"must be at least 1, not {replay_cache_size}")
+        if skew_warning_every < 1:
+            raise ConfigError("skew_warning_every", f"must be at least 1, not {skew_warning_every}")
+        self._keyring = keyring
+        self._mode = mode
+        self._policy = _POLICIES[mode]
+        self._label = _label_bytes(label)
+        self._label_header = label_header(self._label)
+        self._clock = clock
+        self._replay_window = replay_window
+        self._guard = ReplayGuard(window_ms=round(replay_window * 1000), capacity=replay_cache_size)
+        self._skew_warning_every = skew_warning_every
+        self._nonce_source = nonce_source
+        self._accepted: Counter[str] = Counter()
+        self._rejected: Counter[RejectReason] = Counter()
+        self._skewed = 0
+        self._skew_warnings = 0
 
-    def __attrs_post_init__(self) -> None:
-        if self.mode is not SecurityMode.OFF and self.keyring is None:
-            raise ConfigError("keyring", f"security mode {self.mode.value!r} needs a keyring")
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keys in use (fixed at construction; its contents may change)."""
+        return self._keyring
+
+    @property
+    def mode(self) -> SecurityMode:
+        """The policy (fixed at construction: make a new signer to change it)."""
+        return self._mode
+
+    @property
+    def label(self) -> bytes:
+        """The cluster label, ``b""`` for none."""
+        return self._label
 
     @property
     def overhead(self) -> int:
-        """Bytes ``wrap`` adds to every payload: ``SIGNATURE_OVERHEAD`` or 0 when OFF."""
-        return 0 if self.mode is SecurityMode.OFF else SIGNATURE_OVERHEAD
+        """Bytes ``wrap`` adds to every payload: the label header, plus
+        ``ENVELOPE_OVERHEAD`` unless the mode is OFF."""
+        body = 0 if self._policy.sends is None else ENVELOPE_OVERHEAD
+        return len(self._label_header) + body
 
     def wrap(self, payload: bytes) -> bytes:
-        """Return the packet to send for ``payload``: signed with the primary key, or the
-        payload itself under ``SecurityMode.OFF``.
+        """Return the packet to send for ``payload``: signed or sealed with the primary key,
+        or plain under OFF; behind the label header if a label is set.
 
         Raises:
-            PayloadError: under OFF, if ``payload`` starts with ``SIGNED_MARKER`` (a receiver
-                would take it for a signed packet). Codec output never does.
+            PayloadError: under OFF, if ``payload`` starts with a reserved envelope byte
+                (0xA0-0xBF): a receiver would take it for an envelope. Codec output never
+                does.
         """
-        if self.mode is SecurityMode.OFF:
-            if payload[:1] == _MARKER_BYTE:
-                raise PayloadError("a plain payload must not start with the signed marker")
-            return payload
-        assert self.keyring is not None  # checked at construction
-        mac = self.keyring._macs[0].copy()
-        mac.update(_MARKER_BYTE)
-        mac.update(payload)
-        return b"".join((_MARKER_BYTE, mac.finalize(), payload))
+        sends = self._policy.sends
+        if sends is None:
+            if payload and is_reserved(payload[0]):
+                raise PayloadError(f"a plain payload must not start with 0x{payload[0]:02X}")
+            return self._label_header + payload if self._label_header else payload
+        assert self._keyring is not None  # checked at construction
+        material = self._keyring.snapshot.materials[0]
+        timestamp_ms = max(0, int(self._clock() * 1000))
+        nonce = self._nonce_source(NONCE_SIZE)
+        make = sign if sends == SIGNED_MARKER else seal
+        return make(material, self._label_header, timestamp_ms, nonce, payload)
 
     def unwrap(self, data: bytes) -> bytes:
         """Return the payload of the received packet ``data`` if the mode accepts it.
 
         Raises:
-            AuthenticationError: if the packet is empty, truncated, forged, signed with a key
-                that is not installed, or plain under ``REQUIRED``. Nothing else is raised.
+            AuthenticationError: with a ``reason``, for every refusal (see the module
+                docstring for the order of checks). Nothing else is raised.
         """
-        if not data:
-            self._rejected_truncated += 1
-            raise AuthenticationError("empty packet")
-        if data[0] != SIGNED_MARKER:
-            if self.mode is SecurityMode.REQUIRED:
-                self._rejected_unsigned += 1
-                raise AuthenticationError("unsigned packet refused: signing is required")
-            self._accepted_unsigned += 1
-            return data
-        if len(data) < SIGNATURE_OVERHEAD:
-            self._rejected_truncated += 1
-            raise AuthenticationError(f"signed packet of {len(data)} bytes is truncated")
-        tag = data[1:SIGNATURE_OVERHEAD]
-        payload = data[SIGNATURE_OVERHEAD:]
-        if self.keyring is not None:
-            for keyed in self.keyring._macs:
-                mac = keyed.copy()
-                mac.update(_MARKER_BYTE)
-                mac.update(payload)
-                try:
-                    mac.verify(tag)
-                except InvalidSignature:
-                    continue
-                self._accepted_signed += 1
-                return payload
-        self._rejected_forged += 1
-        raise AuthenticationError("signature matches no installed key")
+        try:
+            payload, form = self._open(data)
+        except AuthenticationError as exc:
+            assert exc.reason is not None
+            self._rejected[exc.reason] += 1
+            raise
+        self._accepted[form] += 1
+        return payload
 
     def stats(self) -> SecurityStats:
         """Return a snapshot of the counters of received packets."""
+        rejected = {f"rejected_{r.name.lower()}": n for r, n in self._rejected.items()}
         return SecurityStats(
-            accepted_signed=self._accepted_signed,
-            accepted_unsigned=self._accepted_unsigned,
-            rejected_forged=self._rejected_forged,
-            rejected_unsigned=self._rejected_unsigned,
-            rejected_truncated=self._rejected_truncated,
+            accepted_unsigned=self._accepted[_PLAIN],
+            accepted_signed=self._accepted[_SIGNED],
+            accepted_sealed=self._accepted[_SEALED],
+            clock_skew_warnings=self._skew_warnings,
+            replay_cache_entries=len(self._guard),
+            replay_cache_evictions=self._guard.evictions,
+            **rejected,
+        )
+
+    # ------------------------------------------------------------------ checks, in order
+
+    def _open(self, data: bytes) -> tuple[bytes, str]:
+        if not data:
+            raise AuthenticationError("empty packet", RejectReason.TRUNCATED)
+        start = self._check_label(data)
+        if start >= len(data):
+            raise AuthenticationError("nothing after the cluster label", RejectReason.TRUNCATED)
+        first = data[start]
+        if first == SIGNED_MARKER:
+            form = _SIGNED
+            if not self._policy.accepts_signed:
+                raise AuthenticationError(
+                    f"signed packet refused: mode {self._mode.value!r} accepts only sealed ones",
+                    RejectReason.UNSEALED,
+                )
+        elif first == SEALED_MARKER:
+            form = _SEALED
+        elif is_reserved(first):
+            raise AuthenticationError(self._unsupported(first), RejectReason.UNSUPPORTED)
+        elif self._policy.accepts_plain:
+            return (data[start:] if start else data), _PLAIN
+        else:
+            raise AuthenticationError(
+                f"unsigned packet refused: mode {self._mode.value!r} requires signed or sealed",
+                RejectReason.UNSIGNED,
+            )
+        if len(data) - start < ENVELOPE_OVERHEAD:
+            raise AuthenticationError(
+                f"{form} packet of {len(data)} bytes is truncated", RejectReason.TRUNCATED
+            )
+        _, packet_key_id, timestamp_ms, nonce = HEADER.unpack_from(data, start)
+        candidates = self._keyring.snapshot.by_id.get(packet_key_id) if self._keyring else None
+        if not candidates:
+            installed = ", ".join(self._keyring.key_ids) if self._keyring else "none"
+            raise AuthenticationError(
+                f"{NO_KEY_MESSAGE} (its key id {packet_key_id.hex()}; installed: {installed})",
+                RejectReason.UNKNOWN_KEY,
+            )
+        if form == _SIGNED:
+            payload = verify_signed(candidates, data, start)
+        else:
+            payload = open_sealed(candidates, data, start, nonce)
+        if payload is None:
+            raise AuthenticationError(
+                f"{form} packet does not verify with key {packet_key_id.hex()}: "
+                "forged or corrupted",
+                RejectReason.FORGED,
+            )
+        self._check_fresh(nonce, timestamp_ms)
+        return payload, form
+
+    def _check_label(self, data: bytes) -> int:
+        """Return where the body starts, or raise LABEL."""
+        expected = self._label_header
+        if expected and data.startswith(expected):
+            return len(expected)
+        if data[0] != LABEL_MARKER:
+            if not expected:
+                return 0
+            carried = "an unlabelled packet"
+        else:
+            carried = f"a packet labelled {_show(data[2 : 2 + data[1]] if len(data) > 1 else b'')}"
+        ours = f"cluster label {_show(self._label)}" if expected else "no cluster label"
+        raise AuthenticationError(f"{carried} refused: this node has {ours}", RejectReason.LABEL)
+
+    def _unsupported(self, first: int) -> str:
+        if first == RETIRED_SIGNED_MARKER:
+            return "signed packet of format 1 (0xA1) refused: the sender runs an older version"
+        if first == LABEL_MARKER:
+            return "a second label header refused"
+        return f"unknown envelope 0x{first:02X} refused: the sender runs a newer version?"
+
+    def _check_fresh(self, nonce: bytes, timestamp_ms: int) -> None:
+        now_ms = int(self._clock() * 1000)
+        verdict = self._guard.admit(nonce, timestamp_ms, now_ms)
+        if verdict is Freshness.FRESH:
+            return
+        if verdict is Freshness.REPLAY:
+            raise AuthenticationError(
+                "replayed packet refused: nonce seen before", RejectReason.REPLAY
+            )
+        if verdict is Freshness.FORGOTTEN:
+            raise AuthenticationError(
+                "packet refused as a possible replay: the replay cache is full "
+                f"({self._guard.capacity} entries) and no longer covers packets this old",
+                RejectReason.REPLAY,
+            )
+        skew = (timestamp_ms - now_ms) / 1000
+        reason = RejectReason.STALE if verdict is Freshness.STALE else RejectReason.FUTURE
+        direction = "behind" if reason is RejectReason.STALE else "ahead of"
+        self._skewed += 1
+        warning = None
+        if (self._skewed - 1) % self._skew_warning_every == 0:
+            self._skew_warnings += 1
+            warning = (
+                f"clock skew: an authentic packet is stamped {abs(skew):.1f} s {direction} "
+                f"this node's clock, outside the +-{self._replay_window:g} s replay window, "
+                f"and was refused ({self._skewed} so far); check NTP on this node and the "
+                "sender (or an old packet was replayed)"
+            )
+        raise AuthenticationError(
+            f"{reason} packet refused: stamped {skew:+.1f} s from this node's clock",
+            reason,
+            warning=warning,
+            skew=skew,
         )

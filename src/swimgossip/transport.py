@@ -123,6 +123,15 @@ class Transport(Protocol):
     @property
     def address(self) -> str: ...
 
+    async def resolve(self, address: str) -> str:
+        """Turn a seed address (which may hold a host name) into the address form this
+        transport uses and the engine sees as datagram sources.
+
+        Raises:
+            ValueError, OSError: the address is malformed or cannot be resolved.
+        """
+        ...
+
     async def send_datagram(self, address: str, payload: bytes) -> None:
         """Send one datagram. Raises ``OSError`` if the network refuses it."""
         ...

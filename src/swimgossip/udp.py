@@ -69,6 +69,15 @@ class UdpTransport:
         """``socket.AF_INET`` or ``socket.AF_INET6``."""
         return int(self.udp.family)
 
+    async def resolve(self, address: str) -> str:
+        """Resolve ``"host:port"`` to a numeric address of this socket's family."""
+        host, port = parse_address(address)
+        infos = await trio.socket.getaddrinfo(
+            host, port, family=self.family, type=stdlib_socket.SOCK_DGRAM
+        )
+        sockaddr = infos[0][4]
+        return format_address(str(sockaddr[0]), int(sockaddr[1]))
+
     async def send_datagram(self, address: str, payload: bytes) -> None:
         """Send ``payload`` to ``address`` (a numeric "host:port")."""
         host, port = parse_address(address)

@@ -81,6 +81,7 @@ class DetectorMixin:
         self.counters["acks_stale"] += 1
 
     def _on_nack(self: Engine, nack: Nack) -> None:
+        self.counters["nacks_received"] += 1
         if self._probe is not None and self._probe.seq == nack.seq:
             self._probe.nacks += 1
 
@@ -132,6 +133,7 @@ class DetectorMixin:
             request = PingReq(seq=seq, target=probe.target, target_address=probe.address, nack=True)
             self._send(member.address, [request])
         probe.expected_nacks = len(helpers)
+        self.counters["indirect_probes"] += len(helpers)
         if self.config.stream_fallback:
             deadline = probe.started + self.awareness.scale(self.config.probe_interval)
             self._stream(

@@ -301,6 +301,12 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         self._check_leave_complete()
         return self._flush()
 
+    def note_local_lag(self) -> None:
+        """The runtime saw this process run late (timers fired late, a blocked loop):
+        count it against our health, as Lifeguard counts a missed nack."""
+        self.awareness.apply_delta(1)
+        self.counters["lag_penalties"] += 1
+
     def broadcast(self, payload: bytes, now: float) -> list[Output]:
         """Gossip an application message to every member (delivered once each).
 
@@ -395,6 +401,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         elif kind is IndirectProbeTimeout:
             relay = self._relays.pop(timer.seq, None)  # type: ignore[union-attr]
             if relay is not None and relay.nack:
+                self.counters["nacks_sent"] += 1
                 self._send(relay.requester, [Nack(seq=relay.seq)])
         elif kind is SuspicionTimeout:
             self._suspicion_timeout(timer, now)  # type: ignore[arg-type]
