@@ -76,11 +76,11 @@ class ClaimsMixin:
         suspicion = self._suspicions.pop(alive.name, None)
         old = change.old
         if old is None or old.status.is_gone:
-            self._out.append(MemberJoined(member=change.new))
+            self._emit(MemberJoined(member=change.new))
         elif old.status == Status.SUSPECT or suspicion is not None:
-            self._out.append(MemberRecovered(member=change.new))
+            self._emit(MemberRecovered(member=change.new))
         elif old.address != change.new.address or old.meta != change.new.meta:
-            self._out.append(MemberUpdated(member=change.new, previous=old))
+            self._emit(MemberUpdated(member=change.new, previous=old))
 
     def on_suspect(self: Engine, suspect: Suspect, now: float) -> None:
         """Apply a suspicion claim: refute it if it is about us, else track it."""
@@ -112,7 +112,7 @@ class ClaimsMixin:
         self._suspicions[change.new.name] = suspicion
         self.counters["suspicions"] += 1
         self._schedule_suspicion(change.new.name, suspicion)
-        self._out.append(MemberSuspected(member=change.new, by=by))
+        self._emit(MemberSuspected(member=change.new, by=by))
 
     def _schedule_suspicion(self: Engine, name: str, suspicion: Suspicion) -> None:
         self._schedule(
@@ -151,7 +151,7 @@ class ClaimsMixin:
     ) -> None:
         self._gossip(dead.name, dead)
         self._reconnect[dead.name] = (change.new.address, self.table.changed_at(dead.name))
-        self._out.append(
+        self._emit(
             MemberFailed(
                 member=change.new,
                 by=suspicion.by if suspicion is not None else dead.source,
@@ -173,7 +173,7 @@ class ClaimsMixin:
         self._suspicions.pop(left.name, None)
         self._reconnect.pop(left.name, None)
         if change.old is None or change.old.status != Status.LEFT:
-            self._out.append(MemberLeft(member=change.new))
+            self._emit(MemberLeft(member=change.new))
 
     def _refute(self: Engine, accused_incarnation: int, now: float) -> None:
         me = self.local_member

@@ -38,6 +38,7 @@ from .config import Config
 from .detector import DetectorMixin, Probe, Relay
 from .errors import DecodeError, MessageTooLarge, MetadataTooLarge, NotRunning
 from .events import (
+    MemberEvent,
     MemberJoined,
     MemberUpdated,
 )
@@ -130,6 +131,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         self._streams: dict[int, tuple[StreamPurpose, str, int]] = {}
         self._reconnect: dict[str, tuple[str, float]] = {}
         self._seq = 0
+        self._event_seq = 0
         self._token = 0
         self._leave_target = 0
         self.table.store(
@@ -171,6 +173,10 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
     def _flush(self) -> list[Output]:
         out, self._out = self._out, []
         return out
+
+    def _emit(self, event: MemberEvent) -> None:
+        self._event_seq += 1
+        self._out.append(attrs.evolve(event, seq=self._event_seq))
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -240,7 +246,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
 
     def start(self, now: float) -> list[Output]:
         """Begin protocol periods. Timers start at random phases so nodes do not align."""
-        self._out.append(MemberJoined(member=self.local_member))
+        self._emit(MemberJoined(member=self.local_member))
         cfg = self.config
         self._schedule(now + self.rng.uniform(0, cfg.probe_interval), ProbeTick())
         self._schedule(now + self.rng.uniform(0, cfg.gossip_interval), GossipTick())
@@ -267,7 +273,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         self._announce_self(
             attrs.evolve(previous, incarnation=previous.incarnation + 1, meta=meta), now
         )
-        self._out.append(MemberUpdated(member=self.local_member, previous=previous))
+        self._emit(MemberUpdated(member=self.local_member, previous=previous))
         return self._flush()
 
     def _announce_self(self, member: Member, now: float) -> None:

@@ -1,6 +1,7 @@
 """Membership events: what the core tells the application about other members.
 
-Each event is a frozen value holding a ``Member`` snapshot taken when the change happened.
+Each event is a frozen value holding a ``Member`` snapshot taken when the change happened,
+and a per-node sequence number (``seq``) so a consumer can order and de-duplicate them.
 Callers dispatch on ``type(event)``. Suspicion and failure carry provenance: who raised the
 suspicion, and how many independent members confirmed it.
 """
@@ -27,6 +28,9 @@ class MemberJoined:
     """A member became alive: new to us, or back after failing or leaving."""
 
     member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -34,6 +38,9 @@ class MemberUpdated:
     """An alive member changed its metadata or address (its incarnation rose)."""
 
     member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
     previous: Member
 
 
@@ -42,6 +49,9 @@ class MemberSuspected:
     """``by`` suspects the member; it is not yet declared failed."""
 
     member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
     by: str
 
 
@@ -51,6 +61,9 @@ class MemberFailed:
     dead claim we heard); ``confirmations`` counts independent members that agreed."""
 
     member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
     by: str
     confirmations: int
 
@@ -60,6 +73,9 @@ class MemberLeft:
     """The member left the cluster gracefully."""
 
     member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -67,6 +83,9 @@ class MemberRecovered:
     """A suspect member refuted the suspicion and is alive again."""
 
     member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
 
 
 MemberEvent = (
