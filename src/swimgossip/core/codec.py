@@ -15,7 +15,7 @@ types are refused, and every field is type- and range-checked. Every failure is 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -55,6 +55,9 @@ MAX_STREAM_MEMBERS = 100_000
 
 _U64 = (1 << 64) - 1
 _STATUSES = tuple(Status)
+_MEMBER_SETTERS = tuple(
+    Member.__dict__[name].__set__ for name in ("name", "address", "status", "incarnation", "meta")
+)
 _VERSION_BYTE = bytes([VERSION])
 
 # Field kinds: "u" unsigned 64-bit int, "s" bounded str, "b" bounded bytes, "?" bool,
@@ -99,12 +102,7 @@ def _member_row(member: Member) -> list[Any]:
 
 def encode_message(message: Message) -> bytes:
     """Encode one message as a msgpack array ``[type, fields...]`` (no version byte)."""
-    cls = type(message)
-    row: list[Any] = [_TYPE_IDS[cls]]
-    for name, kind in _FIELD_KINDS[cls]:
-        value = getattr(message, name)
-        row.append([_member_row(m) for m in value] if kind == "m" else value)
-    return msgpack.packb(row, use_bin_type=True)  # type: ignore[no-any-return]
+    return _ENCODERS[type(message)](message)
 
 
 def join_packet(encoded: Sequence[bytes]) -> bytes:
@@ -144,6 +142,8 @@ def _check(value: Any, kind: str) -> Any:
         raise DecodeError("expected a list of members")
     members = []
     statuses = _STATUSES
+    new = object.__new__
+    set_name, set_address, set_status, set_incarnation, set_meta = _MEMBER_SETTERS
     for row in value:
         if type(row) is not list or len(row) != 5:
             raise DecodeError("a member row must have 5 fields")
@@ -160,29 +160,94 @@ def _check(value: Any, kind: str) -> Any:
             or type(meta) is not bytes
         ):
             raise DecodeError("malformed member row")
-        members.append(
-            Member(
-                name=name,
-                address=address,
-                status=statuses[status],
-                incarnation=incarnation,
-                meta=meta,
-            )
-        )
+        member = new(Member)  # checked above: fill the slots, skip attrs' __init__
+        set_name(member, name)
+        set_address(member, address)
+        set_status(member, statuses[status])
+        set_incarnation(member, incarnation)
+        set_meta(member, meta)
+        members.append(member)
     return tuple(members)
 
 
 def _build(row: Any) -> Message:
     if type(row) is not list or not row:
         raise DecodeError("a message must be a non-empty array")
-    cls = MESSAGE_TYPES.get(row[0]) if type(row[0]) is int else None
-    if cls is None:
+    decoder = _DECODERS.get(row[0]) if type(row[0]) is int else None
+    if decoder is None:
         raise DecodeError(f"unknown message type {row[0]!r}")
+    message: Message = decoder(row)
+    return message
+
+
+# Per message class, an encoder and a decoder specialised to its fields, generated once
+# from the field kinds above: the generic loop cost more than msgpack itself.
+_CHECKS = {
+    "u": "if type({v}) is not int or not 0 <= {v} <= _U64:\n"
+    "        raise DecodeError('expected an unsigned integer')",
+    "s": "if type({v}) is not str or len({v}) > MAX_NAME_LENGTH:\n"
+    "        raise DecodeError('expected a short string')",
+    "b": "if type({v}) is not bytes:\n        raise DecodeError('expected bytes')",
+    "?": "if type({v}) is not bool:\n        raise DecodeError('expected a bool')",
+    "m": "{v} = _check({v}, 'm')",
+}
+
+
+def _make_codec(
+    type_id: int, cls: type[Any]
+) -> tuple[Callable[[Any], bytes], Callable[[list[Any]], Any]]:
     kinds = _FIELD_KINDS[cls]
-    if len(row) != len(kinds) + 1:
-        raise DecodeError(f"{cls.__name__} needs {len(kinds)} fields, got {len(row) - 1}")
-    values = {name: _check(value, kind) for (name, kind), value in zip(kinds, row[1:], strict=True)}
-    return cls(**values)
+    names = [name for name, _ in kinds]
+    values = ", ".join(f"m.{name}" if kind != "m" else f"_rows(m.{name})" for name, kind in kinds)
+    checks = "\n    ".join(_CHECKS[kind].format(v=name) for name, kind in kinds)
+    # The values are checked above, so the instance is filled through its slots instead of
+    # running attrs' frozen __init__ again (five times faster; the messages have no
+    # validators or converters to skip).
+    setters = "\n    ".join(f"_set_{name}(message, {name})" for name in names)
+    unpack = ", ".join(["_", *names]) + ("," if not names else "")
+    source = f"""
+def encode(m):
+    return _packb([{type_id}, {values}])
+
+def decode(row):
+    if len(row) != {len(kinds) + 1}:
+        raise DecodeError("{cls.__name__} needs {len(kinds)} fields, got %d" % (len(row) - 1))
+    {unpack} = row
+    {checks}
+    message = _new(_cls)
+    {setters}
+    return message
+"""
+    scope: dict[str, Any] = {
+        "_packb": _packb,
+        "_rows": _rows,
+        "_check": _check,
+        "_cls": cls,
+        "_new": object.__new__,
+        **{f"_set_{name}": cls.__dict__[name].__set__ for name in names},
+        "_U64": _U64,
+        "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
+        "DecodeError": DecodeError,
+    }
+    exec(source, scope)
+    return scope["encode"], scope["decode"]
+
+
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+def _packb(row: list[Any]) -> bytes:
+    return _PACKER.pack(row)  # type: ignore[no-any-return]
+
+
+def _rows(members: tuple[Member, ...]) -> list[list[Any]]:
+    return [_member_row(m) for m in members]
+
+
+_ENCODERS: dict[type[Any], Callable[[Any], bytes]] = {}
+_DECODERS: dict[int, Callable[[list[Any]], Any]] = {}
+for _type_id, _cls in MESSAGE_TYPES.items():
+    _ENCODERS[_cls], _DECODERS[_type_id] = _make_codec(_type_id, _cls)
 
 
 def _unpack(data: bytes, *, max_size: int, max_array: int) -> list[Any]:
