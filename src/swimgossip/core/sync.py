@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import codec
 from .errors import DecodeError, NotRunning
-from .member import Status
+from .member import Status, supersedes
 from .messages import Ack, Alive, Left, Ping, PushPull, Suspect
 from .outputs import JoinOutcome, Output, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick, Timer
@@ -128,8 +128,19 @@ class SyncMixin:
 
     def merge_state(self: Engine, state: PushPull, now: float) -> None:
         """Merge a remote member table with the precedence rules (memberlist's mergeState)."""
+        table = self.table
         for member in state.members[: self.config.max_members]:
-            if member.status == Status.ALIVE:
+            status = member.status
+            claimed = Status.SUSPECT if status == Status.DEAD else status
+            held = table.get(member.name)
+            if (
+                held is not None
+                and member.name != self.name
+                and not supersedes(member.incarnation, claimed, held.incarnation, held.status)
+                and not (held.status == Status.SUSPECT and held.incarnation == member.incarnation)
+            ):
+                continue  # no news (the common case in a converged cluster): skip the claim
+            if status == Status.ALIVE:
                 self.on_alive(
                     Alive(
                         name=member.name,
@@ -139,10 +150,10 @@ class SyncMixin:
                     ),
                     now,
                 )
-            elif member.status == Status.LEFT:
+            elif status == Status.LEFT:
                 self.on_left(Left(name=member.name, incarnation=member.incarnation), now)
             else:
-                if member.name not in self.table and member.name != self.name:
+                if held is None and member.name != self.name:
                     continue  # a stranger's corpse: nothing to suspect
                 self.on_suspect(
                     Suspect(name=member.name, incarnation=member.incarnation, source=state.source),
