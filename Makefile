@@ -26,14 +26,30 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-demo: $(STAMP)
+# The demo's live table needs the optional `demo` extra (rich); without a terminal (CI) the
+# demo prints plain lines instead.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(PY) -m swimgossip demo
 
-bench: $(STAMP)
-	$(PY) benchmarks/bench_core.py
+# The side-by-side harness (benchmarks/compare/) installs Serf (apt, as root), kinship and
+# swim-protocol (own virtualenvs in benchmarks/.peers/) itself; its plots need matplotlib.
+BENCH_STAMP := $(VENV)/.installed-plot
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,plot]'
+	touch $(BENCH_STAMP)
 
-bench-quick: $(STAMP)
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/compare/run.py
+
+bench-quick: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_core.py --quick
+	$(PY) benchmarks/compare/run.py --quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ import trio
 import swimgossip
 from node_helpers import PATIENCE, alive_names, poll, start_node, until
 from swimgossip import Keyring, MemberFailed, NodeEvent, parse_address
+from swimgossip.security import PacketSigner, SecurityMode
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
@@ -36,7 +37,11 @@ async def test_forged_datagrams_are_counted_and_dropped() -> None:
             host, port = parse_address(a.address)
             with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as sock:
                 await sock.sendto(b"\x01garbage, unsigned", (host, port))
-                await sock.sendto(b"\xa1" + b"\x00" * 40, (host, port))
+                genuine = PacketSigner(Keyring([KEY_A]), SecurityMode.REQUIRED).wrap(
+                    b"\x01\x91\x92\x02\x01"
+                )
+                forged = genuine[:-1] + bytes([genuine[-1] ^ 1])  # one bit of the tag flipped
+                await sock.sendto(forged, (host, port))
                 await sock.sendto(b"", (host, port))
             await poll(lambda: a.metrics()["auth_failures"] >= 3)
             metrics = a.metrics()

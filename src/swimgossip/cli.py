@@ -1,115 +1,223 @@
 """The ``swimgossip`` command (also ``python -m swimgossip``).
 
-Subcommands so far: ``simulate`` runs the deterministic simulator's standard scenario and
-prints its report (``--json`` for scripts); ``demo`` runs a built-in default simulation
-and explains what it shows. Argument errors exit with status 2 and one clear line.
+Subcommands: ``agent`` runs one node and prints its membership events as JSON lines
+(``cli_agent``); ``members`` prints the member table of a running agent through its status
+endpoint (``status``); ``keygen`` prints a new key for a key file; ``demo`` runs a live
+8-node cluster on loopback and shows a failure being detected (``cli_demo``);
+``simulate`` runs the deterministic simulator's standard scenario (``cli_simulate``).
+
+This module only parses arguments and dispatches. Exit statuses: 0 success, 1 a runtime
+failure (a join, an unreachable endpoint), 2 bad input (a flag, a key file), each with one
+line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
-
-from .testing.scenario import PRESETS, ScenarioReport, run_scenario
+from typing import NoReturn
 
 __all__ = ["main"]
 
+_PROG = "swimgossip"
 
-def _pair(text: str, sep: str, kind: type[float] | type[int]) -> tuple[float, float]:
-    left, found, right = text.partition(sep)
-    if not found:
-        raise argparse.ArgumentTypeError(f"expected A{sep}B, got {text!r}")
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``swimgossip agent: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _address(text: str) -> str:
+    from .transport import parse_address
+
     try:
-        return kind(left), kind(right)
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _meta_pair(text: str) -> tuple[str, str]:
+    from .cli_format import parse_meta_pair
+
+    try:
+        return parse_meta_pair(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers in {text!r}") from None
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError("loss must be in [0, 1)")
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swimgossip", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    sim = commands.add_parser("simulate", help="run the deterministic simulator")
-    sim.add_argument("--nodes", type=int, default=100, help="cluster size (default 100)")
-    sim.add_argument("--kill", type=int, default=1, help="nodes crashed mid-run (default 1)")
-    sim.add_argument("--loss", type=_probability, default=0.0, help="datagram loss, 0..1")
-    sim.add_argument(
-        "--pause-node-every",
-        type=lambda t: _pair(t, ":", float),
-        metavar="PERIOD:DURATION",
-        help="pause one node for DURATION seconds every PERIOD seconds",
+def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
+    agent = commands.add_parser(
+        "agent",
+        help="run one node; print membership events as JSON lines",
+        description=(
+            "Run one cluster member. Every membership event is printed to stdout as one "
+            'JSON object per line: {"ts", "event" (joined|updated|suspected|failed|left|'
+            'recovered), "member", "address", "incarnation", "status", "meta"}, plus "by" '
+            'and "confirmations" for suspected and failed. Logs go to stderr. SIGTERM or '
+            "SIGINT leaves the cluster gracefully and exits 0; a failed join exits 1; bad "
+            "flags or an unreadable key file exit 2."
+        ),
     )
-    sim.add_argument(
-        "--stall-node-every",
-        type=lambda t: _pair(t, ":", float),
-        metavar="PERIOD:DURATION",
-        help="stall one node's receive path (timers still run) periodically",
+    agent.add_argument("--name", required=True, help="this member's unique name")
+    agent.add_argument(
+        "--bind", required=True, type=_address, metavar="HOST:PORT", help="UDP and TCP address"
     )
-    sim.add_argument(
-        "--partition",
-        type=lambda t: tuple(int(x) for x in _pair(t, ":", int)),
-        metavar="A:B",
-        help="split the first A and next B nodes apart for half the run",
+    agent.add_argument(
+        "--advertise", type=_address, metavar="HOST:PORT", help="address others should use"
     )
-    sim.add_argument("--duration", type=float, default=60.0, help="seconds after the crash")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--preset", choices=sorted(PRESETS), default="lan")
-    sim.add_argument("--json", action="store_true", help="print one JSON object")
-    commands.add_parser("demo", help="a short guided simulation")
+    agent.add_argument(
+        "--join",
+        action="append",
+        type=_address,
+        default=[],
+        metavar="HOST:PORT",
+        help="a seed to join through (repeat for several)",
+    )
+    agent.add_argument(
+        "--join-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="give up joining after S seconds and exit 1 (default 10)",
+    )
+    agent.add_argument(
+        "--preset", choices=("lan", "wan", "local"), default="lan", help="timing preset"
+    )
+    agent.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="sign packets with these keys: one base64 key per line, primary first "
+        "(make one with `swimgossip keygen`)",
+    )
+    agent.add_argument("--label", default="", help="the cluster label (at most 255 bytes)")
+    agent.add_argument(
+        "--meta",
+        action="append",
+        type=_meta_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata pair (repeatable); the pairs are sent as the node's metadata encoded "
+        'as one compact JSON object, e.g. {"role":"web"}',
+    )
+    agent.add_argument(
+        "--status",
+        type=_address,
+        metavar="HOST:PORT",
+        help="serve read-only JSON (GET /members, /metrics) over HTTP/1.0 here; loopback only",
+    )
+    agent.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="stderr log level (default info)",
+    )
+
+
+def _parser() -> _Parser:
+    from .cli_simulate import add_simulate_arguments
+
+    parser = _Parser(prog=_PROG, description=(__doc__ or "").splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_agent(commands)
+    members = commands.add_parser(
+        "members", help="print the member table of a running agent (via its --status)"
+    )
+    members.add_argument(
+        "--status", required=True, type=_address, metavar="HOST:PORT", help="agent's --status"
+    )
+    members.add_argument("--json", action="store_true", help="print the JSON list instead")
+    commands.add_parser("keygen", help="print a new random key (base64) for a key file")
+    commands.add_parser("demo", help="a live 8-node cluster on loopback: crash, leave, rejoin")
+    add_simulate_arguments(commands.add_parser("simulate", help="run the deterministic simulator"))
     return parser
 
 
-def _print_report(report: ScenarioReport) -> None:
-    d = report.detection_s
-    print(f"nodes            {report.nodes} ({report.preset} preset, seed {report.seed})")
-    print(f"converged after  {report.converged_s} s (joining through the protocol)")
-    print(f"killed           {', '.join(report.killed) or '-'}")
-    print(f"first suspicion  {report.first_suspicion_s} s after the crash")
-    print(
-        f"detected failed  first {d['first']} s, median {d['median']} s, last {d['last']} s"
-        f" ({d['undetected']} survivors never did)"
+def _fail(command: str, message: str, status: int) -> int:
+    print(f"{_PROG} {command}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _agent(args: argparse.Namespace) -> int:
+    import trio
+
+    from .cli_agent import AgentError, run_agent
+    from .status import check_loopback
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    print(f"false positives  {report.false_positives}")
-    print(f"dissemination    {report.dissemination_s} s for one metadata update to reach all")
-    print(
-        f"cost             {report.messages_per_node_per_s} datagrams and "
-        f"{report.bytes_per_node_per_s} bytes per node per second"
-    )
-    print(f"time             {report.virtual_s} virtual s in {report.wall_s} wall s")
+    if args.status is not None:
+        try:
+            check_loopback(args.status)
+        except ValueError as exc:
+            return _fail("agent", f"--status: {exc}", 2)
+    try:
+        return trio.run(run_agent, args)
+    except AgentError as exc:
+        return _fail("agent", str(exc), exc.status)
+    except KeyboardInterrupt:  # before the signal handler was installed
+        return 130
+
+
+def _members(args: argparse.Namespace) -> int:
+    from .cli_format import format_table
+    from .status import StatusError, fetch_status
+
+    try:
+        records = fetch_status(args.status, "/members")
+    except StatusError as exc:
+        return _fail("members", str(exc), 1)
+    print(json.dumps(records) if args.json else format_table(records))
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from .security import encode_key, generate_key
+
+    print(encode_key(generate_key()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .cli_demo import run_demo
+
+    return run_demo()
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .cli_simulate import run_simulate
+
+    return run_simulate(args)
+
+
+_COMMANDS = {
+    "agent": _agent,
+    "members": _members,
+    "keygen": _keygen,
+    "demo": _demo,
+    "simulate": _simulate,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        print("swimgossip demo: 32 simulated nodes on the LAN preset, one crash, 10% loss.")
-        print("Everything runs in virtual time through the real protocol engine.\n")
-        _print_report(run_scenario(nodes=32, kill=1, loss=0.1, duration=30.0, seed=1))
-        return 0
-    if args.nodes < 2 or not 0 <= args.kill <= args.nodes - 2:
-        print("swimgossip: error: need --nodes >= 2 and 0 <= --kill <= nodes - 2", file=sys.stderr)
-        return 2
-    report = run_scenario(
-        nodes=args.nodes,
-        kill=args.kill,
-        loss=args.loss,
-        pause_every=args.pause_node_every,
-        stall_every=args.stall_node_every,
-        partition=args.partition,
-        duration=args.duration,
-        seed=args.seed,
-        preset=args.preset,
-    )
-    if args.json:
-        print(json.dumps(report.as_dict()))
-    else:
-        _print_report(report)
-    return 0
+    return _COMMANDS[args.command](args)

@@ -147,9 +147,10 @@ class Node:
             event_loop_lag_max=runtime.lag_max,
             timers_pending=runtime.timers_pending(),
             inbox_depth=runtime.inbox_depth(),
-            auth_rejected_forged=security.rejected_forged,
-            auth_rejected_unsigned=security.rejected_unsigned,
-            auth_rejected_truncated=security.rejected_truncated,
+        )
+        values.update(
+            (f"auth_{field.name}", getattr(security, field.name))
+            for field in attrs.fields(type(security))
         )
         for always in _ALWAYS_REPORTED:
             values.setdefault(always, 0)

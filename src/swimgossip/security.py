@@ -3,8 +3,9 @@
 This sits outside the sans-IO core (the core never imports ``cryptography``) and touches no
 socket. The runtime passes every outgoing datagram and stream payload through
 ``PacketSigner.wrap`` and every incoming one through ``PacketSigner.unwrap``. The byte
-layouts live in ``envelope``, the keys in ``keyring``, the replay cache in ``replay``; this
-module decides. docs/security.md is the operator's guide; docs/protocol.md has the bytes.
+layouts live in ``envelope``, the keys in ``keyring``, the replay cache in ``replay``, the
+refusal reasons and counters in ``rejections``; this module decides. docs/security.md is
+the operator's guide; docs/protocol.md has the bytes.
 
 How ``unwrap`` decides, in this order (the first failure is the packet's one refusal):
 
@@ -47,7 +48,7 @@ from collections.abc import Callable
 
 import attrs
 
-from swimgossip.core.errors import ConfigError, LocalError, RemoteError
+from swimgossip.core.errors import ConfigError
 from swimgossip.envelope import (
     ENVELOPE_OVERHEAD,
     HEADER,
@@ -72,6 +73,7 @@ from swimgossip.keyring import (
     generate_key,
     key_id,
 )
+from swimgossip.rejections import AuthenticationError, PayloadError, RejectReason, SecurityStats
 from swimgossip.replay import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
@@ -115,61 +117,6 @@ NO_KEY_MESSAGE = (
 )
 
 
-class PayloadError(LocalError, ValueError):
-    """A payload cannot be sent as asked (a plain payload that looks like an envelope)."""
-
-
-class RejectReason(enum.StrEnum):
-    """Why ``unwrap`` refused a packet; the value is what logs and metrics show."""
-
-    #: Empty, or too short for its envelope.
-    TRUNCATED = "truncated"
-    #: Another cluster's label, a label where none is expected, or none where one is.
-    LABEL = "label"
-    #: An envelope format this version does not speak (e.g. the retired 0xA1).
-    UNSUPPORTED = "unsupported"
-    #: A plain packet where the mode requires signed or sealed ones.
-    UNSIGNED = "unsigned"
-    #: A signed packet where the mode requires sealed ones.
-    UNSEALED = "unsealed"
-    #: Made with a key that is not installed here (or no keyring at all).
-    UNKNOWN_KEY = "unknown key"
-    #: Claims an installed key but its tag does not verify: forged or corrupted.
-    FORGED = "forged"
-    #: Authentic, but stamped more than the replay window before our clock.
-    STALE = "stale"
-    #: Authentic, but stamped more than the replay window after our clock.
-    FUTURE = "future"
-    #: Authentic, but already accepted once (or too old for a full replay cache to tell).
-    REPLAY = "replay"
-
-
-class AuthenticationError(RemoteError):
-    """A received packet was refused; it must be dropped.
-
-    Attributes:
-        reason: why (``RejectReason``, a ``str``); ``None`` only when raised outside
-            ``PacketSigner.unwrap``.
-        warning: for STALE / FUTURE, one line to log at WARNING level when a clock-skew
-            warning is due (the first such packet, then every ``skew_warning_every``-th);
-            ``None`` otherwise. Everything else is worth a DEBUG line at most.
-        skew: for STALE / FUTURE, the packet's timestamp minus our clock, in seconds.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        reason: RejectReason | None = None,
-        *,
-        warning: str | None = None,
-        skew: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.warning = warning
-        self.skew = skew
-
-
 class SecurityMode(enum.Enum):
     """What ``wrap`` sends and what ``unwrap`` accepts (table in the module docstring).
 
@@ -203,41 +150,6 @@ _POLICIES = {
     SecurityMode.SEALED: _Policy(SEALED_MARKER, accepts_plain=False, accepts_signed=False),
 }
 _PLAIN, _SIGNED, _SEALED = "unsigned", "signed", "sealed"
-
-
-@attrs.frozen(kw_only=True)
-class SecurityStats:
-    """A snapshot of a ``PacketSigner``'s counters of received packets."""
-
-    accepted_unsigned: int = 0
-    accepted_signed: int = 0
-    accepted_sealed: int = 0
-    rejected_truncated: int = 0
-    rejected_label: int = 0
-    rejected_unsupported: int = 0
-    rejected_unsigned: int = 0
-    rejected_unsealed: int = 0
-    rejected_unknown_key: int = 0
-    rejected_forged: int = 0
-    rejected_stale: int = 0
-    rejected_future: int = 0
-    rejected_replay: int = 0
-    #: Clock-skew WARNING lines handed to the runtime (``AuthenticationError.warning``).
-    clock_skew_warnings: int = 0
-    #: Nonces held by the replay cache now.
-    replay_cache_entries: int = 0
-    #: Nonces evicted from a full replay cache while still inside the window.
-    replay_cache_evictions: int = 0
-
-    @property
-    def rejected(self) -> int:
-        """Every refused packet, whatever the reason."""
-        return sum(getattr(self, f"rejected_{reason.name.lower()}") for reason in RejectReason)
-
-    @property
-    def accepted(self) -> int:
-        """Every accepted packet, whatever its form."""
-        return self.accepted_unsigned + self.accepted_signed + self.accepted_sealed
 
 
 def _label_bytes(label: bytes | str) -> bytes:

@@ -21,7 +21,7 @@ from swimgossip.core.events import (
     MemberSuspected,
 )
 from swimgossip.core.member import Member, Status
-from swimgossip.core.messages import Ack, Alive, Dead, Ping, PushPull
+from swimgossip.core.messages import Ack, Alive, Dead, Ping, PushPull, Suspect
 from swimgossip.core.outputs import (
     JoinOutcome,
     Output,
@@ -130,12 +130,38 @@ def test_join_after_leave_raises() -> None:
 # ---------------------------------------------------------------- merge rules
 
 
+def test_merged_suspicion_is_credited_to_its_originator_not_the_relay() -> None:
+    wire = Wire.converged("a", "b", "c", "d")
+    a = wire["a"]
+    suspect_b = member("b", Status.SUSPECT)
+    state = PushPull(
+        source="c",
+        join=False,
+        members=(suspect_b, member("c"), member("d")),
+        suspected_by=("d", "", ""),
+    )
+    outputs = a.receive_stream(encode_stream(state), C, 1, 1.0)
+    (suspected,) = of_type(outputs, MemberSuspected)
+    assert suspected.by == "d"
+    # d's own gossip of the same suspicion is then no confirmation: it is the same evidence.
+    later = a.receive(encode_packet([Suspect(name="b", incarnation=0, source="d")]), "d:1", 2.0)
+    assert not any(type(o) is ScheduleTimer for o in later)
+
+
+def test_a_state_with_misaligned_suspected_by_is_refused() -> None:
+    state = PushPull(source="c", join=False, members=(member("b"),), suspected_by=("x", "y"))
+    a = make_engine("a")
+    assert a.receive_stream(encode_stream(state), C, 1, 1.0) == []
+    assert a.counters["streams_malformed"] == 1
+
+
 @pytest.mark.parametrize("status", [Status.DEAD, Status.SUSPECT])
 def test_remote_dead_or_suspect_only_makes_us_suspect(status: Status) -> None:
     wire = Wire.converged("a", "b", "c")
     a = wire["a"]
     outputs = a.receive_stream(push_pull("c", member("b", status)), C, 1, 1.0)
     (suspected,) = of_type(outputs, MemberSuspected)
+    # Without suspected_by in the state, the sender is credited with the suspicion.
     assert suspected.member.name == "b" and suspected.by == "c"
     assert of_type(outputs, MemberFailed) == []
     assert a.member("b").status is Status.SUSPECT

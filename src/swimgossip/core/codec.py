@@ -61,7 +61,7 @@ _MEMBER_SETTERS = tuple(
 _VERSION_BYTE = bytes([VERSION])
 
 # Field kinds: "u" unsigned 64-bit int, "s" bounded str, "b" bounded bytes, "?" bool,
-# "m" list of member states (push-pull only).
+# "m" list of member states, "L" list of short strings (push-pull only).
 _FIELD_KINDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
 _TYPE_IDS: dict[type[Any], int] = {}
 for _type_id, _cls in MESSAGE_TYPES.items():
@@ -80,6 +80,7 @@ _KIND_BY_NAME = {
     "nack": "?",
     "join": "?",
     "members": "m",
+    "suspected_by": "L",
 }
 for _cls in MESSAGE_TYPES.values():
     _FIELD_KINDS[_cls] = tuple(
@@ -121,6 +122,12 @@ def encode_stream(message: Message) -> bytes:
 
 
 def _check(value: Any, kind: str) -> Any:
+    if kind == "L":  # a list of short strings
+        if type(value) is not list or any(
+            type(item) is not str or len(item) > MAX_NAME_LENGTH for item in value
+        ):
+            raise DecodeError("expected a list of short strings")
+        return tuple(value)
     if kind == "u":
         if type(value) is not int or not 0 <= value <= _U64:
             raise DecodeError(f"expected an unsigned integer, got {type(value).__name__}")
@@ -190,6 +197,7 @@ _CHECKS = {
     "b": "if type({v}) is not bytes:\n        raise DecodeError('expected bytes')",
     "?": "if type({v}) is not bool:\n        raise DecodeError('expected a bool')",
     "m": "{v} = _check({v}, 'm')",
+    "L": "{v} = _check({v}, 'L')",
 }
 
 
@@ -298,4 +306,7 @@ def decode_stream(data: bytes) -> Message:
     body = _unpack(data, max_size=MAX_STREAM_SIZE, max_array=MAX_STREAM_MEMBERS)
     if len(body) != 1:
         raise DecodeError("a stream frame holds exactly one message")
-    return _build(body[0])
+    message = _build(body[0])
+    if type(message) is PushPull and len(message.suspected_by) not in (0, len(message.members)):
+        raise DecodeError("suspected_by must be empty or one entry per member")
+    return message

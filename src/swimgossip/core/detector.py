@@ -44,6 +44,7 @@ class Probe:
     seq: int
     target: str
     address: str
+    incarnation: int
     started: float
     expected_nacks: int = 0
     nacks: int = 0
@@ -107,7 +108,13 @@ class DetectorMixin:
         target = self.table.get(name)
         assert target is not None
         seq = self._next_seq()
-        self._probe = Probe(seq=seq, target=name, address=target.address, started=now)
+        self._probe = Probe(
+            seq=seq,
+            target=name,
+            address=target.address,
+            incarnation=target.incarnation,
+            started=now,
+        )
         primary: list[Message] = [Ping(seq=seq, target=name)]
         suspicion = self._suspicions.get(name)
         if suspicion is not None:  # buddy system: tell the suspect at once
@@ -159,8 +166,12 @@ class DetectorMixin:
         else:
             self.awareness.apply_delta(1)
         target = self.table.get(probe.target)
-        if target is None or target.status != Status.ALIVE:
+        if target is None or target.status.is_gone:
             return
+        # Alive: suspect it. Already suspect: our own failed probe is an independent
+        # confirmation of someone else's suspicion (a no-op if the suspicion is ours). The
+        # claim is about the incarnation we probed: if the member refuted (or restarted)
+        # meanwhile, it is stale and changes nothing.
         self.on_suspect(
-            Suspect(name=probe.target, incarnation=target.incarnation, source=self.name), now
+            Suspect(name=probe.target, incarnation=probe.incarnation, source=self.name), now
         )

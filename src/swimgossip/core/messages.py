@@ -110,11 +110,17 @@ class UserMessage:
 
 @attrs.frozen(kw_only=True)
 class PushPull:
-    """Full state of the sender (stream only). ``join`` marks the first exchange."""
+    """Full state of the sender (stream only). ``join`` marks the first exchange.
+
+    ``suspected_by`` is empty or parallel to ``members``: for each suspect member, who
+    raised the suspicion (else ""), so a receiver does not mistake a relayed suspicion for
+    an independent confirmation.
+    """
 
     source: str
     join: bool
     members: tuple[Member, ...]
+    suspected_by: tuple[str, ...] = ()
 
 
 Gossip = Alive | Suspect | Dead | Left | UserMessage

@@ -61,7 +61,14 @@ class SyncMixin:
 
     def local_state(self: Engine, *, join: bool = False) -> PushPull:
         """Our whole member table as a push-pull message."""
-        return PushPull(source=self.name, join=join, members=tuple(self.table))
+        members = tuple(self.table)
+        suspected_by: tuple[str, ...] = ()
+        if self._suspicions:
+            suspicions = self._suspicions
+            suspected_by = tuple(
+                suspicions[m.name].by if m.name in suspicions else "" for m in members
+            )
+        return PushPull(source=self.name, join=join, members=members, suspected_by=suspected_by)
 
     def receive_stream(
         self: Engine, payload: bytes, source: str, token: int, now: float
@@ -129,7 +136,8 @@ class SyncMixin:
     def merge_state(self: Engine, state: PushPull, now: float) -> None:
         """Merge a remote member table with the precedence rules (memberlist's mergeState)."""
         table = self.table
-        for member in state.members[: self.config.max_members]:
+        suspected_by = state.suspected_by
+        for index, member in enumerate(state.members[: self.config.max_members]):
             status = member.status
             claimed = Status.SUSPECT if status == Status.DEAD else status
             held = table.get(member.name)
@@ -137,7 +145,6 @@ class SyncMixin:
                 held is not None
                 and member.name != self.name
                 and not supersedes(member.incarnation, claimed, held.incarnation, held.status)
-                and not (held.status == Status.SUSPECT and held.incarnation == member.incarnation)
             ):
                 continue  # no news (the common case in a converged cluster): skip the claim
             if status == Status.ALIVE:
@@ -155,8 +162,11 @@ class SyncMixin:
             else:
                 if held is None and member.name != self.name:
                     continue  # a stranger's corpse: nothing to suspect
+                # Credit the suspicion to whoever raised it, when the sender says; a
+                # relayed suspicion is then never counted as an independent confirmation.
+                source = (suspected_by[index] if suspected_by else "") or state.source
                 self.on_suspect(
-                    Suspect(name=member.name, incarnation=member.incarnation, source=state.source),
+                    Suspect(name=member.name, incarnation=member.incarnation, source=source),
                     now,
                 )
 

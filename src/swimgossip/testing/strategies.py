@@ -12,7 +12,9 @@ payloads are short byte strings. Compose them in your own tests::
         assert decode_packet(encode_packet(messages)) == messages
 
 ``messages_of_type(cls)`` gives the strategy of one message class, so a test can iterate
-over ``MESSAGE_TYPES``. This module imports hypothesis, which is a test dependency only.
+over ``MESSAGE_TYPES``. ``configs()`` draws valid ``Config`` values and
+``fault_schedules(names)`` draws schedules for ``faults.run_schedule``. This module imports
+hypothesis, which is a test dependency only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from swimgossip.core.codec import MAX_NAME_LENGTH
+from swimgossip.core.config import Config
 from swimgossip.core.member import Member, Status
 from swimgossip.core.messages import (
     Ack,
@@ -35,6 +38,7 @@ from swimgossip.core.messages import (
     Suspect,
     UserMessage,
 )
+from swimgossip.testing.faults import Crash, Fault, Isolate, Loss, Partition, Pause
 
 __all__ = [
     "U64_MAX",
@@ -43,8 +47,11 @@ __all__ = [
     "alives",
     "blobs",
     "compound_messages",
+    "configs",
     "datagram_messages",
     "deads",
+    "fault_schedules",
+    "faults",
     "gossip_messages",
     "lefts",
     "members",
@@ -210,3 +217,112 @@ def compound_messages(max_messages: int = 8) -> st.SearchStrategy[list[Message]]
     about 18 messages always fit in ``MAX_DATAGRAM_SIZE``; the default of 8 leaves room.
     """
     return st.lists(datagram_messages(), min_size=1, max_size=max_messages)
+
+
+# ---------------------------------------------------------------------------- runtime
+
+
+@st.composite
+def configs(draw: st.DrawFn, *, max_probe_interval: float = 5.0) -> Config:
+    """Valid ``Config`` values with timings a cluster can run on (probe interval between
+    0.1 s and ``max_probe_interval``, probe timeout shorter, the rest consistent)."""
+    seconds = st.floats(min_value=0.1, max_value=max_probe_interval, allow_nan=False)
+    probe_interval = draw(seconds)
+    probe_timeout = draw(st.floats(min_value=0.02, max_value=probe_interval * 0.9))
+    gossip_interval = draw(st.floats(min_value=0.02, max_value=probe_interval))
+    push_pull_interval = draw(st.floats(min_value=probe_interval, max_value=60.0))
+    reconnect_interval = draw(st.floats(min_value=probe_interval, max_value=60.0))
+    return Config(
+        probe_interval=probe_interval,
+        probe_timeout=probe_timeout,
+        indirect_checks=draw(st.integers(0, 5)),
+        suspicion_mult=draw(st.integers(1, 8)),
+        suspicion_max_timeout_mult=draw(st.integers(1, 8)),
+        retransmit_mult=draw(st.integers(1, 6)),
+        gossip_interval=gossip_interval,
+        gossip_nodes=draw(st.integers(1, 6)),
+        gossip_to_the_dead_time=draw(st.floats(min_value=1.0, max_value=120.0)),
+        push_pull_interval=push_pull_interval,
+        stream_timeout=draw(st.floats(min_value=0.1, max_value=30.0)),
+        stream_fallback=draw(st.booleans()),
+        awareness_max_multiplier=draw(st.integers(1, 10)),
+        udp_payload_size=draw(st.integers(512, 65_000)),
+        meta_max_size=draw(st.integers(0, 4096)),
+        reap_timeout=draw(st.floats(min_value=1.0, max_value=3600.0)),
+        reconnect_interval=reconnect_interval,
+        reconnect_timeout=draw(st.floats(min_value=reconnect_interval, max_value=86_400.0)),
+        leave_timeout=draw(st.floats(min_value=0.1, max_value=30.0)),
+        max_members=draw(st.integers(2, 100_000)),
+    )
+
+
+def faults(
+    names: list[str], *, max_duration: float = 10.0, crashes: bool = True
+) -> st.SearchStrategy[Fault]:
+    """One fault about the nodes ``names``, lasting at most ``max_duration`` s.
+
+    Partitions split ``names`` in two non-empty sides; losses are at most 50%, network
+    wide or on one one-way link.
+    """
+    if len(names) < 2:
+        raise ValueError("faults need at least two node names")
+    durations = st.floats(min_value=0.0, max_value=max_duration, allow_nan=False)
+    node = st.sampled_from(names)
+    side = st.lists(node, min_size=1, max_size=len(names) - 1, unique=True)
+    partitions = st.builds(
+        Partition, groups=side.map(lambda s: (tuple(sorted(s)),)), duration=durations
+    )
+    links = st.lists(node, min_size=2, max_size=2, unique=True)
+    link_losses = st.builds(
+        lambda link, p, d: Loss(probability=p, duration=d, src=link[0], dst=link[1]),
+        links,
+        st.floats(min_value=0.0, max_value=1.0),
+        durations,
+    )
+    choices: list[st.SearchStrategy[Fault]] = [
+        partitions,
+        st.builds(Isolate, name=node, duration=durations),
+        st.builds(Loss, probability=st.floats(min_value=0.0, max_value=0.5), duration=durations),
+        link_losses,
+        st.builds(Pause, name=node, duration=durations),
+    ]
+    if crashes:
+        choices.append(st.builds(Crash, name=node, duration=durations))
+    return st.one_of(choices)
+
+
+@st.composite
+def fault_schedules(
+    draw: st.DrawFn,
+    names: list[str],
+    *,
+    horizon: float = 60.0,
+    max_faults: int = 5,
+    max_duration: float = 10.0,
+    crashes: bool = True,
+) -> list[tuple[float, Fault]]:
+    """Schedules for ``faults.run_schedule``: at most ``max_faults`` ``(start, fault)``
+    pairs sorted by start, every start within ``[0, horizon]`` and every duration at most
+    ``max_duration``. A node that crashes is not also paused or crashed again, so the
+    faults of one node never fight each other."""
+    entries = draw(
+        st.lists(
+            st.tuples(
+                st.floats(min_value=0.0, max_value=horizon, allow_nan=False),
+                faults(names, max_duration=max_duration, crashes=crashes),
+            ),
+            max_size=max_faults,
+        )
+    )
+    crashed = {fault.name for _, fault in entries if isinstance(fault, Crash)}
+    seen: set[str] = set()
+    kept: list[tuple[float, Fault]] = []
+    for start, fault in entries:
+        if isinstance(fault, Crash):
+            if fault.name in seen:
+                continue
+            seen.add(fault.name)
+        elif isinstance(fault, Pause) and fault.name in crashed:
+            continue
+        kept.append((start, fault))
+    return sorted(kept, key=lambda entry: entry[0])

@@ -1,0 +1,168 @@
+"""The agent's read-only status endpoint (``--status``), and the client ``members`` uses.
+
+How this works. ``serve_status`` listens on a loopback address only and answers each
+connection with one HTTP/1.0 response, then closes it:
+
+* ``GET /members`` -> a JSON list of ``member_record`` values, by name;
+* ``GET /metrics`` -> ``node.metrics()`` as a JSON object;
+* ``GET /`` -> the list of endpoints; anything else -> 404, another method -> 405,
+  an unparsable request -> 400, all with a JSON ``{"error": ...}`` body.
+
+Why not h11 (the model we follow for the core): it would be a new dependency for a server
+that only ever reads one bounded request head (8 KiB, 5 s) and writes one response with
+``Connection: close``. The request line is all it needs to parse, which is a few lines; a
+client speaking HTTP/1.1 (curl, ``http.client``) is answered in HTTP/1.0 and copes. The
+endpoint never changes anything and is refused on any non-loopback address: it shows the
+member list and metadata, which is cluster-internal.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+from functools import partial
+from typing import Any
+
+import trio
+
+from .cli_format import member_record
+from .node import Node
+from .transport import format_address, parse_address
+
+__all__ = ["StatusError", "check_loopback", "fetch_status", "serve_status"]
+
+#: Largest request head read; beyond it the request is refused with 400.
+MAX_REQUEST_HEAD = 8192
+#: Seconds a client has to send its request head.
+REQUEST_TIMEOUT = 5.0
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_ENDPOINTS = ("/members", "/metrics")
+
+
+class StatusError(Exception):
+    """The status endpoint could not be reached or gave an unusable answer."""
+
+
+def check_loopback(address: str) -> tuple[str, int]:
+    """Parse ``address`` and require a loopback host (127.0.0.0/8, ::1 or localhost).
+
+    Raises:
+        ValueError: not a "host:port" address, or not a loopback one.
+    """
+    host, port = parse_address(address)
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                f"the status endpoint serves loopback only (127.0.0.1, ::1, localhost), "
+                f"not {host!r}"
+            )
+    return host, port
+
+
+async def serve_status(
+    node: Node,
+    address: str,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the status endpoint for ``node`` at the loopback ``address`` until cancelled.
+
+    ``await nursery.start(serve_status, node, "127.0.0.1:0")`` returns the bound
+    "host:port" once it accepts connections.
+
+    Raises:
+        ValueError: ``address`` is not a loopback address.
+        OSError: it cannot be bound.
+    """
+    host, port = check_loopback(address)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()
+    task_status.started(format_address(str(bound[0]), int(bound[1])))
+    await trio.serve_listeners(partial(_handle, node), listeners)
+
+
+async def _handle(node: Node, stream: trio.SocketStream) -> None:
+    async with stream:
+        try:
+            with trio.move_on_after(REQUEST_TIMEOUT):
+                head = await _read_head(stream)
+                code, body = _route(node, head)
+                await stream.send_all(_response(code, body))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away
+
+
+async def _read_head(stream: trio.SocketStream) -> bytes | None:
+    """The request head, or None if it is too large or the client closed too early."""
+    data = b""
+    while b"\r\n\r\n" not in data and b"\n\n" not in data:
+        if len(data) > MAX_REQUEST_HEAD:
+            return None
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return data if data.endswith(b"\n") else None
+        data += chunk
+    return data
+
+
+def _route(node: Node, head: bytes | None) -> tuple[int, Any]:
+    if head is None:
+        return 400, {"error": "request head missing or over 8 KiB"}
+    parts = head.split(b"\n", 1)[0].decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return 400, {"error": "expected a request line like 'GET /members HTTP/1.0'"}
+    method, target = parts[0], parts[1]
+    path = target.split("?", 1)[0]
+    if path not in ("/", *_ENDPOINTS):
+        return 404, {"error": f"no such endpoint {path!r}", "endpoints": list(_ENDPOINTS)}
+    if method != "GET":
+        return 405, {"error": "read-only endpoint: only GET is served"}
+    if path == "/members":
+        return 200, [member_record(member) for member in node.members()]
+    if path == "/metrics":
+        return 200, node.metrics()
+    return 200, {"node": node.name, "address": node.address, "endpoints": list(_ENDPOINTS)}
+
+
+def _response(code: int, body: Any) -> bytes:
+    payload = (json.dumps(body) + "\n").encode("utf-8")
+    head = (
+        f"HTTP/1.0 {code} {_REASONS[code]}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + payload
+
+
+def fetch_status(address: str, path: str, *, timeout: float = 5.0) -> Any:
+    """GET ``path`` from the status endpoint at ``address`` and return the parsed JSON.
+
+    Raises:
+        StatusError: unreachable, an error status, or a body that is not JSON.
+    """
+    try:
+        host, port = parse_address(address)
+    except ValueError as exc:
+        raise StatusError(str(exc)) from None
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise StatusError(f"cannot reach the status endpoint at {address}: {exc}") from None
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise StatusError(f"{address}{path} answered {response.status} {response.reason}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise StatusError(f"{address}{path} did not answer JSON") from None
