@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -86,8 +87,13 @@ def run_scenario(
     seed: int = 0,
     preset: str = "lan",
     config: Config | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> ScenarioReport:
-    """Run the standard scenario and report what happened (see the module comment)."""
+    """Run the standard scenario and report what happened (see the module comment).
+
+    ``progress``, if given, is called with the fraction of the run done (0 to 1) about a
+    hundred times along the way.
+    """
     wall_start = time.perf_counter()
     config = config if config is not None else PRESETS[preset]()
     if nodes < 2 or kill < 0 or kill > nodes - 2:
@@ -129,7 +135,11 @@ def run_scenario(
     victims = sorted(sim.rng.sample(candidates, min(kill, len(candidates))))
     for victim in victims:
         sim.crash(victim)
-    sim.run_until(end)
+    step = max(duration / 100, 0.1)
+    while sim.now < end:
+        sim.run_until(min(end, sim.now + step))
+        if progress is not None:
+            progress(min(1.0, (sim.now - fault_start) / (end - fault_start)))
 
     survivors = [n for n in sim.running()]
     crashed_at = {victim: kill_at for victim in victims}
