@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Callable
 
 from cli_helpers import Process, free_port, run, spawned
@@ -156,3 +157,61 @@ def test_agents_sharing_a_keygen_key_file_join(tmp_path: object) -> None:
     path.write_text(key.stdout)
     with spawned() as start:
         _start_cluster(start, ["k1", "k2"], "--preset", "local", "--key-file", str(path))
+
+
+def _expect_stderr(process: Process, needle: str, timeout: float) -> str:
+    """The first stderr line containing ``needle``; polls the pump's list until a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(process.stderr):
+            if needle in line:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"{process.name}: no stderr line with {needle!r}\n{process.dump()}")
+
+
+def test_label_is_applied_and_a_mismatch_says_so() -> None:
+    with spawned() as start:
+        prod = start("agent", "--name", "p1", "--bind", "127.0.0.1:0", "--label", "prod")
+        seed = prod.expect_event("joined", "p1", JOIN_WITHIN)["address"]
+        result = run(
+            "agent", "--name", "s1", "--bind", "127.0.0.1:0", "--label", "staging",
+            "--join", seed, "--join-timeout", "3",
+            timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert "label" in last and "'staging'" in last and "'prod'" in last
+        assert "NOT applied" not in result.stderr
+
+
+def test_sealed_agents_join_and_sighup_reloads_the_key_file(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from swimgossip.security import encode_key, key_id
+
+    key_a, key_b = bytes(range(32)), bytes(range(1, 33))
+    path = Path(str(tmp_path)) / "cluster.keys"
+    path.write_text(encode_key(key_a) + "\n")
+    with spawned() as start:
+        k1, k2 = _start_cluster(
+            start, ["k1", "k2"], "--preset", "local", "--key-file", str(path),
+            "--security", "sealed",
+        )  # fmt: skip
+        _expect_stderr(k1, "security sealed", JOIN_WITHIN)
+        path.write_text(f"{encode_key(key_b)}\n{encode_key(key_a)}\n")
+        k1.popen.send_signal(signal.SIGHUP)
+        line = _expect_stderr(k1, "reloaded", JOIN_WITHIN)
+        assert f"key ids {key_id(key_b)}, {key_id(key_a)}" in line
+        path.write_text("not a key\n")
+        k1.popen.send_signal(signal.SIGHUP)
+        line = _expect_stderr(k1, "not reloaded", JOIN_WITHIN)
+        assert "line 1" in line and f"keeping key ids {key_id(key_b)}, {key_id(key_a)}" in line
+        assert k1.popen.poll() is None and k2.popen.poll() is None  # SIGHUP did not kill
+
+
+def test_security_without_a_key_file_exits_2() -> None:
+    result = run(
+        "agent", "--name", "x", "--bind", "127.0.0.1:0", "--security", "required", timeout=30
+    )
+    _assert_one_line_error(result, "--security required needs --key-file")

@@ -105,7 +105,17 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="sign packets with these keys: one base64 key per line, primary first "
         "(make one with `swimgossip keygen`)",
     )
-    agent.add_argument("--label", default="", help="the cluster label (at most 255 bytes)")
+    agent.add_argument(
+        "--label",
+        default="",
+        help="the cluster label (at most 255 bytes): packets of another label are refused",
+    )
+    agent.add_argument(
+        "--security",
+        choices=("off", "sign-accept-unsigned", "required", "seal-accept-signed", "sealed"),
+        help="what to send and accept (docs/security.md); default: required with "
+        "--key-file, else off. SIGHUP reloads --key-file",
+    )
     agent.add_argument(
         "--meta",
         action="append",

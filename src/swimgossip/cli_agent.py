@@ -1,7 +1,9 @@
 """``swimgossip agent``: run one node, print every membership event as a JSON line.
 
 How this works. ``run_agent`` opens the node (``open_node``), then in one nursery: listens
-for SIGTERM / SIGINT, serves the optional status endpoint, prints events from
+for SIGTERM / SIGINT, reloads ``--key-file`` on SIGHUP (``Node.reload_keys``: the new key
+ids are logged; a bad file logs an error and the old keys stay), serves the optional status
+endpoint, prints events from
 ``node.subscribe(snapshot=True)`` (so the first lines are ``joined`` for the node itself
 and every member it already knows), and joins the seeds under ``trio.fail_after``. A
 signal makes the node leave gracefully and the command exit 0. A failed join exits 1
@@ -17,7 +19,6 @@ behind the node, it prints ``{"ts", "event": "events_lost", "count"}`` followed 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import signal
@@ -42,7 +43,7 @@ from .core.events import (
 )
 from .events import EventsLost, NodeEvent
 from .node import JoinError, Node, open_node
-from .security import Keyring, KeyringError
+from .security import Keyring, KeyringError, SecurityMode
 from .status import serve_status
 
 __all__ = ["PRESETS", "AgentError", "event_record", "run_agent"]
@@ -116,17 +117,14 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
             ) from None
         except KeyringError as exc:
             raise AgentError(f"--key-file: {args.key_file}: {exc}", 2) from None
+    security = getattr(args, "security", None)
+    if security is not None:
+        mode = SecurityMode(security)
+        if mode is not SecurityMode.OFF and args.key_file is None:
+            raise AgentError(f"--security {security} needs --key-file", 2)
+        options["security"] = mode
     if args.label:
-        if "label" in inspect.signature(open_node).parameters:
-            options["label"] = args.label
-        else:
-            # The signer supports labels; open_node does not pass one yet. Say so rather
-            # than pretend: packets go out unlabelled until it does.
-            logger.warning(
-                "--label %r is NOT applied: labels need open_node(label=...), which this "
-                "version lacks; packets are sent and accepted without a cluster label",
-                args.label,
-            )
+        options["label"] = args.label
     return options
 
 
@@ -168,6 +166,34 @@ async def _join(node: Node, seeds: list[str], timeout: float, outcome: _Outcome)
         logger.info("%s: joined through %d of %d seed(s)", node.name, joined, len(seeds))
 
 
+async def _reload_keys_on_sighup(node: Node, path: str | None) -> None:
+    """Reload ``path`` into the node's keyring on every SIGHUP; never raises for a bad
+    file (the old keys stay and an error is logged)."""
+    with trio.open_signal_receiver(signal.SIGHUP) as hangups:
+        async for _ in hangups:
+            if path is None or node.keyring is None:
+                logger.warning("%s: SIGHUP ignored: no --key-file to reload", node.name)
+                continue
+            try:
+                ids = node.reload_keys(path)
+            except OSError as exc:
+                problem = f"cannot read it: {exc.strerror or exc}"
+            except KeyringError as exc:
+                problem = str(exc)
+            else:
+                logger.info(
+                    "%s: reloaded %s: key ids %s (primary first)", node.name, path, ", ".join(ids)
+                )
+                continue
+            logger.error(
+                "%s: SIGHUP: key file %s not reloaded, %s; keeping key ids %s",
+                node.name,
+                path,
+                problem,
+                ", ".join(node.keyring.key_ids),
+            )
+
+
 async def _until_signal(node: Node, signals: AsyncIterator[int]) -> bool:
     """Wait for SIGTERM / SIGINT (True) or for the node to stop by itself (False)."""
     stopped_by_itself = True
@@ -203,6 +229,7 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
                     return outcome
                 logger.info("status endpoint on http://%s/ (/members, /metrics)", where)
             nursery.start_soon(_print_events, node)
+            nursery.start_soon(_reload_keys_on_sighup, node, args.key_file)
             if args.join:
                 await _join(node, args.join, args.join_timeout, outcome)
             if not outcome.status and not await _until_signal(node, signals):
@@ -225,7 +252,14 @@ async def run_agent(args: argparse.Namespace) -> int:
     options = _node_options(args)
     try:
         async with open_node(args.name, **options) as node:
-            logger.info("%s: running at %s (%s preset)", node.name, node.address, args.preset)
+            logger.info(
+                "%s: running at %s (%s preset, security %s%s)",
+                node.name,
+                node.address,
+                args.preset,
+                node.security.value,
+                f", key ids {', '.join(node.keyring.key_ids)}" if node.keyring else "",
+            )
             outcome = await _serve(node, args)
             if outcome.status:
                 # Raised inside the block so that open_node stops at once without leaving.

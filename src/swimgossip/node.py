@@ -8,8 +8,10 @@ stops at once without leaving, which is exactly what a crash looks like to the o
 body's own exception comes out as it was raised, never wrapped in an ExceptionGroup.
 
 ``Node`` methods that change state (join, update_meta, broadcast, leave) hand work to the
-runtime and wait for it; reads (members, member, health, metrics) look at the engine
-directly, which is safe because nothing in between can be half-done on one Trio thread.
+runtime and wait for it; the security methods (``install_key``, ``use_key``, ``remove_key``,
+``reload_keys``, ``set_security``) act at once, from the next packet on; reads (members,
+member, health, metrics) look at the engine directly, which is safe because nothing in
+between can be half-done on one Trio thread.
 Callbacks (``on_event`` / ``listen``) run in one task per node, in order, fed by an
 ordinary subscription; a callback that raises is logged with its traceback and skipped.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 import random
 import socket as stdlib_socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,7 +33,7 @@ import trio
 
 from .core.config import Config
 from .core.engine import Engine
-from .core.errors import LocalError
+from .core.errors import ConfigError, LocalError
 from .core.events import (
     MemberFailed,
     MemberJoined,
@@ -40,7 +43,16 @@ from .core.events import (
 from .core.member import Member, Status
 from .events import EventHub, MessageStream, NodeEvent, Subscription
 from .runtime import Runtime
-from .security import Keyring, PacketSigner, SecurityMode
+from .security import (
+    DEFAULT_REPLAY_CACHE_SIZE,
+    DEFAULT_REPLAY_WINDOW,
+    SIGNATURE_OVERHEAD,
+    Keyring,
+    PacketSigner,
+    RejectReason,
+    SecurityMode,
+    key_id,
+)
 from .transport import Transport, format_address, parse_address
 from .udp import UdpTransport, open_udp_transport
 
@@ -76,6 +88,11 @@ _ALWAYS_REPORTED = (
     "indirect_probes",
     "nacks_sent",
     "nacks_received",
+    "streams_timed_out",
+    "streams_oversized",
+    "streams_refused_busy",
+    "streams_dropped",
+    "streams_refused_by_peer",
 )
 _JOIN_ATTEMPTS_WITHOUT_DEADLINE = 3
 
@@ -89,14 +106,38 @@ class JoinError(LocalError):
         self.reasons = reasons
 
 
+@attrs.frozen(kw_only=True)
+class _SignerSettings:
+    """What every ``PacketSigner`` of a node shares, whatever its mode."""
+
+    label: bytes | str
+    replay_window: float
+    replay_cache_size: int
+
+    def signer(self, keyring: Keyring | None, mode: SecurityMode) -> PacketSigner:
+        return PacketSigner(
+            keyring,
+            mode,
+            label=self.label,
+            replay_window=self.replay_window,
+            replay_cache_size=self.replay_cache_size,
+        )
+
+
 @attrs.define(eq=False)
 class Node:
-    """A running cluster member. Get one from ``open_node`` or ``serve_node``."""
+    """A running cluster member. Get one from ``open_node`` or ``serve_node``.
+
+    ``keyring`` is the ``Keyring`` passed to ``open_node``, used live: the key methods below
+    change it, and so change every node sharing that object (``swimgossip.testing`` may give
+    one keyring to several nodes).
+    """
 
     name: str
     address: str
     config: Config
     keyring: Keyring | None
+    _settings: _SignerSettings
     _engine: Engine
     _runtime: Runtime
     _transport: Transport
@@ -131,13 +172,14 @@ class Node:
         values: dict[str, float] = dict(engine.counters)
         values.update(runtime.counters)
         statuses = [m.status for m in engine.members()]
-        security = runtime.signer.stats()
+        security = runtime.security_stats()
         values.update(
             health=engine.awareness.score,
             members_alive=statuses.count(Status.ALIVE),
             members_suspect=statuses.count(Status.SUSPECT),
             members_dead=statuses.count(Status.DEAD),
             members_left=statuses.count(Status.LEFT),
+            members_refused_full=engine.table.refused_full,
             queue_depth=len(engine.broadcasts),
             user_queue_depth=len(engine.user_broadcasts),
             events_published=runtime.hub.published,
@@ -155,6 +197,77 @@ class Node:
         for always in _ALWAYS_REPORTED:
             values.setdefault(always, 0)
         return values
+
+    @property
+    def security(self) -> SecurityMode:
+        """The security mode in force (see ``set_security``)."""
+        return self._runtime.signer.mode
+
+    @property
+    def label(self) -> bytes:
+        """The cluster label, ``b""`` for none."""
+        return self._runtime.signer.label
+
+    # ------------------------------------------------------------------ security
+
+    def install_key(self, key: bytes) -> None:
+        """Accept packets made with ``key`` too (on the shared ``keyring``); does nothing if
+        it is installed already.
+
+        Raises:
+            KeyringError: ``key`` is not a 16, 24 or 32-byte key.
+            ConfigError: this node has no keyring.
+        """
+        self._keys().install(key)
+
+    def use_key(self, key: bytes) -> None:
+        """Send with the installed ``key`` from the next packet on (on the shared
+        ``keyring``); the old primary key stays installed.
+
+        Raises:
+            KeyringError: ``key`` is not installed.
+            ConfigError: this node has no keyring.
+        """
+        self._keys().use(key)
+
+    def remove_key(self, key: bytes) -> None:
+        """Refuse packets made with ``key`` from now on (on the shared ``keyring``).
+
+        Raises:
+            KeyringError: ``key`` is the primary key or is not installed.
+            ConfigError: this node has no keyring.
+        """
+        self._keys().remove(key)
+
+    def reload_keys(self, path: str | os.PathLike[str]) -> tuple[str, ...]:
+        """Replace the keys of the shared ``keyring`` with those of the key file at
+        ``path`` (its first key primary), all or nothing. Returns the new key ids.
+
+        Raises:
+            KeyringError: the file is invalid (the keys are unchanged).
+            OSError: the file cannot be read (the keys are unchanged).
+            ConfigError: this node has no keyring.
+        """
+        keys = self._keys()
+        keys.reload(path)
+        return keys.key_ids
+
+    def set_security(self, mode: SecurityMode) -> None:
+        """Switch the security mode from the next packet on (one step of the migration
+        runbook in docs/security.md). The new mode starts with an empty replay cache;
+        ``metrics()`` keeps counting across the switch.
+
+        Raises:
+            ConfigError: ``mode`` needs a keyring and this node has none.
+        """
+        if mode is not self.security:
+            self._runtime.replace_signer(self._settings.signer(self.keyring, mode))
+            logger.info("%s: security mode is now %s", self.name, mode.value)
+
+    def _keys(self) -> Keyring:
+        if self.keyring is None:
+            raise ConfigError("keyring", "this node was started without a keyring")
+        return self.keyring
 
     # ------------------------------------------------------------------ subscribing
 
@@ -231,7 +344,11 @@ class Node:
         """Join the cluster through ``seeds`` ("host:port"); returns how many answered.
 
         Retries with backoff until a seed answers; with a caller deadline
-        (``trio.fail_after``) until shortly before it, otherwise a few times.
+        (``trio.fail_after``) until shortly before it, otherwise a few times. If every seed
+        refuses this node's primary key as unknown (a member that was down while the
+        cluster rotated that key out) and the keyring holds other keys, each is tried as
+        primary in turn; the one that joins stays primary (logged at WARNING), and if none
+        does the original primary is restored.
 
         Raises:
             JoinError: no seed answered; ``reasons`` says why, per seed.
@@ -241,20 +358,60 @@ class Node:
         deadline = trio.current_effective_deadline()
         stop_at = deadline - min(1.0, 0.1 * (deadline - trio.current_time()))
         delay, attempt = 0.1, 0
+        original = self.keyring.primary if self.keyring is not None else None
+        tried: set[bytes] = set()
         while True:
             attempt += 1
             addresses = await self._resolve(seeds, reasons)
             if addresses:
                 joined = await self._join_once(addresses, reasons, stop_at)
                 if joined:
+                    self._note_key_fallback(original)
                     return joined
+                if self._try_another_key(addresses, tried):
+                    attempt -= 1
+                    continue
             if not addresses and not reasons:
                 return 0  # only ourselves as seeds
             out_of_time = trio.current_time() + delay >= stop_at
             if out_of_time or (math.isinf(stop_at) and attempt >= _JOIN_ATTEMPTS_WITHOUT_DEADLINE):
+                keyring = self.keyring
+                if keyring is not None and original in keyring.keys[1:]:
+                    keyring.use(original)  # no key joined: undo the fallback
                 raise JoinError(reasons)
             await trio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _try_another_key(self, addresses: dict[str, str], tried: set[bytes]) -> bool:
+        """If every seed refused our primary key as unknown, make the next installed key not
+        yet tried primary and return True."""
+        keyring, refused = self.keyring, self._runtime.refused_by
+        if keyring is None or len(keyring) < 2:
+            return False
+        if any(refused.get(a) is not RejectReason.UNKNOWN_KEY for a in addresses.values()):
+            return False
+        tried.add(keyring.primary)
+        untried = [key for key in keyring.keys if key not in tried]
+        if not untried:
+            return False
+        logger.warning(
+            "%s: the seeds do not know key %s; trying installed key %s as primary",
+            self.name,
+            key_id(keyring.primary),
+            key_id(untried[0]),
+        )
+        keyring.use(untried[0])
+        return True
+
+    def _note_key_fallback(self, original: bytes | None) -> None:
+        if self.keyring is not None and original is not None and self.keyring.primary != original:
+            logger.warning(
+                "%s: joined with key %s as primary; the cluster no longer accepts key %s: "
+                "update this node's key file",
+                self.name,
+                key_id(self.keyring.primary),
+                key_id(original),
+            )
 
     async def _resolve(self, seeds: Sequence[str], reasons: dict[str, str]) -> dict[str, str]:
         addresses: dict[str, str] = {}
@@ -272,6 +429,8 @@ class Node:
         self, addresses: dict[str, str], reasons: dict[str, str], stop_at: float
     ) -> int:
         targets = list(addresses.values())
+        for target in targets:
+            self._runtime.refused_by.pop(target, None)
         outcomes = self._runtime.wait_join(targets)
         engine = self._engine
         await self._runtime.call(lambda now: engine.join(targets, now))
@@ -362,6 +521,9 @@ async def open_node(
     config: Config | None = None,
     keyring: Keyring | None = None,
     security: SecurityMode | None = None,
+    label: bytes | str = b"",
+    replay_window: float | None = None,
+    replay_cache_size: int | None = None,
     meta: bytes = b"",
     seed: int | None = None,
     transport: Transport | None = None,
@@ -373,8 +535,14 @@ async def open_node(
         bind: local "host:port" / "[v6]:port" for UDP and TCP; port 0 picks one.
         advertise: the address others should use, if not the bound one.
         config: protocol tunables (default ``Config.lan()``).
-        keyring: sign and verify every packet with these keys.
+        keyring: sign and verify every packet with these keys; the node uses this object
+            live (``Node.install_key``... change it).
         security: signing policy; default ``REQUIRED`` with a keyring, else ``OFF``.
+        label: the cluster label (at most 255 bytes; ``str`` is UTF-8 encoded), in every
+            mode: packets and streams with another label are refused and counted.
+        replay_window: seconds a signed packet's timestamp may differ from this node's
+            clock (default 30).
+        replay_cache_size: the most nonces the replay guard remembers (default 65,536).
         meta: initial application metadata.
         seed: seed for the engine's RNG (default: random).
         transport: an open transport to use instead of binding UDP/TCP sockets at
@@ -388,7 +556,18 @@ async def open_node(
     config = Config.lan() if config is None else config
     if security is None:
         security = SecurityMode.OFF if keyring is None else SecurityMode.REQUIRED
-    signer = PacketSigner(keyring, security)
+    settings = _SignerSettings(
+        label=label,
+        replay_window=DEFAULT_REPLAY_WINDOW if replay_window is None else replay_window,
+        replay_cache_size=(
+            DEFAULT_REPLAY_CACHE_SIZE if replay_cache_size is None else replay_cache_size
+        ),
+    )
+    signer = settings.signer(keyring, security)
+    # Room for an envelope even under OFF when a keyring allows a later set_security().
+    overhead = signer.overhead
+    if keyring is not None and security is SecurityMode.OFF:
+        overhead += SIGNATURE_OVERHEAD
     async with AsyncExitStack() as stack:
         if transport is None:
             udp = await stack.enter_async_context(open_udp_transport(bind))
@@ -401,13 +580,15 @@ async def open_node(
             config=config,
             rng=random.Random(seed),
             meta=meta,
-            envelope_overhead=signer.overhead,
+            envelope_overhead=overhead,
         )
         runtime = Runtime(engine, transport, signer, EventHub(engine.members))
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
-            node = Node(name, address, config, keyring, engine, runtime, transport, nursery)
+            node = Node(
+                name, address, config, keyring, settings, engine, runtime, transport, nursery
+            )
             try:
                 yield node
             except trio.Cancelled:

@@ -17,9 +17,15 @@ stream task), then the datagrams in order. Events are therefore published before
 checkpoint, so a snapshot never sees a change whose event is still on the way.
 
 Every packet and stream frame is signed with ``PacketSigner.wrap`` and verified with
-``unwrap``; refusals are counted and logged at debug, as are socket errors. A stream
-request whose peer refused our signature gets a plain error frame (0xEE + reason) so a
-join can say why; that frame is unauthenticated and only ever used as a failure reason.
+``unwrap``; refusals are counted and logged at debug, as are socket errors; a clock-skew
+refusal that carries a warning (``AuthenticationError.warning``) is logged at WARNING. A
+stream request whose peer refused it gets a plain error frame, ``0xEE``, the
+``RejectReason`` value, a newline, and why in words (``refusal_frame``), so a join can say
+why it failed; that frame is unauthenticated and only ever used as a failure reason.
+
+``replace_signer`` swaps the signer for one with another mode (``Node.set_security``); the
+counters of the old one are kept in ``security_stats()``; its replay cache is not (the new
+signer starts with an empty one: see docs/security.md, "Migration runbook").
 """
 
 from __future__ import annotations
@@ -49,10 +55,10 @@ from .core.outputs import (
 )
 from .core.timers import Timer
 from .events import EventHub
-from .security import AuthenticationError, PacketSigner
+from .security import AuthenticationError, PacketSigner, RejectReason, SecurityStats
 from .transport import FrameError, Transport
 
-__all__ = ["Runtime"]
+__all__ = ["ERROR_MARKER", "PeerRefused", "Runtime", "read_refusal", "refusal_frame"]
 
 logger = logging.getLogger("swimgossip")
 
@@ -60,6 +66,50 @@ logger = logging.getLogger("swimgossip")
 ERROR_MARKER = 0xEE
 #: Datagrams waiting for the engine; beyond this they are dropped (and counted), like UDP.
 _INBOX_SIZE = 1024
+#: Most bytes of an error frame a client reads.
+_REFUSAL_MAX = 600
+#: What an operator should check, per reason, appended to the refusal's own message.
+_REFUSAL_HINTS = {
+    RejectReason.LABEL: "the cluster labels differ: check the label on both nodes",
+    RejectReason.UNKNOWN_KEY: "the sender's primary key is not installed on the refusing "
+    "node: install the cluster's current key file on the sender",
+    RejectReason.UNSIGNED: "the sender sends unsigned packets: give it the keyring and a "
+    "signing security mode",
+    RejectReason.UNSEALED: "the sender signs but does not seal: move it to "
+    "seal-accept-signed or sealed first",
+    RejectReason.STALE: "the two clocks differ by more than the replay window: check NTP "
+    "on both nodes",
+    RejectReason.FUTURE: "the two clocks differ by more than the replay window: check NTP "
+    "on both nodes",
+}
+
+
+class PeerRefused(AuthenticationError):
+    """The peer of a stream refused our request (its error frame); ``reason`` is the peer's
+    ``RejectReason`` when it sent a known one."""
+
+
+def refusal_frame(exc: AuthenticationError) -> bytes:
+    """The plain error frame that tells a stream's client why its request was refused."""
+    reason = exc.reason.value if exc.reason is not None else ""
+    hint = None if exc.reason is None else _REFUSAL_HINTS.get(exc.reason)
+    text = f"{exc} ({hint})" if hint else str(exc)
+    return bytes([ERROR_MARKER]) + f"{reason}\n{text}".encode()[: _REFUSAL_MAX - 1]
+
+
+def read_refusal(frame: bytes, address: str) -> PeerRefused | None:
+    """The ``PeerRefused`` an error frame from ``address`` stands for, or None if ``frame``
+    is not an error frame. Older versions send the text without a reason line."""
+    if frame[:1] != bytes([ERROR_MARKER]):
+        return None
+    text = frame[1:_REFUSAL_MAX].decode("utf-8", "replace")
+    first, newline, rest = text.partition("\n")
+    reason = None
+    if newline:
+        with contextlib.suppress(ValueError):
+            reason, text = RejectReason(first), rest
+    label = f"{reason.value}, " if reason is not None else ""
+    return PeerRefused(f"refused by {address} ({label}authentication failed there): {text}", reason)
 
 
 @attrs.define(eq=False)
@@ -91,6 +141,8 @@ class Runtime:
     signer: PacketSigner
     hub: EventHub
     counters: Counter[str] = attrs.field(factory=Counter)
+    #: The last ``RejectReason`` each peer gave for refusing one of our streams.
+    refused_by: dict[str, RejectReason] = attrs.field(factory=dict)
     leave_complete: trio.Event = attrs.field(factory=trio.Event)
     finished: trio.Event = attrs.field(factory=trio.Event)
     stopped: bool = False
@@ -103,6 +155,7 @@ class Runtime:
     _join_waiters: dict[str, list[trio.MemorySendChannel[JoinOutcome]]] = attrs.field(factory=dict)
     _pending: set[_Slot] = attrs.field(factory=set)
     _last_lag_penalty: float = -math.inf
+    _retired_stats: SecurityStats | None = None
     _nursery: trio.Nursery | None = None
     _inbox_send: trio.MemorySendChannel[_Job] = attrs.field(init=False)
     _inbox: trio.MemoryReceiveChannel[_Job] = attrs.field(init=False)
@@ -123,6 +176,7 @@ class Runtime:
                         self.transport.serve_streams,
                         self._serve_stream,
                         timeout=self.engine.config.stream_timeout,
+                        counters=self.counters,
                     )
                 )
                 await self._apply(self.engine.start(trio.current_time()))
@@ -165,6 +219,18 @@ class Runtime:
             self._pending.discard(slot)
         if slot.error is not None:
             raise slot.error
+
+    def replace_signer(self, signer: PacketSigner) -> None:
+        """Wrap and unwrap with ``signer`` from the next packet on; the old signer's
+        counters stay in ``security_stats()``, its replay cache is dropped."""
+        self._retired_stats = self.security_stats()
+        self.signer = signer
+
+    def security_stats(self) -> SecurityStats:
+        """The signer's counters, plus those of the signers it replaced."""
+        current = self.signer.stats()
+        retired = self._retired_stats
+        return current if retired is None else _add_stats(retired, current)
 
     def wait_join(self, addresses: list[str]) -> trio.MemoryReceiveChannel[JoinOutcome]:
         """Register for the ``JoinOutcome`` of each address of the next ``engine.join``."""
@@ -271,8 +337,7 @@ class Runtime:
             try:
                 payload = self.signer.unwrap(data)
             except AuthenticationError as exc:
-                self.counters["auth_failures"] += 1
-                logger.debug("%s: dropped datagram from %s: %s", self.engine.name, source, exc)
+                self._note_refusal(exc, "dropped datagram", source)
                 continue
             job = _Job(functools.partial(self.engine.receive, payload, source))
             try:
@@ -287,9 +352,8 @@ class Runtime:
         try:
             payload = self.signer.unwrap(request)
         except AuthenticationError as exc:
-            self.counters["auth_failures"] += 1
-            logger.debug("%s: refused stream from %s: %s", self.engine.name, source, exc)
-            return bytes([ERROR_MARKER]) + b"authentication failed"
+            self._note_refusal(exc, "refused stream", source)
+            return refusal_frame(exc)
         self._incoming_token += 1
         token = self._incoming_token
         slot = _Slot()
@@ -314,17 +378,27 @@ class Runtime:
                 reply = await self.transport.exchange(
                     request.address, self.signer.wrap(request.payload)
                 )
-            if reply[:1] == bytes([ERROR_MARKER]):
-                reason = reply[1:200].decode("utf-8", "replace")
-                raise AuthenticationError(f"{reason} (refused by {request.address})")
-            payload = self.signer.unwrap(reply)
+            refused = read_refusal(reply, request.address)
+            if refused is not None:
+                raise refused
+            self.refused_by.pop(request.address, None)
+            try:
+                payload = self.signer.unwrap(reply)
+            except AuthenticationError as exc:
+                self._note_refusal(exc, "refused stream reply", request.address)
+                raise
         except trio.TooSlowError:
             job = _Job(lambda now: engine.stream_failed(request.token, "timed out", now))
         except ConnectionRefusedError:
             job = _Job(lambda now: engine.stream_failed(request.token, "connection refused", now))
+        except PeerRefused as exc:
+            self.counters["streams_refused_by_peer"] += 1
+            if exc.reason is not None:
+                self.refused_by[request.address] = exc.reason
+            reason = str(exc)
+            job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
         except AuthenticationError as exc:
-            self.counters["auth_failures"] += 1
-            reason = f"authentication failed: {exc}"
+            reason = f"authentication failed here, on the reply: {exc}"
             job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
         except (OSError, FrameError, trio.BrokenResourceError) as exc:
             reason = str(exc) or type(exc).__name__
@@ -334,6 +408,12 @@ class Runtime:
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._inbox_send.send(job)
 
+    def _note_refusal(self, exc: AuthenticationError, what: str, source: str) -> None:
+        self.counters["auth_failures"] += 1
+        logger.debug("%s: %s from %s: %s", self.engine.name, what, source, exc)
+        if exc.warning is not None:
+            logger.warning("%s: from %s: %s", self.engine.name, source, exc.warning)
+
     def timers_pending(self) -> int:
         """Timers waiting in the heap."""
         return len(self._timers)
@@ -341,3 +421,13 @@ class Runtime:
     def inbox_depth(self) -> int:
         """Jobs waiting for the driver."""
         return int(self._inbox_send.statistics().current_buffer_used)
+
+
+def _add_stats(first: SecurityStats, second: SecurityStats) -> SecurityStats:
+    """Counters summed; ``replay_cache_entries`` is the second's (the cache in use)."""
+    summed = {
+        field.name: getattr(first, field.name) + getattr(second, field.name)
+        for field in attrs.fields(SecurityStats)
+    }
+    summed["replay_cache_entries"] = second.replay_cache_entries
+    return SecurityStats(**summed)

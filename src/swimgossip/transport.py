@@ -11,23 +11,35 @@ A ``Transport`` moves two kinds of bytes:
   request frame, one reply frame; used for push-pull state sync, joins and stream pings.
 
 Stream frames are a 4-byte big-endian length followed by the bytes (``write_frame`` /
-``read_frame``), bounded by ``max_frame`` so a peer cannot make us allocate without limit.
-Timeouts are the caller's cancel scopes, as everywhere in Trio.
+``read_frame``). The reader checks the length with ``framing.frame_length`` against
+``max_frame`` before reading (or allocating) the body, so a peer cannot make us allocate
+without limit. Timeouts are the caller's cancel scopes, as everywhere in Trio; a server
+gives each incoming stream one deadline for the whole exchange (a peer trickling bytes is
+cut off at it) and serves at most ``DEFAULT_MAX_INCOMING_STREAMS`` at once.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import struct
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
 from .core.errors import RemoteError
+from .framing import (
+    FRAME_PREFIX_SIZE,
+    MAX_FRAME_SIZE,
+    FrameTooLarge,
+    MalformedFramePrefix,
+    frame_length,
+    frame_prefix,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
+    "DEFAULT_MAX_INCOMING_STREAMS",
     "FrameError",
     "StreamHandler",
     "Transport",
@@ -37,17 +49,25 @@ __all__ = [
     "write_frame",
 ]
 
-#: Largest stream frame accepted by default: room for a full table of large members.
-DEFAULT_MAX_FRAME = 32 * 1024 * 1024
-
-_LENGTH = struct.Struct(">I")
+#: Largest stream frame accepted by default: the largest stream packet the codec accepts
+#: in the largest envelope (``framing.MAX_FRAME_SIZE``).
+DEFAULT_MAX_FRAME = MAX_FRAME_SIZE
+#: Incoming streams served at once; a connection beyond it is closed at once and counted.
+DEFAULT_MAX_INCOMING_STREAMS = 64
 
 #: Serves one incoming request frame: returns the reply frame, or None to close the stream.
 StreamHandler = Callable[[bytes, str], Awaitable[bytes | None]]
 
 
 class FrameError(RemoteError):
-    """A stream frame was truncated, oversized or the stream closed early."""
+    """A stream frame was truncated, oversized or the stream closed early.
+
+    ``oversized`` is True when the frame announced more than the reader accepts.
+    """
+
+    def __init__(self, message: str, *, oversized: bool = False) -> None:
+        super().__init__(message)
+        self.oversized = oversized
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -88,8 +108,12 @@ def format_address(host: str, port: int) -> str:
 
 
 async def write_frame(stream: trio.abc.SendStream, payload: bytes) -> None:
-    """Send one length-prefixed frame."""
-    await stream.send_all(_LENGTH.pack(len(payload)) + payload)
+    """Send one length-prefixed frame.
+
+    Raises:
+        MessageTooLarge: ``payload`` is longer than any reader accepts.
+    """
+    await stream.send_all(frame_prefix(len(payload), 0xFFFFFFFF) + payload)
 
 
 async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:
@@ -103,14 +127,18 @@ async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:
 
 
 async def read_frame(stream: trio.abc.ReceiveStream, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
-    """Receive one length-prefixed frame.
+    """Receive one length-prefixed frame; the length is checked before the body is read.
 
     Raises:
-        FrameError: the stream closed early or announced more than ``max_frame`` bytes.
+        FrameError: the stream closed early, or (``oversized``) announced more than
+            ``max_frame`` bytes, in which case nothing of the body was read.
     """
-    (size,) = _LENGTH.unpack(await _read_exactly(stream, _LENGTH.size))
-    if size > max_frame:
-        raise FrameError(f"frame of {size} bytes is over the {max_frame}-byte limit")
+    try:
+        size = frame_length(await _read_exactly(stream, FRAME_PREFIX_SIZE), max_frame)
+    except FrameTooLarge as exc:
+        raise FrameError(str(exc), oversized=True) from None
+    except MalformedFramePrefix as exc:  # cannot happen after _read_exactly; kept typed
+        raise FrameError(str(exc)) from None
     return await _read_exactly(stream, size)
 
 
@@ -154,7 +182,11 @@ class Transport(Protocol):
         handler: StreamHandler,
         *,
         timeout: float,
+        counters: Counter[str] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept streams forever; each gets ``timeout`` seconds for its one exchange."""
+        """Accept streams forever; each gets ``timeout`` seconds in total for its one
+        exchange. Streams cut off or refused are counted in ``counters`` if given:
+        ``streams_timed_out``, ``streams_oversized``, ``streams_refused_busy``,
+        ``streams_dropped``."""
         ...

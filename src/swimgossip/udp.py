@@ -6,9 +6,12 @@ new pair, a few times. IPv6 is used when the bind host is an IPv6 literal (``"[:
 
 Datagrams go out with ``sendto`` and come in with ``recvfrom``; the source is formatted
 back to ``"host:port"`` so the engine can reply to it. Stream exchanges are one
-length-prefixed frame each way (``transport.py``); the server side gives each connection
-``timeout`` seconds and a frame size limit, then closes it. Errors a peer can cause
-(resets, truncated frames, oversized frames) are logged at debug and never stop the server.
+length-prefixed frame each way (``transport.py``). The server side bounds what a peer can
+cost it: at most ``max_streams`` connections are served at once (one more is closed as soon
+as it is accepted), each gets ``timeout`` seconds in total for its whole exchange (a peer
+trickling one byte at a time is cut off at it), and a frame announcing more than
+``max_frame`` bytes is refused before its body is read. Errors a peer can cause (resets,
+truncated, oversized or slow frames) are counted, logged at debug and never stop the server.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +28,7 @@ import trio
 
 from .transport import (
     DEFAULT_MAX_FRAME,
+    DEFAULT_MAX_INCOMING_STREAMS,
     FrameError,
     StreamHandler,
     format_address,
@@ -39,6 +44,13 @@ logger = logging.getLogger("swimgossip")
 #: Largest datagram we read; our own never exceed ``Config.udp_payload_size``.
 _MAX_DATAGRAM = 65_536
 _BIND_ATTEMPTS = 16
+#: accept() errors that mean "out of file descriptors / memory": wait and retry.
+_CAPACITY_ERRNOS = frozenset(
+    code
+    for code in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
+    if isinstance(code, int)
+)
+_CAPACITY_PAUSE = 0.1
 
 
 def _family(host: str) -> int:
@@ -58,6 +70,7 @@ class UdpTransport:
     host: str
     port: int
     max_frame: int = DEFAULT_MAX_FRAME
+    max_streams: int = DEFAULT_MAX_INCOMING_STREAMS
 
     @property
     def address(self) -> str:
@@ -106,25 +119,66 @@ class UdpTransport:
         handler: StreamHandler,
         *,
         timeout: float,
+        counters: Counter[str] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept connections forever; each serves one exchange within ``timeout``."""
+        """Accept connections forever; each serves one exchange within ``timeout`` seconds
+        in total; at most ``max_streams`` at once (see the module docstring)."""
+        counts: Counter[str] = Counter() if counters is None else counters
+        active = 0
 
         async def serve_one(stream: trio.SocketStream) -> None:
-            async with stream:
-                try:
-                    source = _peer(stream.socket.getpeername())
-                    with trio.move_on_after(timeout):
-                        request = await read_frame(stream, self.max_frame)
-                        reply = await handler(request, source)
-                        if reply is not None:
-                            await write_frame(stream, reply)
-                except (OSError, FrameError, trio.BrokenResourceError) as exc:
-                    logger.debug("stream from peer dropped: %s", exc)
+            nonlocal active
+            try:
+                async with stream:
+                    await self._serve_one(stream, handler, timeout, counts)
+            finally:
+                active -= 1
 
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, serve_one, [self.listener])
             task_status.started()
+            while True:
+                try:
+                    stream = await self.listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _CAPACITY_ERRNOS:
+                        raise
+                    counts["streams_accept_errors"] += 1
+                    logger.error("accept() failed (%s): pausing %ss", exc, _CAPACITY_PAUSE)
+                    await trio.sleep(_CAPACITY_PAUSE)
+                    continue
+                if active >= self.max_streams:
+                    counts["streams_refused_busy"] += 1
+                    logger.debug("stream refused: %d streams already open", active)
+                    await trio.aclose_forcefully(stream)
+                    continue
+                active += 1
+                counts["streams_accepted"] += 1
+                nursery.start_soon(serve_one, stream)
+
+    async def _serve_one(
+        self,
+        stream: trio.SocketStream,
+        handler: StreamHandler,
+        timeout: float,
+        counts: Counter[str],
+    ) -> None:
+        try:
+            source = _peer(stream.socket.getpeername())
+            with trio.move_on_after(timeout) as deadline:
+                request = await read_frame(stream, self.max_frame)
+                reply = await handler(request, source)
+                if reply is not None:
+                    await write_frame(stream, reply)
+            if deadline.cancelled_caught:
+                counts["streams_timed_out"] += 1
+                logger.debug("stream from %s cut off after %ss", source, timeout)
+        except FrameError as exc:
+            counts["streams_oversized" if exc.oversized else "streams_dropped"] += 1
+            logger.debug("stream from peer dropped: %s", exc)
+        except (OSError, trio.BrokenResourceError) as exc:
+            counts["streams_dropped"] += 1
+            logger.debug("stream from peer dropped: %s", exc)
 
     async def aclose(self) -> None:
         """Close both sockets."""
@@ -160,9 +214,15 @@ async def _bind_pair(host: str, port: int) -> tuple[trio.socket.SocketType, trio
 
 @asynccontextmanager
 async def open_udp_transport(
-    bind: str, *, max_frame: int = DEFAULT_MAX_FRAME
+    bind: str,
+    *,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    max_streams: int = DEFAULT_MAX_INCOMING_STREAMS,
 ) -> AsyncIterator[UdpTransport]:
     """Bind UDP and TCP on ``bind`` ("host:port", "[v6]:port"; port 0 picks one).
+
+    ``max_frame`` bounds an incoming stream frame's body in bytes; ``max_streams`` the
+    incoming streams served at once.
 
     Raises:
         ValueError: ``bind`` is not an address.
@@ -177,6 +237,7 @@ async def open_udp_transport(
         host=bound_host,
         port=int(udp.getsockname()[1]),
         max_frame=max_frame,
+        max_streams=max_streams,
     )
     try:
         yield transport

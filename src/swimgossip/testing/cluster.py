@@ -13,12 +13,18 @@ choices, each engine's RNG (``seed/name/epoch``), and Trio's scheduler order (it
 RNG is re-seeded, as pytest-trio and hypothesis do), so a run replays exactly when started
 again with the same seed in the same process layout. An exception leaving the ``async with``
 gets a note naming the seed.
+
+Security: ``open_cluster(keyring=..., security=..., label=...)`` sets every node's; a
+``keyring`` may be one ``Keyring`` shared by all nodes (a change applies to all at once) or
+a function ``name -> Keyring`` giving each node its own (for rolling key rotations).
+``Cluster.start(name, security=..., label=..., keyring=...)`` overrides them for one node
+(and its restarts); ``Node.set_security`` changes a running node's mode.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -28,11 +34,11 @@ from ..core.config import Config
 from ..core.member import Status
 from ..events import EventsLost, NodeEvent
 from ..node import Node, open_node
-from ..security import Keyring
+from ..security import Keyring, SecurityMode
 from .network import MemoryNetwork, MemoryTransport
 from .simulator import RecordedEvent
 
-__all__ = ["Cluster", "ConvergenceError", "open_cluster"]
+__all__ = ["Cluster", "ConvergenceError", "NodeSecurity", "open_cluster"]
 
 #: Events a recorder may hold before the node's hub reports ``EventsLost``.
 _RECORDER_BUFFER = 1_000_000
@@ -40,6 +46,25 @@ _RECORDER_BUFFER = 1_000_000
 
 class ConvergenceError(AssertionError):
     """``wait_converged`` ran out of time; the message lists what each node lacks."""
+
+
+KeyringSource = Keyring | Callable[[str], Keyring | None] | None
+"""One keyring for every node, a function giving each node (by name) its own, or none."""
+
+
+@attrs.frozen(kw_only=True)
+class NodeSecurity:
+    """How a cluster's node is started: its keyring, security mode and cluster label
+    (``open_node``'s arguments of the same names)."""
+
+    keyring: KeyringSource = None
+    security: SecurityMode | None = None
+    label: bytes | str = b""
+
+    def keyring_for(self, name: str) -> Keyring | None:
+        """The keyring node ``name`` starts with."""
+        source = self.keyring
+        return source(name) if callable(source) else source
 
 
 @attrs.define(eq=False)
@@ -59,7 +84,8 @@ class Cluster:
     seed: int
     config: Config
     network: MemoryNetwork
-    keyring: Keyring | None
+    #: Every node's keyring, mode and label unless ``start`` overrode them for one node.
+    security: NodeSecurity
     _nursery: trio.Nursery
     #: Every event each node emitted (all its incarnations), in order.
     events: dict[str, list[NodeEvent]] = attrs.field(factory=dict)
@@ -69,7 +95,14 @@ class Cluster:
     _processes: dict[str, _Process] = attrs.field(factory=dict)
     _order: list[str] = attrs.field(factory=list)
     _epochs: dict[str, int] = attrs.field(factory=dict)
+    _per_node: dict[str, NodeSecurity] = attrs.field(factory=dict)
     _changed: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keyring every node shares, or None (no keys, or one keyring per node)."""
+        source = self.security.keyring
+        return None if callable(source) else source
 
     # ------------------------------------------------------------------ reading
 
@@ -173,8 +206,19 @@ class Cluster:
             join = [other for other in self.names if other != name][:1]
         return await self.start(name, join=join)
 
-    async def start(self, name: str, *, join: Sequence[str] = ()) -> Node:
+    async def start(
+        self,
+        name: str,
+        *,
+        join: Sequence[str] = (),
+        keyring: KeyringSource = None,
+        security: SecurityMode | None = None,
+        label: bytes | str | None = None,
+    ) -> Node:
         """Start a node called ``name`` and join it to the nodes named in ``join``.
+
+        ``keyring``, ``security`` and ``label``, when given, replace the cluster's for this
+        node and its later restarts.
 
         Raises:
             ValueError: ``name`` is already running.
@@ -182,6 +226,14 @@ class Cluster:
         """
         if name in self._processes:
             raise ValueError(f"{name} is already running")
+        settings = self._per_node.get(name, self.security)
+        if keyring is not None:
+            settings = attrs.evolve(settings, keyring=keyring)
+        if security is not None:
+            settings = attrs.evolve(settings, security=security)
+        if label is not None:
+            settings = attrs.evolve(settings, label=label)
+        self._per_node[name] = settings
         epoch = self._epochs.get(name, 0) + 1
         self._epochs[name] = epoch
         engine_seed = random.Random(f"{self.seed}/{name}/{epoch}").getrandbits(64)
@@ -198,6 +250,7 @@ class Cluster:
         self, name: str, engine_seed: int, *, task_status: trio.TaskStatus[_Process]
     ) -> None:
         transport = self.network.transport(name)
+        settings = self._per_node.get(name, self.security)
         stopped = trio.Event()
         try:
             with trio.CancelScope() as scope:
@@ -206,7 +259,9 @@ class Cluster:
                     open_node(
                         name,
                         config=self.config,
-                        keyring=self.keyring,
+                        keyring=settings.keyring_for(name),
+                        security=settings.security,
+                        label=settings.label,
                         seed=engine_seed,
                         transport=transport,
                     ) as node,
@@ -256,7 +311,9 @@ async def open_cluster(
     seed: int,
     config: Config | None = None,
     names: Sequence[str] | None = None,
-    keyring: Keyring | None = None,
+    keyring: KeyringSource = None,
+    security: SecurityMode | None = None,
+    label: bytes | str = b"",
     latency: float = 0.0005,
     jitter: float = 0.0005,
     converge: bool = True,
@@ -271,7 +328,9 @@ async def open_cluster(
         seed: the one seed of the run (see the module docstring).
         config: every node's config (default ``Config.local()``).
         names: node names (``len(names) == n``).
-        keyring: sign every packet with it (``SecurityMode.REQUIRED``).
+        keyring: one ``Keyring`` every node shares, or ``name -> Keyring`` for one each.
+        security: every node's mode (default: ``REQUIRED`` with a keyring, else ``OFF``).
+        label: every node's cluster label.
         latency, jitter: the network's one-way delay, ``latency + U(0, jitter)``.
         converge: wait until every node sees every node alive before yielding.
 
@@ -288,7 +347,8 @@ async def open_cluster(
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            cluster = Cluster(seed, config, network, keyring, nursery)
+            defaults = NodeSecurity(keyring=keyring, security=security, label=label)
+            cluster = Cluster(seed, config, network, defaults, nursery)
             for index, name in enumerate(names):
                 await cluster.start(name, join=names[:1] if index else ())
             if converge:

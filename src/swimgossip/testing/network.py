@@ -80,6 +80,7 @@ class MemoryTransport:
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
     _handler: StreamHandler | None = None
     _stream_timeout: float = 10.0
+    _stream_counters: Counter[str] = attrs.field(factory=Counter)
     _gone: trio.Event = attrs.field(factory=trio.Event)
 
     @property
@@ -147,12 +148,16 @@ class MemoryTransport:
         handler: StreamHandler,
         *,
         timeout: float,
+        counters: Counter[str] | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept exchanges (each within ``timeout`` s) until cancelled."""
+        """Accept exchanges (each within ``timeout`` s, else counted in ``counters`` as
+        ``streams_timed_out``) until cancelled."""
         if self.closed:
             raise OSError("transport closed")
         self._handler, self._stream_timeout = handler, timeout
+        if counters is not None:
+            self._stream_counters = counters
         try:
             task_status.started()
             await trio.sleep_forever()
@@ -394,8 +399,10 @@ class MemoryNetwork:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch)
-            with trio.move_on_after(server._stream_timeout):
+            with trio.move_on_after(server._stream_timeout) as deadline:
                 reply = await handler(request, source)
+            if deadline.cancelled_caught:
+                server._stream_counters["streams_timed_out"] += 1
             nursery.cancel_scope.cancel()
         if gone:
             raise ConnectionResetError(f"{server.address} went away")

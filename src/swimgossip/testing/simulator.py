@@ -45,7 +45,7 @@ from ..core.outputs import (
     StreamRequest,
     UserDelivery,
 )
-from ..security import SIGNATURE_OVERHEAD, AuthenticationError, Keyring, PacketSigner, SecurityMode
+from ..security import AuthenticationError, Keyring, PacketSigner, SecurityMode
 
 __all__ = ["RecordedEvent", "SimNode", "Simulation"]
 
@@ -85,8 +85,10 @@ class Simulation:
         config: protocol configuration of every node.
         seed: the one seed of the run (network and every engine's RNG derive from it).
         latency, jitter: one-way datagram delay is ``latency + U(0, jitter)`` seconds.
-        keyring: sign every packet and stream (``SecurityMode.REQUIRED``) with this
-            keyring; nodes added after ``keyring`` is replaced use the new one.
+        keyring: sign or seal every packet and stream with this keyring; nodes added after
+            ``keyring`` is replaced use the new one.
+        security_mode: the policy of every node's ``PacketSigner`` when ``keyring`` is set
+            (default ``REQUIRED``: signed); ``SEALED`` runs the same scenario sealed.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class Simulation:
         latency: float = 0.0005,
         jitter: float = 0.0005,
         keyring: Keyring | None = None,
+        security_mode: SecurityMode = SecurityMode.REQUIRED,
     ) -> None:
         self.config = config
         self.seed = seed
@@ -104,6 +107,7 @@ class Simulation:
         self.latency = latency
         self.jitter = jitter
         self.keyring = keyring
+        self.security_mode = security_mode
         self.now = 0.0
         self.nodes: dict[str, SimNode] = {}
         self.events: list[RecordedEvent] = []
@@ -133,20 +137,20 @@ class Simulation:
             raise ValueError(f"{name} is running")
         address = f"{name}:7946"
         self._epochs += 1
+        if self.keyring is not None:
+            self._signers[name] = PacketSigner(self.keyring, self.security_mode)
         engine = Engine(
             name=name,
             address=address,
             config=self.config,
             rng=random.Random(f"{self.seed}/{name}/{self._epochs}"),
             meta=meta,
-            envelope_overhead=SIGNATURE_OVERHEAD if self.keyring else 0,
+            envelope_overhead=self._signers[name].overhead if self.keyring else 0,
         )
         node = SimNode(name=name, address=address, engine=engine, epoch=self._epochs)
         self.nodes[name] = node
         self._by_address[address] = name
         self.left.discard(name)
-        if self.keyring is not None:
-            self._signers[name] = PacketSigner(self.keyring, SecurityMode.REQUIRED)
         self._apply(node, engine.start(self.now))
         seeds = [self.nodes[seed].address for seed in join]
         if seeds:
