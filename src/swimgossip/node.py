@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import os
 import random
-import socket as stdlib_socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -33,15 +31,17 @@ import trio
 
 from .core.config import Config
 from .core.engine import Engine
-from .core.errors import ConfigError, LocalError
+from .core.errors import ConfigError
 from .core.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUpdated,
 )
-from .core.member import Member, Status
+from .core.member import Member
 from .events import EventHub, MessageStream, NodeEvent, Subscription
+from .joining import Joiner, JoinError
+from .metrics import collect_metrics
 from .runtime import Runtime
 from .security import (
     DEFAULT_REPLAY_CACHE_SIZE,
@@ -49,12 +49,10 @@ from .security import (
     SIGNATURE_OVERHEAD,
     Keyring,
     PacketSigner,
-    RejectReason,
     SecurityMode,
-    key_id,
 )
-from .transport import Transport, format_address, parse_address
-from .udp import UdpTransport, open_udp_transport
+from .transport import Transport
+from .udp import advertised_address, open_udp_transport
 
 __all__ = ["JoinError", "Node", "open_node", "serve_node"]
 
@@ -65,45 +63,6 @@ EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
 KindCallback = Callable[[Any], Awaitable[object] | object]
 
 _DEFAULT_BUFFER = 1024
-#: Counters present in ``metrics()`` even before they first count something.
-_ALWAYS_REPORTED = (
-    "packets_in",
-    "packets_out",
-    "bytes_in",
-    "bytes_out",
-    "auth_failures",
-    "send_errors",
-    "receive_errors",
-    "packets_dropped_busy",
-    "callback_errors",
-    "probes",
-    "probes_failed",
-    "suspicions",
-    "refutations",
-    "failures_declared",
-    "packets_malformed",
-    "streams_malformed",
-    "timers_late",
-    "lag_penalties",
-    "indirect_probes",
-    "nacks_sent",
-    "nacks_received",
-    "streams_timed_out",
-    "streams_oversized",
-    "streams_refused_busy",
-    "streams_dropped",
-    "streams_refused_by_peer",
-)
-_JOIN_ATTEMPTS_WITHOUT_DEADLINE = 3
-
-
-class JoinError(LocalError):
-    """No seed could be joined. ``reasons`` maps each seed to why it failed."""
-
-    def __init__(self, reasons: dict[str, str]) -> None:
-        detail = "; ".join(f"{seed}: {why}" for seed, why in reasons.items()) or "no seeds"
-        super().__init__(f"could not join any seed ({detail})")
-        self.reasons = reasons
 
 
 @attrs.frozen(kw_only=True)
@@ -168,35 +127,7 @@ class Node:
 
     def metrics(self) -> dict[str, float]:
         """A snapshot of counters (engine and runtime), queue depths, lag and health."""
-        engine, runtime = self._engine, self._runtime
-        values: dict[str, float] = dict(engine.counters)
-        values.update(runtime.counters)
-        statuses = [m.status for m in engine.members()]
-        security = runtime.security_stats()
-        values.update(
-            health=engine.awareness.score,
-            members_alive=statuses.count(Status.ALIVE),
-            members_suspect=statuses.count(Status.SUSPECT),
-            members_dead=statuses.count(Status.DEAD),
-            members_left=statuses.count(Status.LEFT),
-            members_refused_full=engine.table.refused_full,
-            queue_depth=len(engine.broadcasts),
-            user_queue_depth=len(engine.user_broadcasts),
-            events_published=runtime.hub.published,
-            events_pending=runtime.hub.pending,
-            messages_dropped=runtime.hub.messages_dropped,
-            event_loop_lag=runtime.lag_last,
-            event_loop_lag_max=runtime.lag_max,
-            timers_pending=runtime.timers_pending(),
-            inbox_depth=runtime.inbox_depth(),
-        )
-        values.update(
-            (f"auth_{field.name}", getattr(security, field.name))
-            for field in attrs.fields(type(security))
-        )
-        for always in _ALWAYS_REPORTED:
-            values.setdefault(always, 0)
-        return values
+        return collect_metrics(self._engine, self._runtime)
 
     @property
     def security(self) -> SecurityMode:
@@ -354,103 +285,15 @@ class Node:
             JoinError: no seed answered; ``reasons`` says why, per seed.
             NotRunning: the node has left.
         """
-        reasons: dict[str, str] = {}
-        deadline = trio.current_effective_deadline()
-        stop_at = deadline - min(1.0, 0.1 * (deadline - trio.current_time()))
-        delay, attempt = 0.1, 0
-        original = self.keyring.primary if self.keyring is not None else None
-        tried: set[bytes] = set()
-        while True:
-            attempt += 1
-            addresses = await self._resolve(seeds, reasons)
-            if addresses:
-                joined = await self._join_once(addresses, reasons, stop_at)
-                if joined:
-                    self._note_key_fallback(original)
-                    return joined
-                if self._try_another_key(addresses, tried):
-                    attempt -= 1
-                    continue
-            if not addresses and not reasons:
-                return 0  # only ourselves as seeds
-            out_of_time = trio.current_time() + delay >= stop_at
-            if out_of_time or (math.isinf(stop_at) and attempt >= _JOIN_ATTEMPTS_WITHOUT_DEADLINE):
-                keyring = self.keyring
-                if keyring is not None and original in keyring.keys[1:]:
-                    keyring.use(original)  # no key joined: undo the fallback
-                raise JoinError(reasons)
-            await trio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    def _try_another_key(self, addresses: dict[str, str], tried: set[bytes]) -> bool:
-        """If every seed refused our primary key as unknown, make the next installed key not
-        yet tried primary and return True."""
-        keyring, refused = self.keyring, self._runtime.refused_by
-        if keyring is None or len(keyring) < 2:
-            return False
-        if any(refused.get(a) is not RejectReason.UNKNOWN_KEY for a in addresses.values()):
-            return False
-        tried.add(keyring.primary)
-        untried = [key for key in keyring.keys if key not in tried]
-        if not untried:
-            return False
-        logger.warning(
-            "%s: the seeds do not know key %s; trying installed key %s as primary",
-            self.name,
-            key_id(keyring.primary),
-            key_id(untried[0]),
+        joiner = Joiner(
+            name=self.name,
+            address=self.address,
+            keyring=self.keyring,
+            engine=self._engine,
+            runtime=self._runtime,
+            transport=self._transport,
         )
-        keyring.use(untried[0])
-        return True
-
-    def _note_key_fallback(self, original: bytes | None) -> None:
-        if self.keyring is not None and original is not None and self.keyring.primary != original:
-            logger.warning(
-                "%s: joined with key %s as primary; the cluster no longer accepts key %s: "
-                "update this node's key file",
-                self.name,
-                key_id(self.keyring.primary),
-                key_id(original),
-            )
-
-    async def _resolve(self, seeds: Sequence[str], reasons: dict[str, str]) -> dict[str, str]:
-        addresses: dict[str, str] = {}
-        for seed in seeds:
-            try:
-                address = await self._transport.resolve(seed)
-            except (ValueError, OSError) as exc:
-                reasons[seed] = f"cannot resolve: {exc}"
-                continue
-            if address not in (self.address, self._transport.address):
-                addresses[seed] = address
-        return addresses
-
-    async def _join_once(
-        self, addresses: dict[str, str], reasons: dict[str, str], stop_at: float
-    ) -> int:
-        targets = list(addresses.values())
-        for target in targets:
-            self._runtime.refused_by.pop(target, None)
-        outcomes = self._runtime.wait_join(targets)
-        engine = self._engine
-        await self._runtime.call(lambda now: engine.join(targets, now))
-        by_address = {address: seed for seed, address in addresses.items()}
-        for seed in addresses:
-            reasons[seed] = "timed out"
-        joined = 0
-        with trio.move_on_at(stop_at):
-            for _ in targets:
-                try:
-                    outcome = await outcomes.receive()
-                except trio.EndOfChannel:
-                    break
-                seed = by_address.get(outcome.address, outcome.address)
-                if outcome.ok:
-                    joined += 1
-                    reasons.pop(seed, None)
-                else:
-                    reasons[seed] = outcome.reason
-        return joined
+        return await joiner.join(seeds)
 
     async def update_meta(self, meta: bytes) -> None:
         """Announce new metadata to the cluster.
@@ -492,24 +335,6 @@ class Node:
     async def wait_stopped(self) -> None:
         """Wait until the node has left or stopped."""
         await self._runtime.finished.wait()
-
-
-def _advertised(transport: UdpTransport, advertise: str | None) -> str:
-    if advertise is not None:
-        host, port = parse_address(advertise)
-        return format_address(host, port)
-    if transport.host not in ("0.0.0.0", "::"):
-        return transport.address
-    probe = stdlib_socket.socket(transport.family, stdlib_socket.SOCK_DGRAM)
-    try:  # connecting a UDP socket sends nothing; it picks the outgoing interface
-        target = "2001:db8::1" if transport.family == stdlib_socket.AF_INET6 else "192.0.2.1"
-        probe.connect((target, 9))
-        host = str(probe.getsockname()[0])
-    except OSError:
-        host = "::1" if transport.family == stdlib_socket.AF_INET6 else "127.0.0.1"
-    finally:
-        probe.close()
-    return format_address(host, transport.port)
 
 
 @asynccontextmanager
@@ -571,7 +396,7 @@ async def open_node(
     async with AsyncExitStack() as stack:
         if transport is None:
             udp = await stack.enter_async_context(open_udp_transport(bind))
-            transport, address = udp, _advertised(udp, advertise)
+            transport, address = udp, advertised_address(udp, advertise)
         else:
             address = advertise if advertise is not None else transport.address
         engine = Engine(

@@ -37,7 +37,7 @@ from .transport import (
     write_frame,
 )
 
-__all__ = ["UdpTransport", "open_udp_transport"]
+__all__ = ["UdpTransport", "advertised_address", "open_udp_transport"]
 
 logger = logging.getLogger("swimgossip")
 
@@ -243,3 +243,23 @@ async def open_udp_transport(
         yield transport
     finally:
         await transport.aclose()
+
+
+def advertised_address(transport: UdpTransport, advertise: str | None) -> str:
+    """The address to announce: ``advertise`` if given, the bound address if specific, else
+    the address of the interface that routes outwards (a wildcard bind)."""
+    if advertise is not None:
+        host, port = parse_address(advertise)
+        return format_address(host, port)
+    if transport.host not in ("0.0.0.0", "::"):
+        return transport.address
+    probe = stdlib_socket.socket(transport.family, stdlib_socket.SOCK_DGRAM)
+    try:  # connecting a UDP socket sends nothing; it picks the outgoing interface
+        target = "2001:db8::1" if transport.family == stdlib_socket.AF_INET6 else "192.0.2.1"
+        probe.connect((target, 9))
+        host = str(probe.getsockname()[0])
+    except OSError:
+        host = "::1" if transport.family == stdlib_socket.AF_INET6 else "127.0.0.1"
+    finally:
+        probe.close()
+    return format_address(host, transport.port)

@@ -1,0 +1,165 @@
+"""Joining a cluster through seeds: resolve, exchange state, retry, explain failures.
+
+``Joiner.join`` resolves each seed with the transport, asks the engine for a join
+exchange (a push-pull over a stream) with every seed at once, and counts the
+``JoinOutcome`` values the runtime routes back. It retries with backoff until a seed
+answers or the caller's deadline (``trio.fail_after``) is near; without a deadline it tries
+a few times. When every seed refuses our primary key as unknown (we were down while the
+cluster rotated it out), it tries the other installed keys as primary. Failing all that, a
+``JoinError`` says, per seed, why: refused, timed out, cannot resolve, or the refusal the
+seed reported (label mismatch, unknown key, unsigned, clock skew).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import attrs
+import trio
+
+from .core.engine import Engine
+from .core.errors import LocalError
+from .runtime import Runtime
+from .security import Keyring, RejectReason, key_id
+from .transport import Transport
+
+__all__ = ["JoinError", "Joiner"]
+
+logger = logging.getLogger("swimgossip")
+
+_JOIN_ATTEMPTS_WITHOUT_DEADLINE = 3
+
+
+class JoinError(LocalError):
+    """No seed could be joined. ``reasons`` maps each seed to why it failed."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        detail = "; ".join(f"{seed}: {why}" for seed, why in reasons.items()) or "no seeds"
+        super().__init__(f"could not join any seed ({detail})")
+        self.reasons = reasons
+
+
+@attrs.define(eq=False, kw_only=True)
+class Joiner:
+    """One node's join attempt (see the module comment)."""
+
+    name: str
+    address: str
+    keyring: Keyring | None
+    engine: Engine
+    runtime: Runtime
+    transport: Transport
+
+    async def join(self, seeds: Sequence[str]) -> int:
+        """Join the cluster through ``seeds`` ("host:port"); returns how many answered.
+
+        Retries with backoff until a seed answers; with a caller deadline
+        (``trio.fail_after``) until shortly before it, otherwise a few times. If every seed
+        refuses this node's primary key as unknown (a member that was down while the
+        cluster rotated that key out) and the keyring holds other keys, each is tried as
+        primary in turn; the one that joins stays primary (logged at WARNING), and if none
+        does the original primary is restored.
+
+        Raises:
+            JoinError: no seed answered; ``reasons`` says why, per seed.
+            NotRunning: the node has left.
+        """
+        reasons: dict[str, str] = {}
+        deadline = trio.current_effective_deadline()
+        stop_at = deadline - min(1.0, 0.1 * (deadline - trio.current_time()))
+        delay, attempt = 0.1, 0
+        original = self.keyring.primary if self.keyring is not None else None
+        tried: set[bytes] = set()
+        while True:
+            attempt += 1
+            addresses = await self._resolve(seeds, reasons)
+            if addresses:
+                joined = await self._join_once(addresses, reasons, stop_at)
+                if joined:
+                    self._note_key_fallback(original)
+                    return joined
+                if self._try_another_key(addresses, tried):
+                    attempt -= 1
+                    continue
+            if not addresses and not reasons:
+                return 0  # only ourselves as seeds
+            out_of_time = trio.current_time() + delay >= stop_at
+            if out_of_time or (math.isinf(stop_at) and attempt >= _JOIN_ATTEMPTS_WITHOUT_DEADLINE):
+                keyring = self.keyring
+                if keyring is not None and original in keyring.keys[1:]:
+                    keyring.use(original)  # no key joined: undo the fallback
+                raise JoinError(reasons)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _try_another_key(self, addresses: dict[str, str], tried: set[bytes]) -> bool:
+        """If every seed refused our primary key as unknown, make the next installed key not
+        yet tried primary and return True."""
+        keyring, refused = self.keyring, self.runtime.refused_by
+        if keyring is None or len(keyring) < 2:
+            return False
+        if any(refused.get(a) is not RejectReason.UNKNOWN_KEY for a in addresses.values()):
+            return False
+        tried.add(keyring.primary)
+        untried = [key for key in keyring.keys if key not in tried]
+        if not untried:
+            return False
+        logger.warning(
+            "%s: the seeds do not know key %s; trying installed key %s as primary",
+            self.name,
+            key_id(keyring.primary),
+            key_id(untried[0]),
+        )
+        keyring.use(untried[0])
+        return True
+
+    def _note_key_fallback(self, original: bytes | None) -> None:
+        if self.keyring is not None and original is not None and self.keyring.primary != original:
+            logger.warning(
+                "%s: joined with key %s as primary; the cluster no longer accepts key %s: "
+                "update this node's key file",
+                self.name,
+                key_id(self.keyring.primary),
+                key_id(original),
+            )
+
+    async def _resolve(self, seeds: Sequence[str], reasons: dict[str, str]) -> dict[str, str]:
+        addresses: dict[str, str] = {}
+        for seed in seeds:
+            try:
+                address = await self.transport.resolve(seed)
+            except (ValueError, OSError) as exc:
+                reasons[seed] = f"cannot resolve: {exc}"
+                continue
+            if address not in (self.address, self.transport.address):
+                addresses[seed] = address
+        return addresses
+
+    async def _join_once(
+        self, addresses: dict[str, str], reasons: dict[str, str], stop_at: float
+    ) -> int:
+        targets = list(addresses.values())
+        for target in targets:
+            self.runtime.refused_by.pop(target, None)
+        outcomes = self.runtime.wait_join(targets)
+        engine = self.engine
+        await self.runtime.call(lambda now: engine.join(targets, now))
+        by_address = {address: seed for seed, address in addresses.items()}
+        for seed in addresses:
+            reasons[seed] = "timed out"
+        joined = 0
+        with trio.move_on_at(stop_at):
+            for _ in targets:
+                try:
+                    outcome = await outcomes.receive()
+                except trio.EndOfChannel:
+                    break
+                seed = by_address.get(outcome.address, outcome.address)
+                if outcome.ok:
+                    joined += 1
+                    reasons.pop(seed, None)
+                else:
+                    reasons[seed] = outcome.reason
+        return joined
