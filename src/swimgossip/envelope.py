@@ -17,7 +17,8 @@ told apart from it, and from each other, by their first byte; every first byte f
   AEAD output.
 
 The key id names which installed key made the packet; the timestamp (milliseconds since the
-Unix epoch, u64 big-endian) and the random 96-bit nonce feed the replay guard. Both forms add
+Unix epoch, u64 big-endian) and the 96-bit nonce (unique per packet: see
+``security._NonceSequence``) feed the replay guard. Both forms add
 ``ENVELOPE_OVERHEAD`` = 41 bytes, plus ``2 + len(label)`` with a label.
 
 Every function here is pure: the caller brings the timestamp and the nonce. ``verify_signed``
@@ -65,7 +66,8 @@ RETIRED_SIGNED_MARKER = 0xA1
 LABEL_MARKER = 0xB0
 #: Longest cluster label, in bytes.
 MAX_LABEL_SIZE = 255
-#: Random bytes per packet: the AEAD nonce, and the replay guard's identity of a packet.
+#: Nonce bytes per packet (unique, see security._NonceSequence): the AEAD nonce, and the
+#: replay guard's identity of a packet.
 NONCE_SIZE = 12
 #: Bytes of tag: truncated HMAC-SHA256 for signed bodies, the Poly1305 tag for sealed ones.
 TAG_SIZE = 16
@@ -78,6 +80,8 @@ ENVELOPE_OVERHEAD = HEADER_SIZE + TAG_SIZE
 MAX_ENVELOPE_OVERHEAD = 2 + MAX_LABEL_SIZE + ENVELOPE_OVERHEAD
 
 _RESERVED_FIRST, _RESERVED_LAST = 0xA0, 0xBF
+_pack_header = HEADER.pack
+_compare_digest = _constant_time.compare_digest
 
 
 def is_reserved(first_byte: int) -> bool:
@@ -100,30 +104,32 @@ def sign(
     material: KeyMaterial, prefix: bytes, timestamp_ms: int, nonce: bytes, payload: bytes
 ) -> bytes:
     """Return ``prefix`` (the label header or ``b""``) followed by a signed body."""
-    head = prefix + HEADER.pack(SIGNED_MARKER, material.id, timestamp_ms, nonce)
+    signed = b"".join(
+        (prefix, _pack_header(SIGNED_MARKER, material.id, timestamp_ms, nonce), payload)
+    )
     mac = material.mac.copy()
-    mac.update(head)
-    mac.update(payload)
-    return b"".join((head, payload, mac.finalize()[:TAG_SIZE]))
+    mac.update(signed)
+    return signed + mac.finalize()[:TAG_SIZE]
 
 
 def seal(
     material: KeyMaterial, prefix: bytes, timestamp_ms: int, nonce: bytes, payload: bytes
 ) -> bytes:
     """Return ``prefix`` (the label header or ``b""``) followed by a sealed body."""
-    head = prefix + HEADER.pack(SEALED_MARKER, material.id, timestamp_ms, nonce)
+    head = prefix + _pack_header(SEALED_MARKER, material.id, timestamp_ms, nonce)
     return head + material.aead.encrypt(nonce, payload, head)
 
 
 def verify_signed(candidates: Iterable[KeyMaterial], data: bytes, start: int) -> bytes | None:
     """Return the payload of the signed body at ``data[start:]`` if one of ``candidates``
     made it, else ``None``. ``data[start:]`` must hold at least ``ENVELOPE_OVERHEAD`` bytes."""
-    signed, tag = data[:-TAG_SIZE], data[-TAG_SIZE:]
+    end = len(data) - TAG_SIZE
+    signed, tag = memoryview(data)[:end], data[end:]  # a view: the MAC reads it in place
     for material in candidates:
         mac = material.mac.copy()
         mac.update(signed)
-        if _constant_time.compare_digest(mac.finalize()[:TAG_SIZE], tag):
-            return signed[start + HEADER_SIZE :]
+        if _compare_digest(mac.finalize()[:TAG_SIZE], tag):
+            return data[start + HEADER_SIZE : end]
     return None
 
 

@@ -9,7 +9,10 @@ authenticates, the guard accepts it only if
 3. the cache has not had to forget a packet as recent as this one (else FORGOTTEN, below).
 
 A cached nonce is useless once its timestamp falls out of the window (the packet would be
-refused as stale anyway), so entries expire by *timestamp*, oldest first, from a min-heap.
+refused as stale anyway), so entries expire by *timestamp*, oldest first. Packets mostly
+arrive in timestamp order, so the entries live in two structures: a deque of the entries
+that arrived in order (its timestamps never decrease: append and expire in O(1)) and a
+min-heap of the few that arrived late; the oldest entry is the older of the two heads.
 An entry therefore lives at most ``2 * window_ms`` (a packet stamped ``window_ms`` in the
 future) and usually about ``window_ms``.
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+from collections import deque
 
 import attrs
 
@@ -72,7 +76,10 @@ class ReplayGuard:
     # Packets stamped at or before this were possibly forgotten: refused as replays.
     _floor_ms: int = attrs.field(default=-1, init=False)
     _seen: set[bytes] = attrs.field(factory=set, init=False)
-    _expiry: list[tuple[int, bytes]] = attrs.field(factory=list, init=False)
+    # (timestamp, nonce) of every cached nonce: in arrival order while timestamps do not
+    # decrease, else in the heap.
+    _in_order: deque[tuple[int, bytes]] = attrs.field(factory=deque, init=False)
+    _late: list[tuple[int, bytes]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.window_ms < 0:
@@ -94,27 +101,45 @@ class ReplayGuard:
         Returns:
             ``Freshness.FRESH`` if the packet is to be accepted; otherwise why not.
         """
+        window_ms = self.window_ms
         skew = timestamp_ms - now_ms
-        if skew < -self.window_ms:
-            return Freshness.STALE
-        if skew > self.window_ms:
-            return Freshness.FUTURE
-        if nonce in self._seen:
-            return Freshness.REPLAY
+        if skew < -window_ms:
+            return _STALE
+        if skew > window_ms:
+            return _FUTURE
+        seen = self._seen
+        if nonce in seen:
+            return _REPLAY
         if timestamp_ms <= self._floor_ms:
-            return Freshness.FORGOTTEN
-        expiry, seen = self._expiry, self._seen
-        oldest_useful = now_ms - self.window_ms
-        while expiry and expiry[0][0] < oldest_useful:
-            seen.discard(heapq.heappop(expiry)[1])
+            return _FORGOTTEN
+        in_order, late = self._in_order, self._late
+        oldest_useful = now_ms - window_ms
+        while in_order and in_order[0][0] < oldest_useful:
+            seen.discard(in_order.popleft()[1])
+        while late and late[0][0] < oldest_useful:
+            seen.discard(heapq.heappop(late)[1])
         if len(seen) >= self.capacity:
-            if timestamp_ms <= expiry[0][0]:
+            from_late = bool(late) and (not in_order or late[0][0] < in_order[0][0])
+            oldest_ms = late[0][0] if from_late else in_order[0][0]
+            if timestamp_ms <= oldest_ms:
                 # Remembering it would mean forgetting a newer packet: refuse it instead.
-                return Freshness.FORGOTTEN
-            evicted_ms, evicted = heapq.heappop(expiry)
+                return _FORGOTTEN
+            evicted = heapq.heappop(late)[1] if from_late else in_order.popleft()[1]
             seen.discard(evicted)
             self.evictions += 1
-            self._floor_ms = max(self._floor_ms, evicted_ms)
+            self._floor_ms = max(self._floor_ms, oldest_ms)
         seen.add(nonce)
-        heapq.heappush(expiry, (timestamp_ms, nonce))
-        return Freshness.FRESH
+        if not in_order or timestamp_ms >= in_order[-1][0]:
+            in_order.append((timestamp_ms, nonce))
+        else:
+            heapq.heappush(late, (timestamp_ms, nonce))
+        return _FRESH
+
+
+_FRESH, _STALE, _FUTURE, _REPLAY, _FORGOTTEN = (
+    Freshness.FRESH,
+    Freshness.STALE,
+    Freshness.FUTURE,
+    Freshness.REPLAY,
+    Freshness.FORGOTTEN,
+)
