@@ -176,7 +176,8 @@ async def test_restarted_node_rejoins_alive() -> None:
                 await b.join([a.address])
                 await until_event(events, MemberJoined, "b")
                 b_scope.cancel()
-                await until_event(events, MemberFailed, "b")
+                failed = await until_event(events, MemberFailed, "b")
+                assert isinstance(failed, MemberFailed)
                 b2, _ = await start_node(nursery, "b")
                 await b2.join([a.address])
                 await until(
@@ -185,6 +186,9 @@ async def test_restarted_node_rejoins_alive() -> None:
                 )
             member = a.member("b")
             assert member is not None and member.address == b2.address
+            # the new process refuted its old death: it is alive at a higher incarnation
+            assert member.incarnation > failed.member.incarnation
+            assert b2.member("b").incarnation == member.incarnation  # type: ignore[union-attr]
             nursery.cancel_scope.cancel()
 
 
