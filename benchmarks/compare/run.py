@@ -1,0 +1,186 @@
+"""Side-by-side benchmark: swimgossip vs Serf, kinship and swim-protocol.
+
+How this works. Installs the peers it can (Serf from Debian, kinship and swim-protocol
+each in its own virtualenv under benchmarks/.peers/), says which are unavailable, then
+runs each scenario for every available system one after the other (never two clusters
+at once: the machine has two cores), writes every figure to
+benchmarks/compare/results.json, draws the plots beside docs/benchmarks.md and rewrites
+the generated block of its "Side by side" section.
+
+    python benchmarks/compare/run.py            # full: about 70 minutes
+    python benchmarks/compare/run.py --quick    # quick: about 20 minutes
+    python benchmarks/compare/run.py --quick --systems swimgossip,serf --scenarios detection
+    python benchmarks/compare/run.py --report-only   # re-render docs from results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report
+import scenarios
+from cluster import available_netns
+from systems import ALL_SYSTEMS, PEERS, ROOT, install_peers
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+DOCS = ROOT / "docs"
+SCENARIOS = ("detection", "loss", "stalls", "simulation")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {memory:.0f} GB RAM, "
+        f"{platform.system()} {platform.release()}, CPython {platform.python_version()}"
+    )
+
+
+def versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        out["swimgossip"] = f"0.1.0 at {rev}{' + uncommitted src changes' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        out["swimgossip"] = "0.1.0"
+    try:
+        dpkg = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "serf"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        out["serf"] = f"Debian package {dpkg} (`serf agent`, profile lan)"
+    except (OSError, subprocess.SubprocessError):
+        out["serf"] = "?"
+    for peer, requirement in (
+        ("kinship", "kinship==0.4.0"),
+        ("swim-protocol", "swim-protocol==0.6.3"),
+    ):
+        if (PEERS / peer / "bin" / "python").exists():
+            out[peer] = f"{requirement.split('==')[1]} (PyPI, own virtualenv)"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, shorter")
+    parser.add_argument(
+        "--systems", help="comma-separated subset of " + ",".join(s.name for s in ALL_SYSTEMS)
+    )
+    parser.add_argument("--scenarios", help="comma-separated subset of " + ",".join(SCENARIOS))
+    parser.add_argument("--no-docs", action="store_true", help="do not touch docs/")
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render docs from the last results.json"
+    )
+    args = parser.parse_args(argv)
+
+    if args.report_only:
+        results = json.loads(RESULTS.read_text())
+        return finish(results, args)
+
+    settings = scenarios.Settings.quick_run() if args.quick else scenarios.Settings.full()
+    chosen = set(args.systems.split(",")) if args.systems else None
+    wanted = set(args.scenarios.split(",")) if args.scenarios else set(SCENARIOS)
+    started = time.time()
+    install_peers(log)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": asdict(settings),
+        "unavailable": {},
+        "systems": {},
+    }
+    systems = []
+    for system in ALL_SYSTEMS:
+        if chosen is not None and system.name not in chosen:
+            continue
+        why = system.available()
+        if why:
+            log(f"{system.name}: UNAVAILABLE: {why}")
+            results["unavailable"][system.name] = why
+        else:
+            systems.append(system)
+            results["systems"][system.name] = {}
+    netns_problem = available_netns()
+    if netns_problem:
+        results["loss_skipped"] = (
+            f"scenario 3 needs a network namespace with nftables ({netns_problem})"
+        )
+    try:
+        if "detection" in wanted:
+            for system in systems:
+                log(f"detection / idle cost / dissemination: {system.name}")
+                results["systems"][system.name]["detection"] = scenarios.detection(
+                    system, settings, log
+                )
+        if "loss" in wanted and not netns_problem:
+            for system in systems:
+                log(f"loss: {system.name}")
+                results["systems"][system.name]["loss"] = scenarios.loss(system, settings, log)
+        if "stalls" in wanted:
+            for system in systems:
+                log(f"stalls: {system.name}")
+                results["systems"][system.name]["stalls"] = scenarios.stalls(system, settings, log)
+        if "simulation" in wanted:
+            log("simulation (swimgossip only)")
+            results["simulation"] = scenarios.simulation(settings, log)
+    finally:
+        results["wall_minutes"] = (time.time() - started) / 60
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        log(f"wrote {RESULTS}")
+    return finish(results, args)
+
+
+def finish(results: dict[str, Any], args: argparse.Namespace) -> int:
+    if args.no_docs:
+        print(report.render(results))
+        return 0
+    try:
+        results["plots"] = report.plot(results, DOCS)
+    except ImportError:
+        results["plot_skipped"] = "matplotlib is not installed (pip install -e '.[plot]')"
+    report.write_docs(report.render(results), DOCS / "benchmarks.md")
+    log("updated docs/benchmarks.md")
+    for row in report.targets(results):
+        log(" | ".join(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
