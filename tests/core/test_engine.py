@@ -116,8 +116,21 @@ def test_probe_picks_next_member_and_schedules_timeout_and_deadline() -> None:
     assert datagram.address == B
     assert datagram.messages == [Ping(seq=seq, target="b")]
     assert wire.scheduled("a", ProbeTimeout) == [(10.5, ProbeTimeout(seq=seq))]
-    assert wire.scheduled("a", ProbeDeadline) == [(pytest.approx(10.999), ProbeDeadline(seq=seq))]
     assert wire.scheduled("a", ProbeTick) == [(11.0, ProbeTick())]
+    # The verdict timer is armed only if the direct ping goes unanswered (fewer wake-ups).
+    assert wire.scheduled("a", ProbeDeadline) == []
+    wire.take()
+    wire.fire("a", ProbeTimeout(seq=seq), 10.5)
+    assert wire.scheduled("a", ProbeDeadline) == [(pytest.approx(10.999), ProbeDeadline(seq=seq))]
+
+
+def test_an_idle_node_arms_no_gossip_round() -> None:
+    a = make_engine("a")
+    outputs = a.start(0.0)
+    assert not any(type(o) is ScheduleTimer and type(o.timer) is GossipTick for o in outputs)
+    armed = a.update_meta(b"new", 1.0)  # something to gossip: one round is armed
+    ticks = [o for o in armed if type(o) is ScheduleTimer and type(o.timer) is GossipTick]
+    assert [t.at for t in ticks] == [pytest.approx(1.0 + a.config.gossip_interval)]
 
 
 def test_dead_and_left_members_are_not_probed() -> None:
@@ -444,7 +457,10 @@ def test_accusation_of_self_is_refuted(kind: type, accused: int) -> None:
     a.update_meta(b"y", 0.0)
     a.update_meta(b"z", 0.0)  # own incarnation 3
     drain_gossip(wire, "a", 0.0)
-    assert a.receive(encode_packet([kind(name="a", incarnation=accused, source="b")]), B, 1.0) == []
+    outputs = a.receive(encode_packet([kind(name="a", incarnation=accused, source="b")]), B, 1.0)
+    # Nothing is sent at once: the refutation waits for the next gossip round it arms.
+    assert [type(o.timer) for o in outputs if type(o) is ScheduleTimer] == [GossipTick]
+    assert all(type(o) is ScheduleTimer for o in outputs)
     assert a.incarnation == accused + 1
     assert a.local_member.status is Status.ALIVE
     assert a.awareness.score == 1
@@ -510,7 +526,8 @@ def test_leave_alone_completes_at_once() -> None:
     a = make_engine("a")
     a.start(0.0)
     outputs = a.leave(1.0)
-    assert outputs == [LeaveComplete()]
+    assert outputs[-1] == LeaveComplete()
+    assert not any(type(o) is SendDatagram for o in outputs)
     assert a.local_member.status is Status.LEFT
     assert a.leave(2.0) == []  # idempotent
 

@@ -46,6 +46,7 @@ class Probe:
     address: str
     incarnation: int
     started: float
+    ends: float
     expected_nacks: int = 0
     nacks: int = 0
 
@@ -114,6 +115,7 @@ class DetectorMixin:
             address=target.address,
             incarnation=target.incarnation,
             started=now,
+            ends=now + self.awareness.scale(cfg.probe_interval),
         )
         primary: list[Message] = [Ping(seq=seq, target=name)]
         suspicion = self._suspicions.get(name)
@@ -122,9 +124,6 @@ class DetectorMixin:
         self.counters["probes"] += 1
         self._send(target.address, primary)
         self._schedule(now + self.awareness.scale(cfg.probe_timeout), ProbeTimeout(seq=seq))
-        self._schedule(
-            now + self.awareness.scale(cfg.probe_interval) * 0.999, ProbeDeadline(seq=seq)
-        )
 
     def _probe_timeout(self: Engine, seq: int, now: float) -> None:
         probe = self._probe
@@ -141,15 +140,17 @@ class DetectorMixin:
             self._send(member.address, [request])
         probe.expected_nacks = len(helpers)
         self.counters["indirect_probes"] += len(helpers)
+        # The verdict is due just before the next probe starts. It is only scheduled now,
+        # when the direct ping went unanswered: an answered probe costs no more wake-ups.
+        self._schedule(probe.started + (probe.ends - probe.started) * 0.999, ProbeDeadline(seq=seq))
         if self.config.stream_fallback:
-            deadline = probe.started + self.awareness.scale(self.config.probe_interval)
             self._stream(
                 StreamPurpose.PING,
                 probe.address,
                 codec.encode_stream(Ping(seq=seq, target=probe.target)),
                 now,
                 seq=seq,
-                deadline=deadline,
+                deadline=probe.ends,
             )
 
     def _is_alive(self: Engine, name: str) -> bool:

@@ -132,6 +132,9 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         self._reconnect: dict[str, tuple[str, float]] = {}
         self._seq = 0
         self._event_seq = 0
+        #: The ``now`` of the entry point being run (for timers armed deep inside it).
+        self._now = 0.0
+        self._gossip_armed = False
         self._token = 0
         self._leave_target = 0
         self.table.store(
@@ -237,6 +240,14 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
 
     def _gossip(self, key: Hashable, message: Message) -> None:
         self.broadcasts.push(key, codec.encode_message(message))
+        self._arm_gossip()
+
+    def _arm_gossip(self) -> None:
+        """Make sure a gossip round is due. Rounds run only while something waits to be
+        gossiped, so an idle node wakes for its probes alone."""
+        if not self._gossip_armed:
+            self._gossip_armed = True
+            self._schedule(self._now + self.config.gossip_interval, GossipTick())
 
     def _is_probeable(self, name: str) -> bool:
         member = self.table.get(name)
@@ -246,10 +257,10 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
 
     def start(self, now: float) -> list[Output]:
         """Begin protocol periods. Timers start at random phases so nodes do not align."""
+        self._now = now
         self._emit(MemberJoined(member=self.local_member))
         cfg = self.config
         self._schedule(now + self.rng.uniform(0, cfg.probe_interval), ProbeTick())
-        self._schedule(now + self.rng.uniform(0, cfg.gossip_interval), GossipTick())
         self._schedule(now + self.rng.uniform(0, cfg.push_pull_interval), PushPullTick())
         self._schedule(now + self._reap_interval(), ReapTick())
         self._schedule(now + cfg.reconnect_interval, ReconnectTick())
@@ -265,6 +276,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
             MetadataTooLarge: over ``config.meta_max_size``; nothing is sent.
             NotRunning: after leave.
         """
+        self._now = now
         if len(meta) > self.config.meta_max_size:
             raise MetadataTooLarge(len(meta), self.config.meta_max_size)
         if self.leaving:
@@ -293,6 +305,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
 
         ``LeaveComplete`` is output once the message went out (at once when alone).
         """
+        self._now = now
         if self.leaving:
             return []
         self.leaving = True
@@ -320,6 +333,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
             MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
             NotRunning: after leave.
         """
+        self._now = now
         if self.leaving:
             raise NotRunning("cannot broadcast after leaving")
         message = UserMessage(source=self.name, id=self.rng.getrandbits(63), payload=payload)
@@ -329,6 +343,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
             raise MessageTooLarge(len(payload), limit - (len(encoded) - len(payload)))
         self._seen_user[(message.source, message.id)] = None
         self.user_broadcasts.push((message.source, message.id), encoded)
+        self._arm_gossip()
         self.counters["user_broadcasts_sent"] += 1
         return self._flush()
 
@@ -340,6 +355,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         if len(self._seen_user) > _MAX_USER_SEEN:
             self._seen_user.popitem(last=False)
         self.user_broadcasts.push(key, codec.encode_message(message))
+        self._arm_gossip()
         self.counters["user_broadcasts_received"] += 1
         self._out.append(UserDelivery(source=message.source, payload=message.payload))
 
@@ -358,6 +374,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
 
         Malformed input is counted (``counters["packets_malformed"]``) and dropped.
         """
+        self._now = now
         try:
             messages = codec.decode_packet(payload)
         except DecodeError:
@@ -396,6 +413,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
 
     def handle_timer(self, timer: Timer, now: float) -> list[Output]:
         """Run a timer the engine scheduled earlier. Stale timers do nothing."""
+        self._now = now
         kind = type(timer)
         if kind is ProbeTick:
             self._probe_tick(now)
@@ -412,9 +430,11 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         elif kind is SuspicionTimeout:
             self._suspicion_timeout(timer, now)  # type: ignore[arg-type]
         elif kind is GossipTick:
-            self._schedule(now + self.config.gossip_interval, GossipTick())
+            self._gossip_armed = False
             self._gossip_round(now)
             self._check_leave_complete()
+            if self.broadcasts or self.user_broadcasts:
+                self._arm_gossip()
         else:
             self._handle_sync_timer(timer, now)
         return self._flush()

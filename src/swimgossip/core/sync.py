@@ -52,6 +52,7 @@ class SyncMixin:
         Raises:
             NotRunning: after leave.
         """
+        self._now = now
         if self.leaving:
             raise NotRunning("cannot join after leaving")
         payload = codec.encode_stream(self.local_state(join=True))
@@ -77,6 +78,7 @@ class SyncMixin:
 
         Malformed frames are counted and get no reply (the runtime closes the stream).
         """
+        self._now = now
         try:
             message = codec.decode_stream(payload)
         except DecodeError:
@@ -96,6 +98,7 @@ class SyncMixin:
 
     def stream_reply(self: Engine, token: int, payload: bytes, now: float) -> list[Output]:
         """The reply to our ``StreamRequest(token)`` arrived."""
+        self._now = now
         pending = self._streams.pop(token, None)
         if pending is None:
             return []
@@ -119,6 +122,7 @@ class SyncMixin:
 
     def stream_failed(self: Engine, token: int, reason: str, now: float) -> list[Output]:
         """Our ``StreamRequest(token)`` failed (refused, timed out, closed)."""
+        self._now = now
         pending = self._streams.pop(token, None)
         if pending is None:
             return []
