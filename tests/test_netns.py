@@ -90,12 +90,12 @@ def test_partition_2_3_each_side_fails_the_other_then_heals(lab: Lab, members: l
     print(f"healed: one full view after {took:.1f} s")
 
 
-def test_20_percent_udp_loss_for_a_minute_gives_no_false_failure(
+def test_20_percent_udp_loss_for_40_seconds_gives_no_false_failure(
     lab: Lab, members: list[str]
 ) -> None:
     since = time.time()
     lab.set_udp_loss(20)
-    deadline = time.monotonic() + 60.0
+    deadline = time.monotonic() + 40.0
     while time.monotonic() < deadline:
         time.sleep(1.0)
         assert lab.running() == members, "an agent exited under loss"
@@ -116,7 +116,7 @@ def test_stalling_one_agent_3s_every_10s_gives_no_failed_verdict_about_the_other
 ) -> None:
     since = time.time()
     stalled = lab.agents[members[-1]]
-    for _ in range(4):
+    for _ in range(3):
         stalled.popen.send_signal(signal.SIGSTOP)
         try:
             time.sleep(3.0)
