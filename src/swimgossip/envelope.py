@@ -32,8 +32,6 @@ import hmac as _constant_time
 import struct
 from collections.abc import Iterable
 
-from cryptography.exceptions import InvalidTag
-
 from swimgossip.keyring import KEY_ID_SIZE, KeyMaterial
 
 __all__ = [
@@ -133,17 +131,31 @@ def verify_signed(candidates: Iterable[KeyMaterial], data: bytes, start: int) ->
     return None
 
 
+_INVALID_TAG: list[type[Exception]] = []
+
+
+def _invalid_tag() -> type[Exception]:
+    """cryptography's InvalidTag, imported on first use (with the first key, cryptography
+    is loaded already; a node without keys never loads it)."""
+    if not _INVALID_TAG:
+        from cryptography.exceptions import InvalidTag
+
+        _INVALID_TAG.append(InvalidTag)
+    return _INVALID_TAG[0]
+
+
 def open_sealed(
     candidates: Iterable[KeyMaterial], data: bytes, start: int, nonce: bytes
 ) -> bytes | None:
     """Return the payload of the sealed body at ``data[start:]`` if one of ``candidates``
     sealed it, else ``None``. ``data[start:]`` must hold at least ``ENVELOPE_OVERHEAD``
     bytes and ``nonce`` must be the one in its header."""
+    invalid_tag = _invalid_tag()
     split = start + HEADER_SIZE
     head, sealed = data[:split], data[split:]
     for material in candidates:
         try:
             return material.aead.decrypt(nonce, sealed, head)
-        except InvalidTag:
+        except invalid_tag:
             continue
     return None

@@ -29,11 +29,15 @@ import binascii
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# cryptography (and the OpenSSL it carries, ~8 MB resident) loads with the first key, not
+# with this module: a node without a keyring never pays for it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hmac
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from swimgossip.core.errors import LocalError
 
@@ -100,6 +104,9 @@ def _checked_key(key: object, *, line: int | None = None) -> bytes:
 
 
 def _derive(key: bytes, info: bytes, length: int) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
 
 
@@ -117,6 +124,9 @@ class KeyMaterial:
 
     @classmethod
     def derive(cls, key: bytes) -> KeyMaterial:
+        from cryptography.hazmat.primitives import hashes, hmac
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
         return cls(
             key=key,
             id=_derive(key, _INFO_KEY_ID, KEY_ID_SIZE),
