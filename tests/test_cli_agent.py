@@ -215,3 +215,32 @@ def test_security_without_a_key_file_exits_2() -> None:
         "agent", "--name", "x", "--bind", "127.0.0.1:0", "--security", "required", timeout=30
     )
     _assert_one_line_error(result, "--security required needs --key-file")
+
+
+def test_sighup_rereads_the_meta_file_and_the_cluster_sees_it(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "meta"
+    path.write_text("# this node's role\nrole=web\n")
+    with spawned() as start:
+        a = start(
+            "agent", "--name", "a", "--bind", "127.0.0.1:0", "--preset", "local",
+            "--meta-file", str(path), "--meta", "dc=1",
+        )  # fmt: skip
+        seed = a.expect_event("joined", "a", JOIN_WITHIN)["address"]
+        b = start("agent", "--name", "b", "--bind", "127.0.0.1:0", "--preset", "local",
+                  "--join", seed)  # fmt: skip
+        seen = b.expect_event("joined", "a", JOIN_WITHIN)
+        assert seen["meta"] == {"role": "web", "dc": "1"}
+        path.write_text("role=db\n")
+        a.popen.send_signal(signal.SIGHUP)
+        updated = b.expect(
+            lambda r: r.get("event") == "updated" and r.get("member") == "a",
+            JOIN_WITHIN,
+            "b sees a's new metadata",
+        )
+        assert updated["meta"] == {"role": "db", "dc": "1"}
+        path.write_text("no equals sign\n")
+        a.popen.send_signal(signal.SIGHUP)
+        _expect_stderr(a, "metadata not changed", JOIN_WITHIN)
+        assert a.popen.poll() is None

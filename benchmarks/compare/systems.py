@@ -24,6 +24,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -99,11 +100,8 @@ def _parse_json(line: str, arrived: float) -> tuple[str, str, dict[str, Any], fl
 
 class Swimgossip(System):
     name = "swimgossip"
-    why_no_meta = (
-        "`swimgossip agent` has no way to change its metadata at runtime (no signal, "
-        "no control endpoint: --status is read-only); Node.update_meta exists in the "
-        "library but the agent does not expose it"
-    )
+    #: The agent re-reads --meta-file on SIGHUP and announces the new metadata.
+    can_update_meta = True
 
     def available(self) -> str | None:
         probe = subprocess.run(
@@ -113,15 +111,27 @@ class Swimgossip(System):
         )
         return None if probe.returncode == 0 else "`python -m swimgossip agent` is missing"
 
+    @staticmethod
+    def _meta_file(port: int) -> Path:
+        folder = PEERS / "swimgossip-meta"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{port}.meta"
+
     def command(self, name: str, port: int, seeds: list[int], n: int) -> list[str]:
+        meta_file = self._meta_file(port)
+        meta_file.write_text("v=0\n")
         cmd = [str(SWIMGOSSIP_PYTHON), "-m", "swimgossip", "agent", "--name", name]
-        cmd += ["--bind", f"127.0.0.1:{port}", "--preset", "lan", "--meta", "v=0"]
+        cmd += ["--bind", f"127.0.0.1:{port}", "--preset", "lan", "--meta-file", str(meta_file)]
         for seed in seeds:
             cmd += ["--join", f"127.0.0.1:{seed}"]
         return [*cmd, "--log-level", "warning"]
 
     def parse(self, line: str, arrived: float) -> tuple[str, str, dict[str, Any], float] | None:
         return _parse_json(line, arrived)
+
+    def update_meta(self, pid: int, port: int, netns_prefix: list[str]) -> None:
+        self._meta_file(port).write_text(f"v={time.time():.3f}\n")
+        os.kill(pid, signal.SIGHUP)
 
 
 class Serf(System):

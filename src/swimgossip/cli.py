@@ -126,6 +126,12 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         'as one compact JSON object, e.g. {"role":"web"}',
     )
     agent.add_argument(
+        "--meta-file",
+        metavar="FILE",
+        help="more metadata, one KEY=VALUE per line (# comments); --meta pairs override "
+        "it. SIGHUP re-reads it and announces the new metadata to the cluster",
+    )
+    agent.add_argument(
         "--status",
         type=_address,
         metavar="HOST:PORT",

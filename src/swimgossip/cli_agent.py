@@ -1,7 +1,8 @@
 """``swimgossip agent``: run one node, print every membership event as a JSON line.
 
 How this works. ``run_agent`` opens the node (``open_node``), then in one nursery: listens
-for SIGTERM / SIGINT, reloads ``--key-file`` on SIGHUP (``Node.reload_keys``: the new key
+for SIGTERM / SIGINT, re-reads ``--meta-file`` (announcing changed metadata) and reloads
+``--key-file`` on SIGHUP (``Node.reload_keys``: the new key
 ids are logged; a bad file logs an error and the old keys stay), serves the optional status
 endpoint, prints events from
 ``node.subscribe(snapshot=True)`` (so the first lines are ``joined`` for the node itself
@@ -25,12 +26,13 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
-from .cli_format import encode_meta, member_record
+from .cli_format import encode_meta, member_record, parse_meta_pair
 from .core.config import Config
 from .core.errors import ConfigError, MetadataTooLarge
 from .core.events import (
@@ -88,6 +90,32 @@ def event_record(event: NodeEvent, ts: float) -> dict[str, Any]:
     return record
 
 
+def agent_meta(args: argparse.Namespace, limit: int) -> bytes:
+    """The agent's metadata: ``--meta-file`` pairs, then ``--meta`` pairs over them.
+
+    Raises:
+        ValueError: the file cannot be read or parsed, or the result is over ``limit``.
+    """
+    pairs: list[tuple[str, str]] = []
+    path = getattr(args, "meta_file", None)
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--meta-file: cannot read {path}: {exc}") from None
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                try:
+                    pairs.append(parse_meta_pair(line))
+                except ValueError as exc:
+                    raise ValueError(f"--meta-file: {path}: line {number}: {exc}") from None
+    meta = encode_meta([*pairs, *args.meta])
+    if len(meta) > limit:
+        raise ValueError(f"metadata is {len(meta)} bytes as JSON, over the {limit}-byte limit")
+    return meta
+
+
 def _node_options(args: argparse.Namespace) -> dict[str, Any]:
     """``open_node`` keyword arguments from the parsed flags.
 
@@ -95,13 +123,10 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
         AgentError: (status 2) unreadable or invalid key file, metadata too large.
     """
     config = PRESETS[args.preset]()
-    meta = encode_meta(args.meta)
-    if len(meta) > config.meta_max_size:
-        raise AgentError(
-            f"--meta: {len(meta)} bytes of metadata (as JSON) exceed the "
-            f"{config.meta_max_size}-byte limit",
-            2,
-        )
+    try:
+        meta = agent_meta(args, config.meta_max_size)
+    except ValueError as exc:
+        raise AgentError(str(exc), 2) from None
     options: dict[str, Any] = {
         "bind": args.bind,
         "advertise": args.advertise,
@@ -166,11 +191,29 @@ async def _join(node: Node, seeds: list[str], timeout: float, outcome: _Outcome)
         logger.info("%s: joined through %d of %d seed(s)", node.name, joined, len(seeds))
 
 
-async def _reload_keys_on_sighup(node: Node, path: str | None) -> None:
-    """Reload ``path`` into the node's keyring on every SIGHUP; never raises for a bad
-    file (the old keys stay and an error is logged)."""
+async def _reload_meta(node: Node, args: argparse.Namespace) -> None:
+    """Re-read ``--meta-file`` and announce the metadata if it changed; never raises for a
+    bad file (the old metadata stays and an error is logged)."""
+    try:
+        meta = agent_meta(args, node.config.meta_max_size)
+    except ValueError as exc:
+        logger.error("%s: SIGHUP: metadata not changed: %s", node.name, exc)
+        return
+    me = node.member(node.name)
+    if me is not None and me.meta != meta:
+        await node.update_meta(meta)
+        logger.info("%s: SIGHUP: metadata updated from %s", node.name, args.meta_file)
+
+
+async def _reload_on_sighup(node: Node, args: argparse.Namespace) -> None:
+    """On every SIGHUP, reload ``--meta-file`` (if given) and ``--key-file``."""
+    path = args.key_file
     with trio.open_signal_receiver(signal.SIGHUP) as hangups:
         async for _ in hangups:
+            if getattr(args, "meta_file", None) is not None:
+                await _reload_meta(node, args)
+                if path is None:
+                    continue
             if path is None or node.keyring is None:
                 logger.warning("%s: SIGHUP ignored: no --key-file to reload", node.name)
                 continue
@@ -229,7 +272,7 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
                     return outcome
                 logger.info("status endpoint on http://%s/ (/members, /metrics)", where)
             nursery.start_soon(_print_events, node)
-            nursery.start_soon(_reload_keys_on_sighup, node, args.key_file)
+            nursery.start_soon(_reload_on_sighup, node, args)
             if args.join:
                 await _join(node, args.join, args.join_timeout, outcome)
             if not outcome.status and not await _until_signal(node, signals):
