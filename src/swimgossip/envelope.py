@@ -18,7 +18,7 @@ told apart from it, and from each other, by their first byte; every first byte f
 
 The key id names which installed key made the packet; the timestamp (milliseconds since the
 Unix epoch, u64 big-endian) and the 96-bit nonce (unique per packet: see
-``security._NonceSequence``) feed the replay guard. Both forms add
+``nonces.NonceSequence``) feed the replay guard. Both forms add
 ``ENVELOPE_OVERHEAD`` = 41 bytes, plus ``2 + len(label)`` with a label.
 
 Every function here is pure: the caller brings the timestamp and the nonce. ``verify_signed``
@@ -64,7 +64,7 @@ RETIRED_SIGNED_MARKER = 0xA1
 LABEL_MARKER = 0xB0
 #: Longest cluster label, in bytes.
 MAX_LABEL_SIZE = 255
-#: Nonce bytes per packet (unique, see security._NonceSequence): the AEAD nonce, and the
+#: Nonce bytes per packet (unique, see nonces.NonceSequence): the AEAD nonce, and the
 #: replay guard's identity of a packet.
 NONCE_SIZE = 12
 #: Bytes of tag: truncated HMAC-SHA256 for signed bodies, the Poly1305 tag for sealed ones.
