@@ -36,7 +36,7 @@ from .broadcast import BroadcastQueue, retransmit_limit
 from .claims import ClaimsMixin
 from .config import Config
 from .detector import DetectorMixin, Probe, Relay
-from .errors import DecodeError, MessageTooLarge, MetadataTooLarge, NotRunning
+from .errors import DecodeError, MetadataTooLarge, NotRunning
 from .events import (
     MemberEvent,
     MemberJoined,
@@ -51,7 +51,6 @@ from .outputs import (
     SendDatagram,
     StreamPurpose,
     StreamRequest,
-    UserDelivery,
 )
 from .probe import ProbeCycle
 from .suspicion import (
@@ -71,19 +70,16 @@ from .timers import (
     SuspicionTimeout,
     Timer,
 )
+from .usermessages import MAX_USER_QUEUE, UserMessagesMixin
 
 __all__ = ["Engine"]
 
-#: Application broadcasts waiting to be sent; the oldest most-sent is dropped beyond this.
-_MAX_USER_QUEUE = 1024
-#: Application broadcasts remembered to deliver each exactly once.
-_MAX_USER_SEEN = 8192
 
 #: Packet header room: version byte plus the largest array header we use.
 _PACKET_HEADER = 4
 
 
-class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
+class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
     """One node of the cluster.
 
     Args:
@@ -119,7 +115,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         self.table = MemberTable(local_name=name, max_members=config.max_members)
         self.cycle = ProbeCycle(rng)
         self.broadcasts = BroadcastQueue(max_items=config.max_members + 16)
-        self.user_broadcasts = BroadcastQueue(max_items=_MAX_USER_QUEUE)
+        self.user_broadcasts = BroadcastQueue(max_items=MAX_USER_QUEUE)
         self._seen_user: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.counters: Counter[str] = Counter()
         self.leaving = False
@@ -325,39 +321,6 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin):
         count it against our health, as Lifeguard counts a missed nack."""
         self.awareness.apply_delta(1)
         self.counters["lag_penalties"] += 1
-
-    def broadcast(self, payload: bytes, now: float) -> list[Output]:
-        """Gossip an application message to every member (delivered once each).
-
-        Raises:
-            MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
-            NotRunning: after leave.
-        """
-        self._now = now
-        if self.leaving:
-            raise NotRunning("cannot broadcast after leaving")
-        message = UserMessage(source=self.name, id=self.rng.getrandbits(63), payload=payload)
-        encoded = codec.encode_message(message)
-        limit = self._budget // 2
-        if len(encoded) > limit:
-            raise MessageTooLarge(len(payload), limit - (len(encoded) - len(payload)))
-        self._seen_user[(message.source, message.id)] = None
-        self.user_broadcasts.push((message.source, message.id), encoded)
-        self._arm_gossip()
-        self.counters["user_broadcasts_sent"] += 1
-        return self._flush()
-
-    def _on_user_message(self, message: UserMessage) -> None:
-        key = (message.source, message.id)
-        if key in self._seen_user:
-            return
-        self._seen_user[key] = None
-        if len(self._seen_user) > _MAX_USER_SEEN:
-            self._seen_user.popitem(last=False)
-        self.user_broadcasts.push(key, codec.encode_message(message))
-        self._arm_gossip()
-        self.counters["user_broadcasts_received"] += 1
-        self._out.append(UserDelivery(source=message.source, payload=message.payload))
 
     def _check_leave_complete(self) -> None:
         if not self.leaving or self._leave_target < 0:
