@@ -24,10 +24,12 @@ Record = dict[str, Any]
 class Process:
     """One ``python -m swimgossip ...`` child; stdout lines parsed as JSON when they are."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, prefix: tuple[str, ...] = ()) -> None:
+        """Start ``python -m swimgossip ARGS``, run through ``prefix`` if given (e.g.
+        ``ip netns exec NS``)."""
         self.args = args
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "swimgossip", *args],
+            [*prefix, sys.executable, "-m", "swimgossip", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

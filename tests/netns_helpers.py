@@ -29,8 +29,6 @@ import queue
 import re
 import shutil
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -95,34 +93,16 @@ def unavailable() -> str | None:
 
 
 class NetnsAgent(Process):
-    """``python -m swimgossip ARGS`` run inside network namespace ``namespace``.
-
-    Mirrors ``Process.__init__`` with an ``ip netns exec`` prefix (the base class has no
-    hook for a command prefix); every reading method is the base class's.
-    """
+    """``python -m swimgossip ARGS`` run inside network namespace ``namespace`` (and killed
+    with the test process when ``setpriv`` is there); every reading method is the base
+    class's."""
 
     def __init__(self, namespace: str, member: str, *args: str) -> None:
-        self.args = args
         self.member = member
         ip, setpriv = _tool("ip"), _tool("setpriv")
         assert ip is not None
         orphan_guard = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
-        command = [ip, "netns", "exec", namespace, *orphan_guard, sys.executable, "-m"]
-        self.popen = subprocess.Popen(
-            [*command, "swimgossip", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: list[str] = []
-        self.stderr: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._out = threading.Thread(target=self._pump_stdout, daemon=True)
-        self._err = threading.Thread(target=self._pump_stderr, daemon=True)
-        self._out.start()
-        self._err.start()
+        super().__init__(*args, prefix=(ip, "netns", "exec", namespace, *orphan_guard))
 
     def read_pending(self) -> None:
         """Take in every stdout line the agent has printed so far, without waiting."""
