@@ -84,5 +84,8 @@ async def test_key_rotation_causes_no_failure() -> None:
                 while events.lost == 0 and events.buffered:  # drain what a saw meanwhile
                     seen.append(await events.receive())
             assert not any(type(e) is MemberFailed for e in seen)
-            assert all(alive_names(node) == {"a", "b", "c"} for node in nodes)
+            # nobody failed (a transient suspicion, refuted, is not a failure: FAST's
+            # 0.8 s suspicion floor can see one on a loaded machine)
+            for node in nodes:
+                assert {m.name for m in node.members() if not m.status.is_gone} == {"a", "b", "c"}
             nursery.cancel_scope.cancel()

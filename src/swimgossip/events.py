@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from types import TracebackType
+from typing import Generic, Self, TypeVar
 
 import attrs
 import trio
@@ -53,8 +54,42 @@ def snapshot_events(members: list[Member]) -> list[MemberEvent]:
     return [MemberJoined(member=m) for m in members if not m.status.is_gone]
 
 
+T = TypeVar("T")
+
+
+class _ReceiveStream(Generic[T]):
+    """``async for`` and ``async with`` over a ``receive`` that raises ``trio.EndOfChannel``
+    when done, and a ``close``."""
+
+    async def receive(self) -> T:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @attrs.define(eq=False)
-class Subscription:
+class Subscription(_ReceiveStream[NodeEvent]):
     """A bounded stream of ``NodeEvent`` values; use it with ``async with`` / ``async for``.
 
     Ends (``StopAsyncIteration``) when the node stops or the subscription is closed.
@@ -118,15 +153,6 @@ class Subscription:
             self._wakeup = trio.Event()
             await self._wakeup.wait()
 
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> NodeEvent:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
     def close(self) -> None:
         """Stop receiving; buffered events are discarded."""
         self._hub.remove(self)
@@ -134,20 +160,9 @@ class Subscription:
         self._snapshot.clear()
         self._close()
 
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 @attrs.define(eq=False)
-class MessageStream:
+class MessageStream(_ReceiveStream[UserDelivery]):
     """A bounded stream of application messages (``UserDelivery``: ``source``, ``payload``).
 
     When full, the oldest message is dropped and counted in ``dropped``.
@@ -181,30 +196,10 @@ class MessageStream:
             await self._wakeup.wait()
         return self._buffer.popleft()
 
-    def __aiter__(self) -> MessageStream:
-        return self
-
-    async def __anext__(self) -> UserDelivery:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
     def close(self) -> None:
         """Stop receiving."""
         self._hub.message_streams.discard(self)
         self._close()
-
-    async def __aenter__(self) -> MessageStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @attrs.define(eq=False)
