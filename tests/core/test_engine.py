@@ -130,7 +130,7 @@ def test_an_idle_node_arms_no_gossip_round() -> None:
     assert not any(type(o) is ScheduleTimer and type(o.timer) is GossipTick for o in outputs)
     armed = a.update_meta(b"new", 1.0)  # something to gossip: one round is armed
     ticks = [o for o in armed if type(o) is ScheduleTimer and type(o.timer) is GossipTick]
-    assert [t.at for t in ticks] == [pytest.approx(1.0 + a.config.gossip_interval)]
+    assert len(ticks) == 1 and 1.0 <= ticks[0].at <= 1.0 + a.config.gossip_interval
 
 
 def test_dead_and_left_members_are_not_probed() -> None:

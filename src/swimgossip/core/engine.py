@@ -243,7 +243,10 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         gossiped, so an idle node wakes for its probes alone."""
         if not self._gossip_armed:
             self._gossip_armed = True
-            self._schedule(self._now + self.config.gossip_interval, GossipTick())
+            # At a random phase, as a free-running ticker would be: news waits half a
+            # gossip interval on average, not a whole one, at every hop.
+            delay = self.rng.uniform(0, self.config.gossip_interval)
+            self._schedule(self._now + delay, GossipTick())
 
     def _is_probeable(self, name: str) -> bool:
         member = self.table.get(name)
@@ -396,8 +399,9 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
             self._gossip_armed = False
             self._gossip_round(now)
             self._check_leave_complete()
-            if self.broadcasts or self.user_broadcasts:
-                self._arm_gossip()
+            if self.broadcasts or self.user_broadcasts:  # more to send: keep the cadence
+                self._gossip_armed = True
+                self._schedule(now + self.config.gossip_interval, GossipTick())
         else:
             self._handle_sync_timer(timer, now)
         return self._flush()
