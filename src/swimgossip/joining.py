@@ -53,18 +53,10 @@ class Joiner:
     transport: Transport
 
     async def join(self, seeds: Sequence[str]) -> int:
-        """Join the cluster through ``seeds`` ("host:port"); returns how many answered.
-
-        Retries with backoff until a seed answers; with a caller deadline
-        (``trio.fail_after``) until shortly before it, otherwise a few times. If every seed
-        refuses this node's primary key as unknown (a member that was down while the
-        cluster rotated that key out) and the keyring holds other keys, each is tried as
-        primary in turn; the one that joins stays primary (logged at WARNING), and if none
-        does the original primary is restored.
+        """Run the join; ``Node.join`` documents the behaviour (see also the module comment).
 
         Raises:
             JoinError: no seed answered; ``reasons`` says why, per seed.
-            NotRunning: the node has left.
         """
         reasons: dict[str, str] = {}
         deadline = trio.current_effective_deadline()
