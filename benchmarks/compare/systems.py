@@ -102,6 +102,7 @@ class Swimgossip(System):
     name = "swimgossip"
     #: The agent re-reads --meta-file on SIGHUP and announces the new metadata.
     can_update_meta = True
+    preset = "lan"
 
     def available(self) -> str | None:
         probe = subprocess.run(
@@ -121,7 +122,8 @@ class Swimgossip(System):
         meta_file = self._meta_file(port)
         meta_file.write_text("v=0\n")
         cmd = [str(SWIMGOSSIP_PYTHON), "-m", "swimgossip", "agent", "--name", name]
-        cmd += ["--bind", f"127.0.0.1:{port}", "--preset", "lan", "--meta-file", str(meta_file)]
+        cmd += ["--bind", f"127.0.0.1:{port}", "--preset", self.preset]
+        cmd += ["--meta-file", str(meta_file)]
         for seed in seeds:
             cmd += ["--join", f"127.0.0.1:{seed}"]
         return [*cmd, "--log-level", "warning"]
@@ -132,6 +134,13 @@ class Swimgossip(System):
     def update_meta(self, pid: int, port: int, netns_prefix: list[str]) -> None:
         self._meta_file(port).write_text(f"v={time.time():.3f}\n")
         os.kill(pid, signal.SIGHUP)
+
+
+class SwimgossipFast(Swimgossip):
+    """swimgossip with its ``fast`` preset (probe 0.5 s, suspicion floor 3.5 s)."""
+
+    name = "swimgossip-fast"
+    preset = "fast"
 
 
 class Serf(System):
@@ -236,7 +245,7 @@ class SwimProtocol(Kinship):
         return cmd
 
 
-ALL_SYSTEMS: list[System] = [Swimgossip(), Serf(), Kinship(), SwimProtocol()]
+ALL_SYSTEMS: list[System] = [Swimgossip(), SwimgossipFast(), Serf(), Kinship(), SwimProtocol()]
 
 
 def install_peers(log: Any) -> None:

@@ -97,7 +97,10 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="give up joining after S seconds and exit 1 (default 10)",
     )
     agent.add_argument(
-        "--preset", choices=("lan", "wan", "local"), default="lan", help="timing preset"
+        "--preset",
+        choices=("lan", "fast", "local", "wan"),
+        default="lan",
+        help="timing preset (fast: about half lan's detection time, see docs/tuning.md)",
     )
     agent.add_argument(
         "--key-file",

@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from .cli_format import encode_meta, member_record, parse_meta_pair
-from .core.config import Config
+from .core.config import PRESETS
 from .core.errors import ConfigError, MetadataTooLarge
 from .core.events import (
     MemberFailed,
@@ -52,7 +52,6 @@ __all__ = ["PRESETS", "AgentError", "event_record", "run_agent"]
 
 logger = logging.getLogger("swimgossip.agent")
 
-PRESETS = {"lan": Config.lan, "wan": Config.wan, "local": Config.local}
 
 _EVENT_NAMES: dict[type[Any], str] = {
     MemberJoined: "joined",

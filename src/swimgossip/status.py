@@ -18,7 +18,6 @@ member list and metadata, which is cluster-internal.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 from functools import partial
@@ -147,6 +146,8 @@ def fetch_status(address: str, path: str, *, timeout: float = 5.0) -> Any:
     Raises:
         StatusError: unreachable, an error status, or a body that is not JSON.
     """
+    import http.client  # here, not at the top: an agent never needs it (about 0.6 MB RSS)
+
     try:
         host, port = parse_address(address)
     except ValueError as exc:

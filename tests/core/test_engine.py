@@ -343,15 +343,33 @@ def test_probing_a_suspect_piggybacks_the_suspicion_and_the_suspect_refutes() ->
     wire.deliver(datagram, 1.01)
     assert b.incarnation == 1
     assert b.awareness.score == 1
-    wire.flush(1.02)  # the ack
+    # b acks, and sends its refutation straight to a, which sent it the suspicion.
+    refutation = Alive(name="b", address=B, incarnation=1, meta=b"")
+    assert [d.messages for d in wire.in_flight if d.source == "b"] == [
+        [Ack(seq=seq)],
+        [refutation],
+    ]
+    wire.flush(1.02)
     assert a.counters["probes_succeeded"] == 1
-
-    assert Alive(name="b", address=B, incarnation=1, meta=b"") in gossip_of(wire, "b", 1.1)
-    outputs = a.receive(
-        encode_packet([Alive(name="b", address=B, incarnation=1, meta=b"")]), B, 1.2
-    )
-    (recovered,) = of_type(outputs, MemberRecovered)
+    (recovered,) = of_type(wire.log["a"], MemberRecovered)
     assert recovered.member.incarnation == 1 and recovered.member.status is Status.ALIVE
+    assert refutation in gossip_of(wire, "b", 1.1)  # and everyone else hears it by gossip
+
+
+def test_a_suspect_that_pings_us_learns_of_the_suspicion_in_our_ack() -> None:
+    wire = Wire.converged("a", "b", "c")
+    a, b = wire["a"], wire["b"]
+    a.receive(encode_packet([Suspect(name="b", incarnation=0, source="c")]), C, 0.0)
+    drain_gossip(wire, "a", 0.0)
+
+    seq, datagram = start_probe(wire, "b", 1.0)  # b probes a, not knowing it is suspect
+    assert datagram.address == A
+    wire.deliver(datagram, 1.01)
+    (ack,) = [d for d in wire.in_flight if d.source == "a"]
+    assert ack.messages == [Ack(seq=seq), Suspect(name="b", incarnation=0, source="c")]
+    wire.flush(1.02)
+    assert b.incarnation == 1
+    assert a.member("b").status is Status.ALIVE and a.member("b").incarnation == 1
 
 
 def test_probing_an_alive_member_carries_no_suspicion() -> None:
@@ -458,9 +476,11 @@ def test_accusation_of_self_is_refuted(kind: type, accused: int) -> None:
     a.update_meta(b"z", 0.0)  # own incarnation 3
     drain_gossip(wire, "a", 0.0)
     outputs = a.receive(encode_packet([kind(name="a", incarnation=accused, source="b")]), B, 1.0)
-    # Nothing is sent at once: the refutation waits for the next gossip round it arms.
+    # b, which sent the accusation, gets the refutation at once; the others in the next
+    # gossip round it arms.
+    refutation = Alive(name="a", address=A, incarnation=accused + 1, meta=b"z")
+    assert messages_in(outputs) == [refutation] and messages_in(outputs, B) == [refutation]
     assert [type(o.timer) for o in outputs if type(o) is ScheduleTimer] == [GossipTick]
-    assert all(type(o) is ScheduleTimer for o in outputs)
     assert a.incarnation == accused + 1
     assert a.local_member.status is Status.ALIVE
     assert a.awareness.score == 1
@@ -470,15 +490,56 @@ def test_accusation_of_self_is_refuted(kind: type, accused: int) -> None:
 
 
 @pytest.mark.parametrize("kind", [Suspect, Dead])
-def test_stale_accusation_of_self_is_ignored(kind: type) -> None:
-    wire = Wire.converged("a", "b")
+def test_stale_accusation_of_self_is_answered_to_its_sender_not_refuted(kind: type) -> None:
+    wire = Wire.converged("a", "b", "c")
     a = wire["a"]
-    a.update_meta(b"x", 0.0)
+    a.update_meta(b"x", 0.0)  # own incarnation 1
     drain_gossip(wire, "a", 0.0)
-    a.receive(encode_packet([kind(name="a", incarnation=0, source="b")]), B, 1.0)
-    assert a.incarnation == 1
-    assert a.awareness.score == 0
+    stale = encode_packet([kind(name="a", incarnation=0, source="c")])
+    outputs = a.receive(stale, B, 1.0)
+    # b (which sent it, whoever raised it) missed our refutation: it gets our alive claim.
+    assert messages_in(outputs, B) == [Alive(name="a", address=A, incarnation=1, meta=b"x")]
+    assert messages_in(outputs, C) == []
+    assert a.incarnation == 1 and a.awareness.score == 0
     assert not a.broadcasts
+    # At most once per probe interval per sender; another sender is answered on its own.
+    assert messages_in(a.receive(stale, B, 1.5)) == []
+    assert len(messages_in(a.receive(stale, C, 1.5), C)) == 1
+    assert len(messages_in(a.receive(stale, B, 2.0), B)) == 1
+    assert a.counters["accusations_answered"] == 3
+
+
+def test_member_holding_a_stale_suspicion_recovers_through_the_buddy_probe() -> None:
+    wire = Wire.converged("a", "b", "c")
+    a, b = wire["a"], wire["b"]
+    b.update_meta(b"x", 0.0)  # b at incarnation 1; a never hears of it
+    drain_gossip(wire, "b", 0.0)
+    a.receive(encode_packet([Suspect(name="b", incarnation=0, source="c")]), C, 0.5)
+    drain_gossip(wire, "a", 0.5)
+    assert a.member("b").status is Status.SUSPECT
+
+    _, datagram = start_probe(wire, "a", 1.0)  # the ping carries the stale suspicion
+    wire.deliver(datagram, 1.01)
+    wire.flush(1.02)  # b's ack and its alive claim
+    assert a.member("b").status is Status.ALIVE and a.member("b").incarnation == 1
+    assert b.incarnation == 1  # no needless refutation
+
+
+def test_suspicion_floor_holds_the_timeout_above_the_formula() -> None:
+    # Four members, probe 0.5 s: the formula's floor would be 4 * 1 * 0.5 = 2 s.
+    config = Config.fast(indirect_checks=2)
+    wire = Wire.converged("a", "b", "c", "d", config=config)
+    seq, _ = start_probe(wire, "a", 0.0)
+    wire.take()
+    wire.fire("a", ProbeTimeout(seq=seq), 0.2)
+    wire.take()
+    wire.fire("a", ProbeDeadline(seq=seq), 0.4995)
+    ((at, _),) = wire.scheduled("a", SuspicionTimeout)
+    assert at == pytest.approx(0.4995 + 6 * 3.5)  # unconfirmed: the ceiling over the floor
+    confirm(wire, "c", 1.0)
+    outputs = confirm(wire, "d", 1.5)
+    (final,) = [o for o in of_type(outputs, ScheduleTimer) if type(o.timer) is SuspicionTimeout]
+    assert final.at == pytest.approx(0.4995 + 3.5)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 
 from swimgossip.core.awareness import Awareness
 from swimgossip.core.broadcast import retransmit_limit
-from swimgossip.core.config import Config
+from swimgossip.core.config import PRESETS, Config
 from swimgossip.core.errors import ConfigError
 from swimgossip.core.member import Status, supersedes
 from swimgossip.core.suspicion import (
@@ -384,9 +384,12 @@ def test_config_default_is_lan_and_presets_take_changes() -> None:
         ("meta_max_size", 64 * 1024 + 1),
         ("max_members", 1),
         ("stream_fallback", 1),
+        ("suspicion_floor", -0.5),
+        ("suspicion_floor", math.inf),
+        ("suspicion_floor", True),
     ],
 )
-@pytest.mark.parametrize("preset", ["lan", "wan", "local"])
+@pytest.mark.parametrize("preset", ["lan", "fast", "wan", "local"])
 def test_config_invalid_value_raises_naming_the_field(
     preset: str, field: str, value: object
 ) -> None:
@@ -395,6 +398,17 @@ def test_config_invalid_value_raises_naming_the_field(
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
     assert isinstance(caught.value, ValueError)
+
+
+def test_fast_preset_halves_the_probe_period_and_keeps_a_stall_tolerant_floor() -> None:
+    fast, lan = Config.fast(), Config.lan()
+    assert (fast.probe_interval, fast.probe_timeout, fast.gossip_interval) == (0.5, 0.2, 0.1)
+    assert fast.suspicion_floor == 3.5 and lan.suspicion_floor == 0.0
+    # Everything else is LAN's, so the two differ only in timing.
+    same = {"indirect_checks", "suspicion_mult", "retransmit_mult", "gossip_nodes"}
+    assert {f: getattr(fast, f) for f in same} == {f: getattr(lan, f) for f in same}
+    assert sorted(PRESETS) == ["fast", "lan", "local", "wan"]
+    assert all(PRESETS[name]() == getattr(Config, name)() for name in PRESETS)
 
 
 def test_config_probe_timeout_must_be_shorter_than_the_interval() -> None:
@@ -427,6 +441,8 @@ def test_config_evolve_validates_again() -> None:
         {"meta_max_size": 0},
         {"max_members": 2},
         {"probe_timeout": 0.999},
+        {"suspicion_floor": 0},
+        {"suspicion_floor": 0.0},
     ],
 )
 def test_config_boundary_values_are_accepted(changes: dict[str, Any]) -> None:

@@ -5,7 +5,9 @@ decides by precedence whether it is news. Accepted news is re-gossiped, turned i
 event, and for suspicions starts a Lifeguard timer that shrinks as independent members
 confirm. Claims about ourselves are never stored: we refute them by raising our
 incarnation (which also counts against our own health score, as in Lifeguard), unless we
-are leaving.
+are leaving. Whoever sent us such a claim also gets our current alive claim straight back,
+even when the claim is stale (memberlist ignores stale ones): it holds the suspicion, and
+if it misses every gossiped copy of the refutation it declares us failed.
 
 This module is a mixin of ``Engine``; its methods are engine methods.
 """
@@ -38,6 +40,9 @@ from .suspicion import (
 )
 from .table import Change
 from .timers import SuspicionTimeout
+
+#: Most accusers remembered for rate-limiting direct answers (then the memory restarts).
+MAX_ANSWERED_ACCUSERS = 1024
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -82,12 +87,10 @@ class ClaimsMixin:
         elif old.address != change.new.address or old.meta != change.new.meta:
             self._emit(MemberUpdated(member=change.new, previous=old))
 
-    def on_suspect(self: Engine, suspect: Suspect, now: float) -> None:
-        """Apply a suspicion claim: refute it if it is about us, else track it."""
+    def on_suspect(self: Engine, suspect: Suspect, now: float, sender: str = "") -> None:
+        """Apply a suspicion claim sent from ``sender``: about us, refute it; else track it."""
         if suspect.name == self.name:
-            if not self.leaving and suspect.incarnation >= self.incarnation:
-                self.counters["refutations"] += 1
-                self._refute(suspect.incarnation, now)
+            self._accused(suspect.incarnation, sender, now)
             return
         change = self.table.claim_suspect(suspect.name, suspect.incarnation, now)
         if change is None:
@@ -99,7 +102,9 @@ class ClaimsMixin:
     def _start_suspicion(self: Engine, change: Change, by: str, now: float) -> None:
         cfg = self.config
         n = self.table.active_count
-        low = suspicion_min_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        low = max(
+            cfg.suspicion_floor, suspicion_min_timeout(cfg.suspicion_mult, n, cfg.probe_interval)
+        )
         suspicion = Suspicion(
             incarnation=change.new.incarnation,
             by=by,
@@ -130,12 +135,10 @@ class ClaimsMixin:
             self._schedule_suspicion(suspect.name, suspicion)
             self._gossip(suspect.name, suspect)
 
-    def on_dead(self: Engine, dead: Dead, now: float) -> None:
-        """Apply a failure claim: refute it if it is about us."""
+    def on_dead(self: Engine, dead: Dead, now: float, sender: str = "") -> None:
+        """Apply a failure claim (sent from ``sender``): refute it if it is about us."""
         if dead.name == self.name:
-            if not self.leaving and dead.incarnation >= self.incarnation:
-                self.counters["refutations"] += 1
-                self._refute(dead.incarnation, now)
+            self._accused(dead.incarnation, sender, now)
             return
         change = self.table.claim_dead(dead.name, dead.incarnation, now)
         if change is None:
@@ -174,6 +177,45 @@ class ClaimsMixin:
         self._reconnect.pop(left.name, None)
         if change.old is None or change.old.status != Status.LEFT:
             self._emit(MemberLeft(member=change.new))
+
+    def _accused(self: Engine, incarnation: int, sender: str, now: float) -> None:
+        """We are claimed suspect or dead at ``incarnation``: refute if it is news, and tell
+        ``sender`` our current incarnation either way.
+
+        ``sender`` is the address the claim came from ("" when it came over a stream, whose
+        exchange already carries our current state back).
+        """
+        if self.leaving:
+            return
+        refuting = incarnation >= self.incarnation
+        if refuting:
+            self.counters["refutations"] += 1
+            self._refute(incarnation, now)
+        if sender:
+            self._answer_accuser(sender, now, refuting)
+
+    def _answer_accuser(self: Engine, address: str, now: float, refuted: bool) -> None:
+        """Send our alive claim straight to ``address``, at most once per probe interval.
+
+        Gossip carries a refutation a bounded number of times, to random members; under
+        heavy loss a member can miss every copy and, hearing no confirmations either,
+        declare us failed at the suspicion ceiling. Whoever sent us the claim holds it (or
+        relays it), and its claim keeps reaching us (its probes of us carry it), so
+        answering it directly closes that gap for one datagram per interval.
+        """
+        last = self._answered_accusers.get(address)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        if len(self._answered_accusers) >= MAX_ANSWERED_ACCUSERS:
+            self._answered_accusers.clear()
+        self._answered_accusers[address] = now
+        self.counters["accusations_answered"] += 1
+        if refuted:  # the refutation just queued is the newest gossip: it leads the datagram
+            self._send(address, [])
+            return
+        me = self.local_member
+        alive = Alive(name=me.name, address=me.address, incarnation=me.incarnation, meta=me.meta)
+        self._send(address, [alive])
 
     def _refute(self: Engine, accused_incarnation: int, now: float) -> None:
         me = self.local_member

@@ -2,12 +2,13 @@
 
 One probe per period (``ProbeTick``): ping the next member of the shuffled round robin,
 piggybacking gossip and, when we hold it suspect, that suspicion (Lifeguard's buddy
-system, so the suspect can refute at once). No ack by the probe timeout: ask
-``indirect_checks`` random alive members to ping it (ping-req; each answers a nack if the
-target stays silent) and ping it over the stream transport too, so UDP-only loss does not
-raise suspicions. No ack by the end of the period: suspect it. Our own health score rises
-by the nacks we expected and did not get (a failed probe with no helpers counts 1): if
-even the helpers cannot answer us, the fault is likely ours, and we slow down.
+system, so the suspect can refute at once; our acks to a suspect's pings carry it too).
+No ack by the probe timeout: ask ``indirect_checks`` random alive members to ping it
+(ping-req; each answers a nack if the target stays silent) and ping it over the stream
+transport too, so UDP-only loss does not raise suspicions. No ack by the end of the
+period: suspect it. Our own health score rises by the nacks we expected and did not get
+(a failed probe with no helpers counts 1): if even the helpers cannot answer us, the
+fault is likely ours, and we slow down.
 
 This module is a mixin of ``Engine``; its methods are engine methods.
 """
@@ -67,7 +68,16 @@ class DetectorMixin:
         if ping.target != self.name:
             self.counters["pings_for_other_name"] += 1
             return
-        self._send(source, [Ack(seq=ping.seq)])
+        reply: list[Message] = [Ack(seq=ping.seq)]
+        # The buddy system both ways: a member we hold suspect that pings us learns of it
+        # in our ack, so it can refute at once (we rarely hold more than a few suspicions).
+        for name, suspicion in self._suspicions.items():
+            member = self.table.get(name)
+            if member is not None and member.address == source:
+                incarnation, by = member.incarnation, suspicion.by
+                reply.append(Suspect(name=name, incarnation=incarnation, source=by))
+                break
+        self._send(source, reply)
 
     def _on_ack(self: Engine, seq: int, now: float) -> None:
         probe = self._probe

@@ -126,6 +126,8 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         self._relays: dict[int, Relay] = {}
         self._streams: dict[int, tuple[StreamPurpose, str, int]] = {}
         self._reconnect: dict[str, tuple[str, float]] = {}
+        #: When we last sent our alive claim straight to each address that accused us.
+        self._answered_accusers: dict[str, float] = {}
         self._seq = 0
         self._event_seq = 0
         #: The ``now`` of the entry point being run (for timers armed deep inside it).
@@ -365,9 +367,9 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         elif kind is Alive:
             self.on_alive(message, now)  # type: ignore[arg-type]
         elif kind is Suspect:
-            self.on_suspect(message, now)  # type: ignore[arg-type]
+            self.on_suspect(message, now, source)  # type: ignore[arg-type]
         elif kind is Dead:
-            self.on_dead(message, now)  # type: ignore[arg-type]
+            self.on_dead(message, now, source)  # type: ignore[arg-type]
         elif kind is Left:
             self.on_left(message, now)  # type: ignore[arg-type]
         elif kind is UserMessage:

@@ -27,13 +27,12 @@ from typing import Any
 
 import attrs
 
-from ..core.config import Config
+from ..core.config import PRESETS, Config
 from ..core.events import MemberFailed, MemberSuspected, MemberUpdated
 from .simulator import Simulation
 
 __all__ = ["PRESETS", "ScenarioReport", "run_scenario"]
 
-PRESETS = {"lan": Config.lan, "wan": Config.wan, "local": Config.local}
 
 #: Above this size the cluster starts from a converged view instead of a join storm.
 _JOIN_THROUGH_PROTOCOL_UP_TO = 200
