@@ -120,6 +120,33 @@ async def test_periodic_pause_gives_no_failed_verdict_about_healthy_nodes(
             await cluster.wait_converged(timeout=LOCAL.push_pull_interval)
 
 
+async def test_fast_preset_outlives_3_s_pauses_and_still_detects_a_crash(
+    autojump_clock: object,
+) -> None:
+    fast = Config.fast()
+    with trio.fail_after(BUDGET):
+        async with open_cluster(8, seed=23, config=fast) as cluster:
+            start = trio.current_time()
+            while trio.current_time() - start < 120.0:
+                await cluster.pause("n3", 3.0)
+                await trio.sleep(7.0)
+            # The 3.5 s floor outlasts a 3 s pause: no verdict about anyone, n3 included.
+            assert failed_verdicts(cluster) == []
+            crashed_at = trio.current_time()
+            await cluster.crash("n5")
+            # The simulator says 4.3 s median, 5.5 s worst over 12 seeds (lan(): 5.6 s median).
+            taken = await wait_for(
+                lambda: all(
+                    status(cluster, node.name, "n5") in (Status.DEAD, None)
+                    for node in cluster.nodes
+                ),
+                timeout=60.0,
+            )
+            assert taken < 6.5, taken
+            verdicts = {r.observer for r in failed_verdicts(cluster, since=crashed_at)}
+            assert verdicts == set(cluster.names)
+
+
 # ------------------------------------------------------------------ lossy links
 
 

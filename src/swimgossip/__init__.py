@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .core import (
+    PRESETS,
     Config,
     ConfigError,
     DecodeError,
@@ -94,6 +95,7 @@ __all__ = [
     "Node",
     "NodeEvent",
     "NotRunning",
+    "PRESETS",
     "RemoteError",
     "SecurityMode",
     "Status",
@@ -101,9 +103,9 @@ __all__ = [
     "SwimError",
     "Transport",
     "UserDelivery",
+    "__version__",
     "format_address",
     "open_node",
     "parse_address",
     "serve_node",
-    "__version__",
 ]

@@ -2,9 +2,9 @@
 
 Engine counters (probes, suspicions, refutations, decode errors...), runtime counters
 (packets and bytes in and out, send and receive errors, stream limits, callback errors,
-late timers), member counts by status, queue depths, event-loop lag, the Lifeguard health
-score, and every security counter as ``auth_<name>``. Counters a dashboard expects are
-present as 0 before they first count.
+timers run, late or dropped as stale), member counts by status, queue depths, event-loop
+lag, the Lifeguard health score, and every security counter as ``auth_<name>``. Counters
+a dashboard expects are present as 0 before they first count.
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ _ALWAYS_REPORTED = (
     "probes_failed",
     "suspicions",
     "refutations",
+    "accusations_answered",
     "failures_declared",
     "packets_malformed",
     "streams_malformed",
+    "timers_run",
     "timers_late",
+    "timers_dropped_stale",
     "lag_penalties",
     "indirect_probes",
     "nacks_sent",

@@ -9,7 +9,9 @@ public API (join, update_meta, broadcast, leave). The driver loop:
    ``MockClock`` drives it) and measures how late each one ran: that is event-loop lag;
    lag beyond half a probe timeout raises the Lifeguard health score (at most once per
    probe interval), so a starved process does not accuse healthy peers;
-2. otherwise waits for the next job until the next timer is due.
+2. drops the timers at the top of the heap that would do nothing (``Engine.is_stale``: the
+   timeout of a probe already answered), so an answered probe costs no wake-up;
+3. otherwise waits for the next job until the next timer is due.
 
 Outputs are applied like the simulator does (``testing/simulator.py``): first everything
 that does not wait (timers, events, deliveries, join outcomes, stream replies, starting a
@@ -244,9 +246,14 @@ class Runtime:
             now = trio.current_time()
             while self._timers and self._timers[0][0] <= now:
                 at, _, timer = heapq.heappop(self._timers)
+                self.counters["timers_run"] += 1
                 self._note_lag(now - at, now)
                 await self._apply(self.engine.handle_timer(timer, now))
                 now = trio.current_time()
+            # Drop timers that would do nothing (an answered probe's timeout): no wake-up.
+            while self._timers and self.engine.is_stale(self._timers[0][2]):
+                heapq.heappop(self._timers)
+                self.counters["timers_dropped_stale"] += 1
             job = None
             with trio.move_on_at(self._timers[0][0] if self._timers else math.inf):
                 job = await self._inbox.receive()

@@ -30,7 +30,7 @@ from swimgossip.core.outputs import (
     StreamReply,
     StreamRequest,
 )
-from swimgossip.core.timers import GossipTick, PushPullTick, ReapTick, ReconnectTick
+from swimgossip.core.timers import GossipTick, PushPullTick, ReapTick, ReconnectTick, Timer
 
 A, B, C = (address_of(name) for name in "abc")
 
@@ -84,6 +84,20 @@ def test_join_learns_the_seeds_whole_view() -> None:
     _, joined = exchange(a, request, wire["b"], 1.1)
     assert sorted(e.member.name for e in of_type(joined, MemberJoined)) == ["b", "c"]
     assert [m.name for m in a.members()] == ["a", "b", "c"]
+
+
+def test_a_joined_node_gossips_its_own_arrival_to_the_members_it_learned() -> None:
+    wire = Wire.converged("b", "c")
+    a = make_engine("a")
+    a.start(0.0)
+    assert not a.broadcasts  # alone: nothing to tell anyone, and no gossip round armed
+    (request,) = of_type(a.join([B], 1.0), StreamRequest)
+    exchange(a, request, wire["b"], 1.1)
+    # c hears of a from a itself, not only from b's gossip (which may miss members b
+    # learns of later, as in a join storm).
+    outputs = a.handle_timer(GossipTick(), 1.2)
+    own = Alive(name="a", address=A, incarnation=0, meta=b"")
+    assert own in messages_in(outputs, C) and own in messages_in(outputs, B)
 
 
 def test_join_with_several_seeds_gives_one_outcome_each() -> None:
@@ -253,12 +267,17 @@ class TimerChains:
 
     def __init__(self, engine: Engine, started: list[Output]) -> None:
         self.engine = engine
-        self.pending = [
-            (o.at, i, o.timer)
-            for i, o in enumerate(of_type(started, ScheduleTimer))
-            if type(o.timer) in (ReapTick, ReconnectTick)
-        ]
-        self.order = len(self.pending)
+        self.pending: list[tuple[float, int, Timer]] = []
+        self.order = 0
+        self.absorb(started)
+
+    def absorb(self, outputs: list[Output]) -> list[Output]:
+        """Follow the upkeep timers among ``outputs`` (the engine arms them on demand)."""
+        for output in of_type(outputs, ScheduleTimer):
+            if type(output.timer) in (ReapTick, ReconnectTick):
+                self.order += 1
+                self.pending.append((output.at, self.order, output.timer))
+        return outputs
 
     def run(self, end: float) -> list[tuple[float, Output]]:
         """Fire every chained timer due by ``end``; return each output with its time."""
@@ -268,11 +287,8 @@ class TimerChains:
             if not self.pending or self.pending[0][0] > end:
                 return produced
             at, _, timer = self.pending.pop(0)
-            for output in self.engine.handle_timer(timer, at):
+            for output in self.absorb(self.engine.handle_timer(timer, at)):
                 produced.append((at, output))
-                if type(output) is ScheduleTimer and type(output.timer) is type(timer):
-                    self.order += 1
-                    self.pending.append((output.at, self.order, output.timer))
 
 
 def failed_b(config: Config) -> tuple[Engine, TimerChains]:
@@ -282,7 +298,7 @@ def failed_b(config: Config) -> tuple[Engine, TimerChains]:
     chains = TimerChains(a, a.start(0.0))
     assert of_type([o for _, o in chains.run(10.0)], StreamRequest) == []
     dead = Dead(name="b", incarnation=0, source="c")
-    (failed,) = of_type(a.receive(encode_packet([dead]), C, 10.0), MemberFailed)
+    (failed,) = of_type(chains.absorb(a.receive(encode_packet([dead]), C, 10.0)), MemberFailed)
     assert failed.by == "c" and failed.confirmations == 0
     return a, chains
 
@@ -308,7 +324,7 @@ def test_left_member_is_reaped_too_but_never_reconnected() -> None:
     a = wire["a"]
     chains = TimerChains(a, a.start(0.0))
     chains.run(10.0)
-    a.receive_stream(push_pull("b", member("b", Status.LEFT)), B, 1, 10.0)
+    chains.absorb(a.receive_stream(push_pull("b", member("b", Status.LEFT)), B, 1, 10.0))
     produced = chains.run(200.0)
     assert a.member("b") is None
     assert of_type([o for _, o in produced], StreamRequest) == []

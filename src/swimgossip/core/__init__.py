@@ -6,7 +6,7 @@ socket or uses global randomness: ``now`` is an argument, randomness an injected
 """
 
 from .codec import decode_packet, decode_stream, encode_message, encode_packet, encode_stream
-from .config import Config
+from .config import PRESETS, Config
 from .engine import Engine
 from .errors import (
     ConfigError,
@@ -60,6 +60,7 @@ __all__ = [
     "MetadataTooLarge",
     "NotRunning",
     "Output",
+    "PRESETS",
     "RemoteError",
     "ScheduleTimer",
     "SendDatagram",

@@ -133,6 +133,8 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         #: The ``now`` of the entry point being run (for timers armed deep inside it).
         self._now = 0.0
         self._gossip_armed = False
+        self._reap_armed = False
+        self._reconnect_armed = False
         self._token = 0
         self._leave_target = 0
         self.table.store(
@@ -172,6 +174,14 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         self.cycle.install([name for name in probe_order if name != self.name])
 
     def _flush(self) -> list[Output]:
+        # Upkeep timers run only while there is something to reap or to reconnect to, so
+        # an idle, healthy cluster wakes for its probes alone (a leaving node needs neither).
+        if not self._reap_armed and self.table.gone_count and not self.leaving:
+            self._reap_armed = True
+            self._schedule(self._now + self._reap_interval(), ReapTick())
+        if not self._reconnect_armed and self._reconnect:
+            self._reconnect_armed = True
+            self._schedule(self._now + self.config.reconnect_interval, ReconnectTick())
         out, self._out = self._out, []
         return out
 
@@ -263,8 +273,6 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         cfg = self.config
         self._schedule(now + self.rng.uniform(0, cfg.probe_interval), ProbeTick())
         self._schedule(now + self.rng.uniform(0, cfg.push_pull_interval), PushPullTick())
-        self._schedule(now + self._reap_interval(), ReapTick())
-        self._schedule(now + cfg.reconnect_interval, ReconnectTick())
         return self._flush()
 
     def _reap_interval(self) -> float:
@@ -378,6 +386,22 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
             self.counters["messages_unexpected"] += 1
 
     # ------------------------------------------------------------------ timers
+
+    def is_stale(self, timer: Timer) -> bool:
+        """Whether ``timer`` would do nothing if it fired now: its probe was answered, its
+        relayed ping acked, or its suspicion moved on. A runtime may drop such a timer
+        instead of waking up for it (an answered probe then costs no wake-up at all);
+        firing it anyway is harmless."""
+        kind = type(timer)
+        if kind is ProbeTimeout or kind is ProbeDeadline:
+            probe = self._probe
+            return probe is None or probe.seq != timer.seq  # type: ignore[union-attr]
+        if kind is IndirectProbeTimeout:
+            return timer.seq not in self._relays  # type: ignore[union-attr]
+        if kind is SuspicionTimeout:
+            suspicion = self._suspicions.get(timer.name)  # type: ignore[union-attr]
+            return suspicion is None or suspicion.token != timer.token  # type: ignore[union-attr]
+        return False
 
     def handle_timer(self, timer: Timer, now: float) -> list[Output]:
         """Run a timer the engine scheduled earlier. Stale timers do nothing."""

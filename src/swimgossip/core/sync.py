@@ -116,6 +116,10 @@ class SyncMixin:
             self.merge_state(message, now)
             if purpose is StreamPurpose.JOIN:
                 self._out.append(JoinOutcome(address=address, ok=True))
+                # Gossip our own arrival too (as memberlist does): we now know every member
+                # the seed knew, including those that joined just before us and that the
+                # seed's own gossip about us may miss while it does not know them yet.
+                self._announce_self(self.local_member, now)
         else:
             return self._stream_lost(purpose, address, "unexpected reply")
         return self._flush()
@@ -178,10 +182,10 @@ class SyncMixin:
         if type(timer) is PushPullTick:
             self._push_pull_tick(now)
         elif type(timer) is ReapTick:
-            self._schedule(now + self._reap_interval(), ReapTick())
+            self._reap_armed = False  # re-armed by _flush while anything is left to reap
             self._reap(now)
         elif type(timer) is ReconnectTick:
-            self._schedule(now + self.config.reconnect_interval, ReconnectTick())
+            self._reconnect_armed = False  # likewise, while any failed member is retried
             self._reconnect_tick(now)
 
     def _push_pull_tick(self: Engine, now: float) -> None:

@@ -63,6 +63,11 @@ class MemberTable:
         """When ``name``, a dead or left member, became so (the engine's ``now``)."""
         return self._changed_at[name]
 
+    @property
+    def gone_count(self) -> int:
+        """How many members are held dead or left."""
+        return len(self._gone)
+
     def gone_names(self) -> list[str]:
         """Names of the members held dead or left (a copy, safe to mutate the table)."""
         return sorted(self._gone)
