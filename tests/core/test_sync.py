@@ -100,6 +100,26 @@ def test_a_joined_node_gossips_its_own_arrival_to_the_members_it_learned() -> No
     assert own in messages_in(outputs, C) and own in messages_in(outputs, B)
 
 
+def test_a_joined_node_exchanges_state_once_more_soon_after() -> None:
+    wire = Wire.converged("b", "c")
+    a = make_engine("a")
+    a.start(0.0)
+    requests = of_type(a.join([B, C], 1.0), StreamRequest)
+    _, first = exchange(a, requests[0], wire["b"], 1.1)
+    _, second = exchange(a, requests[1], wire["c"], 1.1)
+    settles = [
+        o for o in of_type(first + second, ScheduleTimer) if o.timer == PushPullTick(settle=True)
+    ]
+    assert len(settles) == 1  # one per engine, however many seeds answered
+    (settle,) = settles
+    assert 1.1 + 2.0 <= settle.at <= 1.1 + 4.0  # two to four probe periods later
+    outputs = a.handle_timer(settle.timer, settle.at)
+    (request,) = of_type(outputs, StreamRequest)
+    assert request.purpose is StreamPurpose.PUSH_PULL and request.address in (B, C)
+    # A one-off: the periodic push-pull chain is not doubled by it.
+    assert [o for o in of_type(outputs, ScheduleTimer) if type(o.timer) is PushPullTick] == []
+
+
 def test_join_with_several_seeds_gives_one_outcome_each() -> None:
     a = make_engine("a")
     requests = of_type(a.join([B, C], 1.0), StreamRequest)

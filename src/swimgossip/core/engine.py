@@ -135,6 +135,8 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         self._gossip_armed = False
         self._reap_armed = False
         self._reconnect_armed = False
+        #: The one-off push-pull a few probe periods after a join is armed (once per engine).
+        self._settle_armed: bool = False
         self._token = 0
         self._leave_target = 0
         self.table.store(

@@ -120,6 +120,13 @@ class SyncMixin:
                 # the seed knew, including those that joined just before us and that the
                 # seed's own gossip about us may miss while it does not know them yet.
                 self._announce_self(self.local_member, now)
+                # And exchange state once more a few probe periods later, with a random
+                # member: in a join storm, gossip about the members that joined after us
+                # can miss us, and the periodic push-pull may be minutes away.
+                if not self._settle_armed:
+                    self._settle_armed = True
+                    delay = self.rng.uniform(2.0, 4.0) * self.config.probe_interval
+                    self._schedule(now + delay, PushPullTick(settle=True))
         else:
             return self._stream_lost(purpose, address, "unexpected reply")
         return self._flush()
@@ -180,7 +187,7 @@ class SyncMixin:
 
     def _handle_sync_timer(self: Engine, timer: Timer, now: float) -> None:
         if type(timer) is PushPullTick:
-            self._push_pull_tick(now)
+            self._push_pull_tick(now, periodic=not timer.settle)
         elif type(timer) is ReapTick:
             self._reap_armed = False  # re-armed by _flush while anything is left to reap
             self._reap(now)
@@ -188,11 +195,12 @@ class SyncMixin:
             self._reconnect_armed = False  # likewise, while any failed member is retried
             self._reconnect_tick(now)
 
-    def _push_pull_tick(self: Engine, now: float) -> None:
+    def _push_pull_tick(self: Engine, now: float, *, periodic: bool = True) -> None:
         if self.leaving:
             return
-        interval = push_pull_interval(self.config.push_pull_interval, self.table.active_count)
-        self._schedule(now + interval, PushPullTick())
+        if periodic:
+            interval = push_pull_interval(self.config.push_pull_interval, self.table.active_count)
+            self._schedule(now + interval, PushPullTick())
         peers = self.cycle.sample(1, self._is_alive)
         if peers:
             member = self.table.get(peers[0])

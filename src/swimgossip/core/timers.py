@@ -57,7 +57,10 @@ class GossipTick:
 
 @attrs.frozen(kw_only=True)
 class PushPullTick:
-    """Exchange full state with one random member."""
+    """Exchange full state with one random member; ``settle`` marks the one-off exchange
+    a few probe periods after a join (the periodic chain is not rescheduled by it)."""
+
+    settle: bool = False
 
 
 @attrs.frozen(kw_only=True)
