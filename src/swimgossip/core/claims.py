@@ -31,7 +31,7 @@ from .events import (
     MemberUpdated,
 )
 from .member import Status
-from .messages import Alive, Dead, Left, Suspect
+from .messages import Alive, Dead, Left, Suspect, alive_claim
 from .suspicion import (
     Suspicion,
     expected_confirmations,
@@ -213,9 +213,7 @@ class ClaimsMixin:
         if refuted:  # the refutation just queued is the newest gossip: it leads the datagram
             self._send(address, [])
             return
-        me = self.local_member
-        alive = Alive(name=me.name, address=me.address, incarnation=me.incarnation, meta=me.meta)
-        self._send(address, [alive])
+        self._send(address, [alive_claim(self.local_member)])
 
     def _refute(self: Engine, accused_incarnation: int, now: float) -> None:
         me = self.local_member

@@ -43,7 +43,19 @@ from .events import (
     MemberUpdated,
 )
 from .member import Member, Status
-from .messages import Ack, Alive, Dead, Left, Message, Nack, Ping, PingReq, Suspect, UserMessage
+from .messages import (
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    Suspect,
+    UserMessage,
+    alive_claim,
+)
 from .outputs import (
     LeaveComplete,
     Output,
@@ -301,15 +313,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
 
     def _announce_self(self, member: Member, now: float) -> None:
         self.table.store(member, now)
-        self._gossip(
-            member.name,
-            Alive(
-                name=member.name,
-                address=member.address,
-                incarnation=member.incarnation,
-                meta=member.meta,
-            ),
-        )
+        self._gossip(member.name, alive_claim(member))
 
     def leave(self, now: float) -> list[Output]:
         """Leave gracefully: gossip "left" at our incarnation, then stop probing.

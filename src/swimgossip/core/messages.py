@@ -14,12 +14,12 @@ import attrs
 from .member import Member
 
 __all__ = [
-    "MESSAGE_TYPES",
     "Ack",
     "Alive",
     "Dead",
     "Gossip",
     "Left",
+    "MESSAGE_TYPES",
     "Message",
     "Nack",
     "Ping",
@@ -27,6 +27,7 @@ __all__ = [
     "PushPull",
     "Suspect",
     "UserMessage",
+    "alive_claim",
 ]
 
 
@@ -71,6 +72,13 @@ class Alive:
     address: str
     incarnation: int
     meta: bytes
+
+
+def alive_claim(member: Member) -> Alive:
+    """The ``Alive`` message that states what we hold about ``member``."""
+    return Alive(
+        name=member.name, address=member.address, incarnation=member.incarnation, meta=member.meta
+    )
 
 
 @attrs.frozen(kw_only=True)

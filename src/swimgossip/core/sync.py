@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from . import codec
 from .errors import DecodeError, NotRunning
 from .member import Status, supersedes
-from .messages import Ack, Alive, Left, Ping, PushPull, Suspect
+from .messages import Ack, Left, Ping, PushPull, Suspect, alive_claim
 from .outputs import JoinOutcome, Output, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick, Timer
 
@@ -163,15 +163,7 @@ class SyncMixin:
             ):
                 continue  # no news (the common case in a converged cluster): skip the claim
             if status == Status.ALIVE:
-                self.on_alive(
-                    Alive(
-                        name=member.name,
-                        address=member.address,
-                        incarnation=member.incarnation,
-                        meta=member.meta,
-                    ),
-                    now,
-                )
+                self.on_alive(alive_claim(member), now)
             elif status == Status.LEFT:
                 self.on_left(Left(name=member.name, incarnation=member.incarnation), now)
             else:
