@@ -39,6 +39,11 @@ def status(cluster: Cluster, observer: str, name: str) -> Status | None:
     return None if member is None else member.status
 
 
+def everyone_holds_gone(cluster: Cluster, name: str) -> bool:
+    """Every running node holds ``name`` dead (or has reaped it)."""
+    return all(status(cluster, node.name, name) in (Status.DEAD, None) for node in cluster.nodes)
+
+
 async def wait_for(predicate: object, *, timeout: float, step: float = 0.1) -> float:
     """Poll ``predicate()`` every ``step`` virtual seconds; return the virtual time taken.
 
@@ -135,13 +140,7 @@ async def test_fast_preset_outlives_3_s_pauses_and_still_detects_a_crash(
             crashed_at = trio.current_time()
             await cluster.crash("n5")
             # The simulator says 4.3 s median, 5.5 s worst over 12 seeds (lan(): 5.6 s median).
-            taken = await wait_for(
-                lambda: all(
-                    status(cluster, node.name, "n5") in (Status.DEAD, None)
-                    for node in cluster.nodes
-                ),
-                timeout=60.0,
-            )
+            taken = await wait_for(lambda: everyone_holds_gone(cluster, "n5"), timeout=60.0)
             assert taken < 6.5, taken
             verdicts = {r.observer for r in failed_verdicts(cluster, since=crashed_at)}
             assert verdicts == set(cluster.names)
@@ -244,13 +243,7 @@ async def test_crash_in_50_node_cluster_detected_by_all_within_bound(
         async with open_cluster(n, seed=51, config=LOCAL) as cluster:
             crashed_at = trio.current_time()
             await cluster.crash("n17")
-            taken = await wait_for(
-                lambda: all(
-                    status(cluster, node.name, "n17") in (Status.DEAD, None)
-                    for node in cluster.nodes
-                ),
-                timeout=bound,
-            )
+            taken = await wait_for(lambda: everyone_holds_gone(cluster, "n17"), timeout=bound)
             verdicts = {r.observer for r in failed_verdicts(cluster, since=crashed_at)}
             assert verdicts == set(cluster.names)
             assert taken <= bound
