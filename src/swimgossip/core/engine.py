@@ -77,8 +77,6 @@ from .timers import (
     ProbeTick,
     ProbeTimeout,
     PushPullTick,
-    ReapTick,
-    ReconnectTick,
     SuspicionTimeout,
     Timer,
 )
@@ -188,14 +186,7 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         self.cycle.install([name for name in probe_order if name != self.name])
 
     def _flush(self) -> list[Output]:
-        # Upkeep timers run only while there is something to reap or to reconnect to, so
-        # an idle, healthy cluster wakes for its probes alone (a leaving node needs neither).
-        if not self._reap_armed and self.table.gone_count and not self.leaving:
-            self._reap_armed = True
-            self._schedule(self._now + self._reap_interval(), ReapTick())
-        if not self._reconnect_armed and self._reconnect:
-            self._reconnect_armed = True
-            self._schedule(self._now + self.config.reconnect_interval, ReconnectTick())
+        self._arm_upkeep()
         out, self._out = self._out, []
         return out
 
@@ -288,9 +279,6 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         self._schedule(now + self.rng.uniform(0, cfg.probe_interval), ProbeTick())
         self._schedule(now + self.rng.uniform(0, cfg.push_pull_interval), PushPullTick())
         return self._flush()
-
-    def _reap_interval(self) -> float:
-        return max(1.0, min(self.config.reap_timeout, self.config.reconnect_interval) / 4)
 
     def update_meta(self, meta: bytes, now: float) -> list[Output]:
         """Announce new metadata: raises our incarnation and gossips alive.

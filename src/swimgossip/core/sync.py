@@ -187,6 +187,18 @@ class SyncMixin:
             self._reconnect_armed = False  # likewise, while any failed member is retried
             self._reconnect_tick(now)
 
+    def _arm_upkeep(self: Engine) -> None:
+        """Arm the reap and reconnect timers, only while there is a member to reap or to
+        retry: an idle, healthy cluster wakes for its probes alone (and a leaving node
+        needs neither)."""
+        if not self._reap_armed and self.table.gone_count and not self.leaving:
+            self._reap_armed = True
+            interval = min(self.config.reap_timeout, self.config.reconnect_interval) / 4
+            self._schedule(self._now + max(1.0, interval), ReapTick())
+        if not self._reconnect_armed and self._reconnect:
+            self._reconnect_armed = True
+            self._schedule(self._now + self.config.reconnect_interval, ReconnectTick())
+
     def _push_pull_tick(self: Engine, now: float, *, periodic: bool = True) -> None:
         if self.leaving:
             return
