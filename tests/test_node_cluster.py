@@ -97,6 +97,8 @@ async def test_crash_is_suspected_then_failed_everywhere() -> None:
             # a node may hear the verdict before any suspicion, but someone suspected first
             assert suspected_first >= 1
             assert sum(n.metrics()["suspicions"] for n in nodes[:-1]) >= 1
+            # e's sockets are closed: the stream ping of a probe is refused, not silent.
+            assert sum(n.metrics()["probes_refused"] for n in nodes[:-1]) >= 1
             nursery.cancel_scope.cancel()
 
 

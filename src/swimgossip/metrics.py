@@ -30,6 +30,7 @@ _ALWAYS_REPORTED = (
     "callback_errors",
     "probes",
     "probes_failed",
+    "probes_refused",
     "suspicions",
     "refutations",
     "accusations_answered",

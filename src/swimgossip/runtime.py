@@ -46,6 +46,7 @@ import trio
 from .core.engine import Engine
 from .core.errors import NotRunning
 from .core.outputs import (
+    STREAM_REFUSED,
     JoinOutcome,
     LeaveComplete,
     Output,
@@ -397,7 +398,7 @@ class Runtime:
         except trio.TooSlowError:
             job = _Job(lambda now: engine.stream_failed(request.token, "timed out", now))
         except ConnectionRefusedError:
-            job = _Job(lambda now: engine.stream_failed(request.token, "connection refused", now))
+            job = _Job(lambda now: engine.stream_failed(request.token, STREAM_REFUSED, now))
         except PeerRefused as exc:
             self.counters["streams_refused_by_peer"] += 1
             if exc.reason is not None:

@@ -40,6 +40,7 @@ from swimgossip.core.messages import (
     Suspect,
 )
 from swimgossip.core.outputs import (
+    STREAM_REFUSED,
     LeaveComplete,
     ScheduleTimer,
     SendDatagram,
@@ -322,6 +323,42 @@ def test_stream_reply_with_another_seq_does_not_save_the_probe() -> None:
     (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
     wire["a"].stream_reply(request.token, encode_stream(Ack(seq=seq + 1)), 0.7)
     assert of_type(wire.fire("a", ProbeDeadline(seq=seq), 0.999), MemberSuspected)
+
+
+def test_refused_stream_ping_suspects_at_once_without_hurting_our_health() -> None:
+    wire = indirect_wire()
+    a = wire["a"]
+    seq, _ = start_probe(wire, "a", 0.0)
+    wire.take()
+    (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
+    (deadline,) = [t for _, t in wire.scheduled("a", ProbeDeadline)]
+    outputs = a.stream_failed(request.token, STREAM_REFUSED, 0.51)
+    (suspected,) = of_type(outputs, MemberSuspected)
+    assert suspected.member.name == "b" and suspected.by == "a"
+    assert a.counters["probes_refused"] == 1
+    assert a.awareness.score == 0  # nothing listens at b: the fault is not ours
+    assert a.is_stale(deadline)  # the period's verdict was given already
+    assert wire.fire("a", deadline, 0.999) == []
+
+
+@pytest.mark.parametrize("reason", ["timed out", "connection reset by peer"])
+def test_other_stream_ping_failures_wait_for_the_end_of_the_period(reason: str) -> None:
+    wire = indirect_wire()
+    seq, _ = start_probe(wire, "a", 0.0)
+    wire.take()
+    (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
+    assert of_type(wire["a"].stream_failed(request.token, reason, 0.6), MemberSuspected) == []
+    assert of_type(wire.fire("a", ProbeDeadline(seq=seq), 0.999), MemberSuspected)
+
+
+def test_refusal_after_the_probe_succeeded_changes_nothing() -> None:
+    wire = indirect_wire()
+    seq, _ = start_probe(wire, "a", 0.0)
+    wire.take()
+    (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
+    wire["a"].receive(encode_packet([Ack(seq=seq)]), B, 0.55)  # a late ack saved it
+    assert wire["a"].stream_failed(request.token, STREAM_REFUSED, 0.6) == []
+    assert wire["a"].member("b").status is Status.ALIVE
 
 
 # ---------------------------------------------------------------- buddy system

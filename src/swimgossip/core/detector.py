@@ -6,9 +6,11 @@ system, so the suspect can refute at once; our acks to a suspect's pings carry i
 No ack by the probe timeout: ask ``indirect_checks`` random alive members to ping it
 (ping-req; each answers a nack if the target stays silent) and ping it over the stream
 transport too, so UDP-only loss does not raise suspicions. No ack by the end of the
-period: suspect it. Our own health score rises by the nacks we expected and did not get
-(a failed probe with no helpers counts 1): if even the helpers cannot answer us, the
-fault is likely ours, and we slow down.
+period: suspect it. A stream ping refused by the member's host (nothing listens there
+any more: the process is gone) suspects it at once, half a period earlier. Our own
+health score rises by the nacks we expected and did not get (a failed probe with no
+helpers counts 1): if even the helpers cannot answer us, the fault is likely ours, and we
+slow down.
 
 This module is a mixin of ``Engine``; its methods are engine methods.
 """
@@ -167,15 +169,24 @@ class DetectorMixin:
         member = self.table.get(name)
         return member is not None and member.status == Status.ALIVE
 
-    def _probe_failed(self: Engine, now: float) -> None:
+    def _probe_refused(self: Engine, seq: int, now: float) -> None:
+        """The stream ping of probe ``seq`` was refused: the member's host says nothing
+        listens there any more. Suspect it now rather than at the end of the period (and
+        without counting it against our own health: the fault is not ours)."""
+        probe = self._probe
+        if probe is None or probe.seq != seq:
+            return
+        self.counters["probes_refused"] += 1
+        self._probe_failed(now, refused=True)
+
+    def _probe_failed(self: Engine, now: float, *, refused: bool = False) -> None:
         probe = self._probe
         assert probe is not None
         self._probe = None
         self.counters["probes_failed"] += 1
-        if probe.expected_nacks > 0:
-            self.awareness.apply_delta(max(probe.expected_nacks - probe.nacks, 0))
-        else:
-            self.awareness.apply_delta(1)
+        if not refused:  # silence: count the nacks we expected and did not get
+            missing = max(probe.expected_nacks - probe.nacks, 0) if probe.expected_nacks else 1
+            self.awareness.apply_delta(missing)
         target = self.table.get(probe.target)
         if target is None or target.status.is_gone:
             return

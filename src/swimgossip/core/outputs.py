@@ -15,6 +15,7 @@ from .events import MemberEvent
 from .timers import Timer
 
 __all__ = [
+    "STREAM_REFUSED",
     "JoinOutcome",
     "LeaveComplete",
     "Output",
@@ -25,6 +26,13 @@ __all__ = [
     "StreamRequest",
     "UserDelivery",
 ]
+
+
+#: The ``reason`` to give ``Engine.stream_failed`` when the peer's host answered that nothing
+#: listens at the address (TCP reset, ``ConnectionRefusedError``). For the stream ping of a
+#: probe that is an answer, not silence: the member's process is gone, so it is suspected at
+#: once instead of at the end of the probe period.
+STREAM_REFUSED = "connection refused"
 
 
 @attrs.frozen(kw_only=True)

@@ -25,7 +25,7 @@ from . import codec
 from .errors import DecodeError, NotRunning
 from .member import Status, supersedes
 from .messages import Ack, Left, Ping, PushPull, Suspect, alive_claim
-from .outputs import JoinOutcome, Output, StreamPurpose, StreamReply
+from .outputs import STREAM_REFUSED, JoinOutcome, Output, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick, Timer
 
 if TYPE_CHECKING:
@@ -137,7 +137,9 @@ class SyncMixin:
         pending = self._streams.pop(token, None)
         if pending is None:
             return []
-        purpose, address, _ = pending
+        purpose, address, seq = pending
+        if purpose is StreamPurpose.PING and reason == STREAM_REFUSED:
+            self._probe_refused(seq, now)
         return self._stream_lost(purpose, address, reason)
 
     def _stream_lost(

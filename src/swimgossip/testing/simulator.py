@@ -37,6 +37,7 @@ from ..core.engine import Engine
 from ..core.events import MemberEvent
 from ..core.member import Member, Status
 from ..core.outputs import (
+    STREAM_REFUSED,
     JoinOutcome,
     LeaveComplete,
     Output,
@@ -401,7 +402,7 @@ class Simulation:
         fail_at = request.deadline
         reason = "timed out"
         if dst is None or self.nodes[dst].crashed:
-            fail_at, reason = self.now + 2 * self.latency, "connection refused"
+            fail_at, reason = self.now + 2 * self.latency, STREAM_REFUSED
         elif self._reachable(node.name, dst):
             at = self.now + self._stream_delay(node.name, dst, 2)
             if at < request.deadline:
