@@ -68,6 +68,14 @@ def render(results: dict[str, Any]) -> str:
     )
     add("")
     add("Systems: " + "; ".join(f"**{k}** {v}" for k, v in results["versions"].items()) + ".")
+    for rerun in results.get("reruns", []):
+        add("")
+        add(
+            f"Rerun merged in: {', '.join(rerun['scenarios'])} for {', '.join(rerun['systems'])} "
+            f"at {rerun['date']} ({rerun['wall_minutes']:.1f} minutes; "
+            + "; ".join(f"{k} {v}" for k, v in rerun["versions"].items())
+            + "). Those systems' figures in these scenarios come from the rerun."
+        )
     if results["unavailable"]:
         add("")
         add("Not run: " + "; ".join(f"**{k}**: {v}" for k, v in results["unavailable"].items()))

@@ -11,6 +11,8 @@ the generated block of its "Side by side" section.
     python benchmarks/compare/run.py --quick    # quick: about 20 minutes
     python benchmarks/compare/run.py --quick --systems swimgossip,serf --scenarios detection
     python benchmarks/compare/run.py --report-only   # re-render docs from results.json
+    python benchmarks/compare/run.py --merge --systems swimgossip --scenarios detection
+        # rerun a part and merge it into the last results.json (the rerun is recorded)
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="re-render docs from the last results.json"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge what this run measures into the last results.json instead of replacing it",
+    )
     args = parser.parse_args(argv)
 
     if args.report_only:
@@ -114,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         return finish(results, args)
 
     settings = scenarios.Settings.quick_run() if args.quick else scenarios.Settings.full()
+    if args.merge and RESULTS.exists():
+        previous = json.loads(RESULTS.read_text()).get("settings")
+        if previous != json.loads(json.dumps(asdict(settings))):
+            parser.error("--merge: the last results.json was made with other settings")
     chosen = set(args.systems.split(",")) if args.systems else None
     wanted = set(args.scenarios.split(",")) if args.scenarios else set(SCENARIOS)
     started = time.time()
@@ -162,9 +173,32 @@ def main(argv: list[str] | None = None) -> int:
             results["simulation"] = scenarios.simulation(settings, log)
     finally:
         results["wall_minutes"] = (time.time() - started) / 60
+        if args.merge and RESULTS.exists():
+            results = merged(json.loads(RESULTS.read_text()), results)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
         log(f"wrote {RESULTS}")
     return finish(results, args)
+
+
+def merged(base: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with every scenario figure of ``rerun`` put in its place; the rerun is
+    listed under ``reruns`` (when, which systems and scenarios, at which versions)."""
+    for system, figures in rerun["systems"].items():
+        base["systems"].setdefault(system, {}).update(figures)
+        base["unavailable"].pop(system, None)
+    if "simulation" in rerun:
+        base["simulation"] = rerun["simulation"]
+    base.setdefault("reruns", []).append(
+        {
+            "date": rerun["date"],
+            "systems": sorted(rerun["systems"]),
+            "scenarios": sorted({k for f in rerun["systems"].values() for k in f}),
+            "versions": {k: v for k, v in rerun["versions"].items() if k in rerun["systems"]},
+            "wall_minutes": rerun["wall_minutes"],
+        }
+    )
+    base["wall_minutes"] += rerun["wall_minutes"]
+    return base
 
 
 def finish(results: dict[str, Any], args: argparse.Namespace) -> int:
