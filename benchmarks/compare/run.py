@@ -7,8 +7,8 @@ at once: the machine has two cores), writes every figure to
 benchmarks/compare/results.json, draws the plots beside docs/benchmarks.md and rewrites
 the generated block of its "Side by side" section.
 
-    python benchmarks/compare/run.py            # full: about 70 minutes
-    python benchmarks/compare/run.py --quick    # quick: about 20 minutes
+    python benchmarks/compare/run.py            # full: about 85 minutes (five entries)
+    python benchmarks/compare/run.py --quick    # quick: about 30 minutes
     python benchmarks/compare/run.py --quick --systems swimgossip,serf --scenarios detection
     python benchmarks/compare/run.py --report-only   # re-render docs from results.json
     python benchmarks/compare/run.py --merge --systems swimgossip --scenarios detection
