@@ -74,19 +74,22 @@ def child_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
+def cpu_model() -> str:
+    """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, Any]:
     return {
         "nproc": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),

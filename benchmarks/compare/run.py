@@ -29,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # benchmarks/: bench_core
 
 import report
 import scenarios
 from cluster import available_netns
-from systems import ALL_SYSTEMS, PEERS, ROOT, install_peers
+from systems import ALL_SYSTEMS, PEER_PACKAGES, PEERS, ROOT, install_peers
+
+from bench_core import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 DOCS = ROOT / "docs"
@@ -45,15 +48,7 @@ def log(message: str) -> None:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = cpu_model()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{os.cpu_count()} CPUs ({model}), {memory:.0f} GB RAM, "
@@ -61,38 +56,24 @@ def machine() -> str:
     )
 
 
+def _output(command: list[str]) -> str | None:
+    """What ``command`` prints, stripped; None if it cannot run."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
 def versions() -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        out["swimgossip"] = f"0.1.0 at {rev}{' + uncommitted src changes' if dirty else ''}"
-    except (OSError, subprocess.SubprocessError):
-        out["swimgossip"] = "0.1.0"
-    try:
-        dpkg = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", "serf"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        out["serf"] = f"Debian package {dpkg} (`serf agent`, profile lan)"
-    except (OSError, subprocess.SubprocessError):
-        out["serf"] = "?"
-    for peer, requirement in (
-        ("kinship", "kinship==0.4.0"),
-        ("swim-protocol", "swim-protocol==0.6.3"),
-    ):
+    out: dict[str, str] = {"swimgossip": "0.1.0"}
+    rev = _output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    if rev:
+        dirty = _output(["git", "-C", str(ROOT), "status", "--porcelain", "src"])
+        out["swimgossip"] += f" at {rev}{' + uncommitted src changes' if dirty else ''}"
+    dpkg = _output(["dpkg-query", "-W", "-f=${Version}", "serf"])
+    out["serf"] = f"Debian package {dpkg} (`serf agent`, profile lan)" if dpkg else "?"
+    for peer, requirement in PEER_PACKAGES.items():
         if (PEERS / peer / "bin" / "python").exists():
             out[peer] = f"{requirement.split('==')[1]} (PyPI, own virtualenv)"
     return out
