@@ -38,6 +38,8 @@ __all__ = ["DetectorMixin", "MAX_RELAYS"]
 
 #: Most ping-req relays served at once; more are refused (a flood cannot grow memory).
 MAX_RELAYS = 1024
+#: Acks carry a suspicion of the pinger only while we hold at most this many suspicions.
+MAX_ACK_BUDDY_SCAN = 32
 
 
 @attrs.define(eq=False, slots=True)
@@ -72,8 +74,10 @@ class DetectorMixin:
             return
         reply: list[Message] = [Ack(seq=ping.seq)]
         # The buddy system both ways: a member we hold suspect that pings us learns of it
-        # in our ack, so it can refute at once (we rarely hold more than a few suspicions).
-        for name, suspicion in self._suspicions.items():
+        # in our ack, so it can refute at once. A scan, so bounded: with many suspicions at
+        # once (a partition) pings stay cheap and our own probes still carry them.
+        suspicions = self._suspicions if len(self._suspicions) <= MAX_ACK_BUDDY_SCAN else {}
+        for name, suspicion in suspicions.items():
             member = self.table.get(name)
             if member is not None and member.address == source:
                 incarnation, by = member.incarnation, suspicion.by
