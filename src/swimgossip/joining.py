@@ -21,6 +21,7 @@ import trio
 
 from .core.engine import Engine
 from .core.errors import LocalError
+from .core.inputs import JoinCommand
 from .runtime import Runtime
 from .security import Keyring, RejectReason, key_id
 from .transport import Transport
@@ -136,8 +137,7 @@ class Joiner:
         for target in targets:
             self.runtime.refused_by.pop(target, None)
         outcomes = self.runtime.wait_join(targets)
-        engine = self.engine
-        await self.runtime.call(lambda now: engine.join(targets, now))
+        await self.runtime.call(JoinCommand(seeds=tuple(targets)))
         by_address = {address: seed for seed, address in addresses.items()}
         for seed in addresses:
             reasons[seed] = "timed out"

@@ -59,14 +59,14 @@ def collect_metrics(engine: Engine, runtime: Runtime) -> dict[str, float]:
     statuses = [m.status for m in engine.members()]
     security = runtime.security_stats()
     values.update(
-        health=engine.awareness.score,
+        health=engine.health,
         members_alive=statuses.count(Status.ALIVE),
         members_suspect=statuses.count(Status.SUSPECT),
         members_dead=statuses.count(Status.DEAD),
         members_left=statuses.count(Status.LEFT),
-        members_refused_full=engine.table.refused_full,
-        queue_depth=len(engine.broadcasts),
-        user_queue_depth=len(engine.user_broadcasts),
+        members_refused_full=engine.members_refused_full,
+        queue_depth=engine.gossip_queue_depth,
+        user_queue_depth=engine.user_queue_depth,
         events_published=runtime.hub.published,
         events_pending=runtime.hub.pending,
         messages_dropped=runtime.hub.messages_dropped,

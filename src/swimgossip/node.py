@@ -38,6 +38,7 @@ from .core.events import (
     MemberLeft,
     MemberUpdated,
 )
+from .core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
 from .core.member import Member
 from .events import EventHub, MessageStream, NodeEvent, Subscription
 from .joining import Joiner, JoinError
@@ -118,7 +119,7 @@ class Node:
     @property
     def health(self) -> int:
         """Lifeguard local health score: 0 is healthy; timeouts scale by ``health + 1``."""
-        return self._engine.awareness.score
+        return self._engine.health
 
     @property
     def running(self) -> bool:
@@ -302,8 +303,7 @@ class Node:
             MetadataTooLarge: over ``config.meta_max_size``.
             NotRunning: the node has left.
         """
-        engine = self._engine
-        await self._runtime.call(lambda now: engine.update_meta(meta, now))
+        await self._runtime.call(UpdateMetaCommand(meta=meta))
 
     async def broadcast(self, payload: bytes) -> None:
         """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
@@ -312,8 +312,7 @@ class Node:
             MessageTooLarge: it cannot fit in one datagram.
             NotRunning: the node has left.
         """
-        engine = self._engine
-        await self._runtime.call(lambda now: engine.broadcast(payload, now))
+        await self._runtime.call(BroadcastCommand(payload=payload))
 
     async def leave(self) -> None:
         """Leave gracefully: gossip our departure, wait for it to go out (at most
@@ -321,10 +320,10 @@ class Node:
         if self._left:
             return
         self._left = True
-        engine, runtime = self._engine, self._runtime
+        runtime = self._runtime
         with trio.move_on_after(self.config.leave_timeout) as scope:
             if not runtime.stopped:
-                await runtime.call(lambda now: engine.leave(now))
+                await runtime.call(LeaveCommand())
                 await runtime.leave_complete.wait()
         if scope.cancelled_caught:
             logger.warning(

@@ -1,9 +1,11 @@
 """The engine's owner: one Trio task that feeds the sans-IO engine and applies its outputs.
 
-Only the driver task (``Runtime._drive``) calls the engine's entry points. Everything that
-wants the engine to act puts a ``_Job`` in the inbox: the UDP reader (a verified datagram),
-the stream server (an incoming request), stream client tasks (a reply or a failure) and the
-public API (join, update_meta, broadcast, leave). The driver loop:
+Only the driver task (``Runtime._drive``) calls the engine. Everything that wants the
+engine to act puts a typed input (``core/inputs.py``, the same values the simulator
+queues) in the inbox: the UDP reader a ``DatagramReceived``, the stream server a
+``StreamReceived``, stream client tasks a ``StreamAnswered`` or ``StreamFailed``, and the
+public API a command (join, update_meta, broadcast, leave) with a slot for its result.
+The driver hands each to ``Engine.handle``. The driver loop:
 
 1. runs every timer that is due (a heap keyed by ``at``, in ``trio.current_time()``, so a
    ``MockClock`` drives it) and measures how late each one ran: that is event-loop lag;
@@ -13,10 +15,11 @@ public API (join, update_meta, broadcast, leave). The driver loop:
    timeout of a probe already answered), so an answered probe costs no wake-up;
 3. otherwise waits for the next job until the next timer is due.
 
-Outputs are applied like the simulator does (``testing/simulator.py``): first everything
-that does not wait (timers, events, deliveries, join outcomes, stream replies, starting a
-stream task), then the datagrams in order. Events are therefore published before any
-checkpoint, so a snapshot never sees a change whose event is still on the way.
+Outputs are applied like the simulator does (``testing/simulator.py``), through a table
+keyed by output type: first everything that does not wait (timers, events, deliveries,
+join outcomes, stream replies, starting a stream task), then the datagrams in order.
+Events are therefore published before any checkpoint, so a snapshot never sees a change
+whose event is still on the way.
 
 Every packet and stream frame is signed with ``PacketSigner.wrap`` and verified with
 ``unwrap``; refusals are counted and logged at debug, as are socket errors; a clock-skew
@@ -39,17 +42,28 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
 
 from .core.engine import Engine
 from .core.errors import NotRunning
+from .core.inputs import (
+    Command,
+    DatagramReceived,
+    Input,
+    StreamAnswered,
+    StreamFailed,
+    StreamFailure,
+    StreamReceived,
+    TimerFired,
+)
 from .core.outputs import (
-    STREAM_REFUSED,
     JoinOutcome,
     LeaveComplete,
     Output,
+    PublishEvent,
     ScheduleTimer,
     SendDatagram,
     StreamReply,
@@ -131,7 +145,9 @@ class _Slot:
 
 @attrs.frozen
 class _Job:
-    work: Callable[[float], list[Output]]
+    """One inbox item: an input for the engine, and where a command's caller waits."""
+
+    item: Input
     slot: _Slot | None = None
 
 
@@ -163,8 +179,19 @@ class Runtime:
     _inbox_send: trio.MemorySendChannel[_Job] = attrs.field(init=False)
     _inbox: trio.MemoryReceiveChannel[_Job] = attrs.field(init=False)
 
+    _on_output: dict[type, Callable[[Any], None]] = attrs.field(init=False)
+
     def __attrs_post_init__(self) -> None:
         self._inbox_send, self._inbox = trio.open_memory_channel[_Job](_INBOX_SIZE)
+        self._on_output = {
+            ScheduleTimer: self._schedule,
+            StreamRequest: self._start_stream,
+            StreamReply: self._reply_stream,
+            JoinOutcome: self._report_join,
+            LeaveComplete: lambda _: self.leave_complete.set(),
+            UserDelivery: self.hub.deliver,
+            PublishEvent: lambda output: self.hub.publish(output.event),
+        }
 
     # ------------------------------------------------------------------ running
 
@@ -203,8 +230,9 @@ class Runtime:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def call(self, work: Callable[[float], list[Output]]) -> None:
-        """Run ``work(now)`` in the driver and apply its outputs; re-raise its error.
+    async def call(self, command: Command) -> None:
+        """Have the driver hand ``command`` to the engine and apply its outputs; re-raise
+        the engine's error (``MetadataTooLarge``...).
 
         Raises:
             NotRunning: the node has stopped.
@@ -214,7 +242,7 @@ class Runtime:
         slot = _Slot()
         self._pending.add(slot)
         try:
-            await self._inbox_send.send(_Job(work, slot))
+            await self._inbox_send.send(_Job(command, slot))
             await slot.done.wait()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise NotRunning("the node has stopped") from None
@@ -249,7 +277,7 @@ class Runtime:
                 at, _, timer = heapq.heappop(self._timers)
                 self.counters["timers_run"] += 1
                 self._note_lag(now - at, now)
-                await self._apply(self.engine.handle_timer(timer, now))
+                await self._apply(self.engine.handle(TimerFired(timer=timer), now))
                 now = trio.current_time()
             # Drop timers that would do nothing (an answered probe's timeout): no wake-up.
             while self._timers and self.engine.is_stale(self._timers[0][2]):
@@ -261,7 +289,7 @@ class Runtime:
             if job is None:
                 continue
             try:
-                outputs = job.work(trio.current_time())
+                outputs = self.engine.handle(job.item, trio.current_time())
             except Exception as exc:
                 if job.slot is not None:  # a local error for the caller (MetadataTooLarge...)
                     job.slot.finish(exc)
@@ -288,35 +316,35 @@ class Runtime:
     def _apply_now(self, outputs: list[Output]) -> list[SendDatagram]:
         """Apply what does not wait; return the datagrams to send."""
         sends: list[SendDatagram] = []
+        handlers = self._on_output
         for output in outputs:
-            kind = type(output)
-            if kind is SendDatagram:
-                sends.append(output)  # type: ignore[arg-type]
-            elif kind is ScheduleTimer:
-                self._timer_seq += 1
-                heapq.heappush(self._timers, (output.at, self._timer_seq, output.timer))  # type: ignore[union-attr]
-            elif kind is StreamRequest:
-                assert self._nursery is not None
-                self._nursery.start_soon(self._request_stream, output)  # type: ignore[arg-type]
-            elif kind is StreamReply:
-                slot = self._incoming.get(output.token)  # type: ignore[union-attr]
-                if slot is not None:
-                    slot.reply = output.payload  # type: ignore[union-attr]
-                    slot.finish()
-            elif kind is JoinOutcome:
-                waiters = self._join_waiters.get(output.address)  # type: ignore[union-attr]
-                if waiters:
-                    channel = waiters.pop(0)
-                    channel.send_nowait(output)  # type: ignore[arg-type]
-                    if not waiters:
-                        del self._join_waiters[output.address]  # type: ignore[union-attr]
-            elif kind is LeaveComplete:
-                self.leave_complete.set()
-            elif kind is UserDelivery:
-                self.hub.deliver(output)  # type: ignore[arg-type]
+            if type(output) is SendDatagram:
+                sends.append(output)
             else:
-                self.hub.publish(output)  # type: ignore[arg-type]
+                handlers[type(output)](output)
         return sends
+
+    def _schedule(self, output: ScheduleTimer) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (output.at, self._timer_seq, output.timer))
+
+    def _start_stream(self, request: StreamRequest) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._request_stream, request)
+
+    def _reply_stream(self, reply: StreamReply) -> None:
+        slot = self._incoming.get(reply.token)
+        if slot is not None:
+            slot.reply = reply.payload
+            slot.finish()
+
+    def _report_join(self, outcome: JoinOutcome) -> None:
+        waiters = self._join_waiters.get(outcome.address)
+        if waiters:
+            channel = waiters.pop(0)
+            channel.send_nowait(outcome)
+            if not waiters:
+                del self._join_waiters[outcome.address]
 
     async def _apply(self, outputs: list[Output]) -> None:
         for send in self._apply_now(outputs):
@@ -347,7 +375,7 @@ class Runtime:
             except AuthenticationError as exc:
                 self._note_refusal(exc, "dropped datagram", source)
                 continue
-            job = _Job(functools.partial(self.engine.receive, payload, source))
+            job = _Job(DatagramReceived(payload=payload, source=source))
             try:
                 self._inbox_send.send_nowait(job)
             except trio.WouldBlock:
@@ -366,10 +394,9 @@ class Runtime:
         token = self._incoming_token
         slot = _Slot()
         self._incoming[token] = slot
-        engine = self.engine
         try:
             await self._inbox_send.send(
-                _Job(lambda now: engine.receive_stream(payload, source, token, now), slot)
+                _Job(StreamReceived(payload=payload, source=source, token=token), slot)
             )
             await slot.done.wait()
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -379,8 +406,9 @@ class Runtime:
         return None if slot.reply is None else self.signer.wrap(slot.reply)
 
     async def _request_stream(self, request: StreamRequest) -> None:
-        engine = self.engine
         self.counters[f"streams_out_{request.purpose.value}"] += 1
+        token = request.token
+        item: Input
         try:
             with trio.fail_at(request.deadline):
                 reply = await self.transport.exchange(
@@ -396,25 +424,26 @@ class Runtime:
                 self._note_refusal(exc, "refused stream reply", request.address)
                 raise
         except trio.TooSlowError:
-            job = _Job(lambda now: engine.stream_failed(request.token, "timed out", now))
+            item = StreamFailed(token=token, failure=StreamFailure.TIMED_OUT)
         except ConnectionRefusedError:
-            job = _Job(lambda now: engine.stream_failed(request.token, STREAM_REFUSED, now))
+            item = StreamFailed(token=token, failure=StreamFailure.REFUSED)
         except PeerRefused as exc:
             self.counters["streams_refused_by_peer"] += 1
             if exc.reason is not None:
                 self.refused_by[request.address] = exc.reason
-            reason = str(exc)
-            job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
+            item = StreamFailed(token=token, failure=StreamFailure.REFUSED_BY_PEER, detail=str(exc))
         except AuthenticationError as exc:
-            reason = f"authentication failed here, on the reply: {exc}"
-            job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
+            detail = f"authentication failed here, on the reply: {exc}"
+            item = StreamFailed(
+                token=token, failure=StreamFailure.REPLY_UNAUTHENTICATED, detail=detail
+            )
         except (OSError, FrameError, trio.BrokenResourceError) as exc:
-            reason = str(exc) or type(exc).__name__
-            job = _Job(lambda now: engine.stream_failed(request.token, reason, now))
+            detail = str(exc) or type(exc).__name__
+            item = StreamFailed(token=token, failure=StreamFailure.BROKEN, detail=detail)
         else:
-            job = _Job(lambda now: engine.stream_reply(request.token, payload, now))
+            item = StreamAnswered(token=token, payload=payload)
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            await self._inbox_send.send(job)
+            await self._inbox_send.send(_Job(item))
 
     def _note_refusal(self, exc: AuthenticationError, what: str, source: str) -> None:
         self.counters["auth_failures"] += 1

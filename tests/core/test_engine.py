@@ -27,6 +27,7 @@ from swimgossip.core.events import (
     MemberSuspected,
     MemberUpdated,
 )
+from swimgossip.core.inputs import StreamFailure
 from swimgossip.core.member import Status
 from swimgossip.core.messages import (
     Ack,
@@ -40,7 +41,6 @@ from swimgossip.core.messages import (
     Suspect,
 )
 from swimgossip.core.outputs import (
-    STREAM_REFUSED,
     LeaveComplete,
     ScheduleTimer,
     SendDatagram,
@@ -81,10 +81,10 @@ def fail_probe(wire: Wire, name: str, now: float) -> tuple[int, list]:
 def drain_gossip(wire: Wire, name: str, now: float) -> None:
     """Send ``name``'s whole gossip queue to nowhere."""
     for _ in range(100):
-        if not wire[name].broadcasts:
+        if not wire[name].gossip_queue_depth:
             break
         wire.fire(name, GossipTick(), now)
-    assert not wire[name].broadcasts
+    assert not wire[name].gossip_queue_depth
     wire.take()
 
 
@@ -159,7 +159,7 @@ def test_failed_probe_slows_probing_and_a_successful_one_lowers_awareness() -> N
     wire = Wire.converged("a", "b")
     a = wire["a"]
     _, outputs = fail_probe(wire, "a", 0.0)
-    assert a.awareness.score == 1
+    assert a.health == 1
     assert of_type(outputs, MemberSuspected)
     wire.timers.clear()
     seq, _ = start_probe(wire, "a", 1.0)
@@ -167,7 +167,7 @@ def test_failed_probe_slows_probing_and_a_successful_one_lowers_awareness() -> N
     assert wire.scheduled("a", ProbeTick) == [(3.0, ProbeTick())]
     assert wire.scheduled("a", ProbeTimeout) == [(2.0, ProbeTimeout(seq=seq))]
     wire.flush(1.1)  # b answers; its ack may also carry its refutation
-    assert a.awareness.score == 0
+    assert a.health == 0
     assert a.counters["probes_succeeded"] == 1
 
 
@@ -279,13 +279,13 @@ def test_probe_failure_raises_awareness_by_missing_nacks(nacks: int, awareness: 
     for helper in ["c", "d"][:nacks]:
         wire["a"].receive(encode_packet([Nack(seq=seq)]), address_of(helper), 0.9)
     wire.fire("a", ProbeDeadline(seq=seq), 0.999)
-    assert wire["a"].awareness.score == awareness
+    assert wire["a"].health == awareness
 
 
 def test_probe_failure_without_helpers_raises_awareness_by_one() -> None:
     wire = Wire.converged("a", "b")
     fail_probe(wire, "a", 0.0)
-    assert wire["a"].awareness.score == 1
+    assert wire["a"].health == 1
 
 
 def test_nack_for_another_seq_is_ignored() -> None:
@@ -295,7 +295,7 @@ def test_nack_for_another_seq_is_ignored() -> None:
     wire.fire("a", ProbeTimeout(seq=seq), 0.5)
     wire["a"].receive(encode_packet([Nack(seq=seq + 100)]), C, 0.9)
     wire.fire("a", ProbeDeadline(seq=seq), 0.999)
-    assert wire["a"].awareness.score == 2
+    assert wire["a"].health == 2
 
 
 # ---------------------------------------------------------------- stream fallback
@@ -332,17 +332,17 @@ def test_refused_stream_ping_suspects_at_once_without_hurting_our_health() -> No
     wire.take()
     (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
     (deadline,) = [t for _, t in wire.scheduled("a", ProbeDeadline)]
-    outputs = a.stream_failed(request.token, STREAM_REFUSED, 0.51)
+    outputs = a.stream_failed(request.token, StreamFailure.REFUSED, 0.51)
     (suspected,) = of_type(outputs, MemberSuspected)
     assert suspected.member.name == "b" and suspected.by == "a"
     assert a.counters["probes_refused"] == 1
-    assert a.awareness.score == 0  # nothing listens at b: the fault is not ours
+    assert a.health == 0  # nothing listens at b: the fault is not ours
     assert a.is_stale(deadline)  # the period's verdict was given already
     assert wire.fire("a", deadline, 0.999) == []
 
 
-@pytest.mark.parametrize("reason", ["timed out", "connection reset by peer"])
-def test_other_stream_ping_failures_wait_for_the_end_of_the_period(reason: str) -> None:
+@pytest.mark.parametrize("reason", [StreamFailure.TIMED_OUT, StreamFailure.BROKEN])
+def test_other_stream_ping_failures_wait_for_the_end_of_the_period(reason: StreamFailure) -> None:
     wire = indirect_wire()
     seq, _ = start_probe(wire, "a", 0.0)
     wire.take()
@@ -357,7 +357,7 @@ def test_refusal_after_the_probe_succeeded_changes_nothing() -> None:
     wire.take()
     (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
     wire["a"].receive(encode_packet([Ack(seq=seq)]), B, 0.55)  # a late ack saved it
-    assert wire["a"].stream_failed(request.token, STREAM_REFUSED, 0.6) == []
+    assert wire["a"].stream_failed(request.token, StreamFailure.REFUSED, 0.6) == []
     assert wire["a"].member("b").status is Status.ALIVE
 
 
@@ -379,7 +379,7 @@ def test_probing_a_suspect_piggybacks_the_suspicion_and_the_suspect_refutes() ->
     ]
     wire.deliver(datagram, 1.01)
     assert b.incarnation == 1
-    assert b.awareness.score == 1
+    assert b.health == 1
     # b acks, and sends its refutation straight to a, which sent it the suspicion.
     refutation = Alive(name="b", address=B, incarnation=1, meta=b"")
     assert [d.messages for d in wire.in_flight if d.source == "b"] == [
@@ -520,7 +520,7 @@ def test_accusation_of_self_is_refuted(kind: type, accused: int) -> None:
     assert [type(o.timer) for o in outputs if type(o) is ScheduleTimer] == [GossipTick]
     assert a.incarnation == accused + 1
     assert a.local_member.status is Status.ALIVE
-    assert a.awareness.score == 1
+    assert a.health == 1
     assert gossip_of(wire, "a", 1.1) == [
         Alive(name="a", address=A, incarnation=accused + 1, meta=b"z")
     ]
@@ -537,8 +537,8 @@ def test_stale_accusation_of_self_is_answered_to_its_sender_not_refuted(kind: ty
     # b (which sent it, whoever raised it) missed our refutation: it gets our alive claim.
     assert messages_in(outputs, B) == [Alive(name="a", address=A, incarnation=1, meta=b"x")]
     assert messages_in(outputs, C) == []
-    assert a.incarnation == 1 and a.awareness.score == 0
-    assert not a.broadcasts
+    assert a.incarnation == 1 and a.health == 0
+    assert not a.gossip_queue_depth
     # At most once per probe interval per sender; another sender is answered on its own.
     assert messages_in(a.receive(stale, B, 1.5)) == []
     assert len(messages_in(a.receive(stale, C, 1.5), C)) == 1
@@ -596,7 +596,7 @@ def test_no_refutation_after_leave(claim: object) -> None:
     assert a.incarnation == 0
     assert a.local_member.status is Status.LEFT
     assert a.counters["refutations"] == 0
-    assert not a.broadcasts
+    assert not a.gossip_queue_depth
 
 
 def test_no_refutation_of_alive_after_leave() -> None:
@@ -606,7 +606,7 @@ def test_no_refutation_of_alive_after_leave() -> None:
     drain_gossip(wire, "a", 0.0)
     a.receive(encode_packet([Alive(name="a", address=A, incarnation=3, meta=b"")]), B, 1.0)
     assert a.local_member.status is Status.LEFT
-    assert not a.broadcasts
+    assert not a.gossip_queue_depth
 
 
 def test_alive_about_self_with_another_address_is_a_name_conflict_refuted() -> None:
@@ -705,7 +705,7 @@ def test_update_meta_over_the_limit_raises_and_changes_nothing() -> None:
     with pytest.raises(MetadataTooLarge):
         a.update_meta(b"x" * 17, 2.0)
     assert a.incarnation == 1 and a.local_member.meta == b"x" * 16
-    assert not a.broadcasts
+    assert not a.gossip_queue_depth
     assert of_type(wire.fire("a", GossipTick(), 2.1), SendDatagram) == []
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from swimgossip.core._sync import push_pull_interval
 from swimgossip.core.awareness import Awareness
 from swimgossip.core.broadcast import retransmit_limit
 from swimgossip.core.config import PRESETS, Config
@@ -24,7 +25,6 @@ from swimgossip.core.suspicion import (
     suspicion_min_timeout,
     suspicion_timeout,
 )
-from swimgossip.core.sync import push_pull_interval
 
 # ---------------------------------------------------------------------------- supersedes
 

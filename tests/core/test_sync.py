@@ -20,10 +20,12 @@ from swimgossip.core.events import (
     MemberLeft,
     MemberSuspected,
 )
+from swimgossip.core.inputs import StreamFailure
 from swimgossip.core.member import Member, Status
-from swimgossip.core.messages import Ack, Alive, Dead, Ping, PushPull, Suspect
+from swimgossip.core.messages import Ack, Alive, Dead, Left, Ping, PushPull, Suspect
 from swimgossip.core.outputs import (
     JoinOutcome,
+    LeaveComplete,
     Output,
     ScheduleTimer,
     StreamPurpose,
@@ -90,7 +92,7 @@ def test_a_joined_node_gossips_its_own_arrival_to_the_members_it_learned() -> No
     wire = Wire.converged("b", "c")
     a = make_engine("a")
     a.start(0.0)
-    assert not a.broadcasts  # alone: nothing to tell anyone, and no gossip round armed
+    assert not a.gossip_queue_depth  # alone: nothing to tell anyone, and no gossip round armed
     (request,) = of_type(a.join([B], 1.0), StreamRequest)
     exchange(a, request, wire["b"], 1.1)
     # c hears of a from a itself, not only from b's gossip (which may miss members b
@@ -125,8 +127,10 @@ def test_join_with_several_seeds_gives_one_outcome_each() -> None:
     requests = of_type(a.join([B, C], 1.0), StreamRequest)
     assert [r.address for r in requests] == [B, C]
     assert len({r.token for r in requests}) == 2
-    first = a.stream_failed(requests[0].token, "connection refused", 2.0)
-    assert first == [JoinOutcome(address=B, ok=False, reason="connection refused")]
+    first = a.stream_failed(requests[0].token, StreamFailure.REFUSED, 2.0)
+    assert first == [
+        JoinOutcome(address=B, ok=False, failure=StreamFailure.REFUSED, reason="connection refused")
+    ]
     second = a.stream_reply(requests[1].token, push_pull("c", member("c")), 2.0)
     assert of_type(second, JoinOutcome) == [JoinOutcome(address=C, ok=True)]
 
@@ -134,24 +138,47 @@ def test_join_with_several_seeds_gives_one_outcome_each() -> None:
 def test_failed_join_stream_reports_the_reason_once() -> None:
     a = make_engine("a")
     (request,) = of_type(a.join([B], 1.0), StreamRequest)
-    outputs = a.stream_failed(request.token, "timed out", 11.0)
-    assert outputs == [JoinOutcome(address=B, ok=False, reason="timed out")]
-    assert a.stream_failed(request.token, "timed out", 11.0) == []  # already settled
+    outputs = a.stream_failed(request.token, StreamFailure.TIMED_OUT, 11.0)
+    assert outputs == [
+        JoinOutcome(address=B, ok=False, failure=StreamFailure.TIMED_OUT, reason="timed out")
+    ]
+    assert a.stream_failed(request.token, StreamFailure.TIMED_OUT, 11.0) == []  # already settled
     assert a.stream_reply(request.token, push_pull("b", member("b")), 11.0) == []
     assert a.counters["stream_join_failed"] == 1
 
 
 @pytest.mark.parametrize(
-    ("reply", "reason"),
-    [(b"\x01\xc1", "malformed reply"), (encode_stream(Ack(seq=1)), "unexpected reply")],
+    ("reply", "failure", "reason"),
+    [
+        (b"\x01\xc1", StreamFailure.MALFORMED_REPLY, "malformed reply"),
+        (encode_stream(Ack(seq=1)), StreamFailure.UNEXPECTED_REPLY, "unexpected reply"),
+    ],
 )
-def test_bad_join_reply_is_a_failed_join(reply: bytes, reason: str) -> None:
+def test_bad_join_reply_is_a_failed_join(reply: bytes, failure: StreamFailure, reason: str) -> None:
     a = make_engine("a")
     (request,) = of_type(a.join([B], 1.0), StreamRequest)
     assert a.stream_reply(request.token, reply, 1.5) == [
-        JoinOutcome(address=B, ok=False, reason=reason)
+        JoinOutcome(address=B, ok=False, failure=failure, reason=reason)
     ]
     assert [m.name for m in a.members()] == ["a"]
+
+
+def test_join_reply_during_leave_keeps_our_left_queued() -> None:
+    # A join reply that arrives between leave() and LeaveComplete must not announce us
+    # alive again: the queue replaces by key, so an "alive" would overwrite our "left".
+    names = "abcdef"
+    wire = Wire.converged(*names)
+    a = wire["a"]
+    (request,) = of_type(a.join([address_of("x")], 1.0), StreamRequest)
+    left = wire.absorb("a", a.leave(1.1))
+    assert LeaveComplete() not in left  # five peers: the first round does not finish it
+    state = push_pull("x", member("x"), *(member(n) for n in names))
+    a.stream_reply(request.token, state, 1.2)
+    assert a.leaving and a.local_member.status is Status.LEFT
+    outputs = a.handle_timer(GossipTick(), 1.3)
+    about_us = [m for m in messages_in(outputs) if getattr(m, "name", None) == "a"]
+    assert about_us and all(m == Left(name="a", incarnation=0) for m in about_us)
+    assert LeaveComplete() in outputs
 
 
 def test_join_after_leave_raises() -> None:

@@ -215,15 +215,19 @@ class EngineMachine(RuleBasedStateMachine):
         self.now += 0.1
         incarnation = max(self.engine.incarnation + delta, 0)
         if kind == "alive":
-            self.engine.on_alive(
-                Alive(name="a", address=address, incarnation=incarnation, meta=b""), self.now
+            self.engine.receive_message(
+                Alive(name="a", address=address, incarnation=incarnation, meta=b""), "", self.now
             )
         elif kind == "suspect":
-            self.engine.on_suspect(Suspect(name="a", incarnation=incarnation, source="x"), self.now)
+            self.engine.receive_message(
+                Suspect(name="a", incarnation=incarnation, source="x"), "", self.now
+            )
         elif kind == "dead":
-            self.engine.on_dead(Dead(name="a", incarnation=incarnation, source="x"), self.now)
+            self.engine.receive_message(
+                Dead(name="a", incarnation=incarnation, source="x"), "", self.now
+            )
         else:
-            self.engine.on_left(Left(name="a", incarnation=incarnation), self.now)
+            self.engine.receive_message(Left(name="a", incarnation=incarnation), "", self.now)
         if kind != "alive":
             self.accused = max(self.accused, incarnation)
 
@@ -244,12 +248,12 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def table_counts_are_exact(self) -> None:
-        _check_table_counts(self.engine.table)
+        _check_table_counts(self.engine._membership.table)
 
     @invariant()
     def queues_stay_bounded(self) -> None:
-        assert len(self.engine.broadcasts) <= len(self.names)
-        aware = self.engine.awareness
+        assert self.engine.gossip_queue_depth <= len(self.names)
+        aware = self.engine._awareness
         assert 0 <= aware.score < aware.max_multiplier
 
 
@@ -280,15 +284,15 @@ def test_engine_refutes_every_claim_about_itself(
     for step, (kind, incarnation, address, meta) in enumerate(claims):
         now = float(step)
         if kind == "alive":
-            engine.on_alive(
-                Alive(name="a", address=address, incarnation=incarnation, meta=meta), now
+            engine.receive_message(
+                Alive(name="a", address=address, incarnation=incarnation, meta=meta), "", now
             )
         elif kind == "suspect":
-            engine.on_suspect(Suspect(name="a", incarnation=incarnation, source="b"), now)
+            engine.receive_message(Suspect(name="a", incarnation=incarnation, source="b"), "", now)
         elif kind == "dead":
-            engine.on_dead(Dead(name="a", incarnation=incarnation, source="b"), now)
+            engine.receive_message(Dead(name="a", incarnation=incarnation, source="b"), "", now)
         else:
-            engine.on_left(Left(name="a", incarnation=incarnation), now)
+            engine.receive_message(Left(name="a", incarnation=incarnation), "", now)
         if kind != "alive":
             highest_accusation = max(highest_accusation, incarnation)
         me = engine.local_member
@@ -297,24 +301,28 @@ def test_engine_refutes_every_claim_about_itself(
         assert me.incarnation >= previous
         assert me.incarnation > highest_accusation
         previous = me.incarnation
-        assert len(engine.broadcasts) <= 1  # one name, so at most one queued update
+        assert engine.gossip_queue_depth <= 1  # one name, so at most one queued update
     assert not engine.leaving
     if engine.incarnation > 0:  # we refuted: the newest alive about us is what we gossip
-        gossip = codec.decode_packet(codec.join_packet(engine.broadcasts.take(1400, 99)))
+        gossip = codec.decode_packet(codec.join_packet(engine._effects.broadcasts.take(1400, 99)))
         assert gossip == [Alive(name="a", address="a:1", incarnation=engine.incarnation, meta=b"")]
 
 
 def test_engine_refutes_an_accusation_at_its_own_incarnation() -> None:
     engine = Engine(name="a", address="a:1", config=Config.lan(), rng=random.Random(1))
-    engine.on_suspect(Suspect(name="a", incarnation=0, source="b"), 1.0)
+    engine.receive_message(Suspect(name="a", incarnation=0, source="b"), "", 1.0)
     assert engine.incarnation == 1
-    engine.on_dead(Dead(name="a", incarnation=7, source="b"), 2.0)
+    engine.receive_message(Dead(name="a", incarnation=7, source="b"), "", 2.0)
     assert engine.incarnation == 8
-    engine.on_left(Left(name="a", incarnation=3), 3.0)  # stale: already refuted
+    engine.receive_message(Left(name="a", incarnation=3), "", 3.0)  # stale: already refuted
     assert engine.incarnation == 8
-    engine.on_alive(Alive(name="a", address="a:1", incarnation=8, meta=b""), 4.0)  # our own
+    engine.receive_message(
+        Alive(name="a", address="a:1", incarnation=8, meta=b""), "", 4.0
+    )  # our own
     assert engine.incarnation == 8
-    engine.on_alive(Alive(name="a", address="a:2", incarnation=8, meta=b""), 5.0)  # impostor
+    engine.receive_message(
+        Alive(name="a", address="a:2", incarnation=8, meta=b""), "", 5.0
+    )  # impostor
     assert engine.incarnation == 9
     assert engine.local_member.status == Status.ALIVE
 

@@ -20,7 +20,7 @@ from swimgossip.core.config import Config
 from swimgossip.core.engine import Engine
 from swimgossip.core.member import Member, Status
 from swimgossip.core.messages import Message
-from swimgossip.core.outputs import Output, ScheduleTimer, SendDatagram
+from swimgossip.core.outputs import Output, PublishEvent, ScheduleTimer, SendDatagram
 from swimgossip.core.timers import Timer
 
 __all__ = [
@@ -51,8 +51,13 @@ def make_engine(name: str, config: Config | None = None, seed: int = 0) -> Engin
 
 
 def of_type(outputs: Iterable[Any], kind: type[T]) -> list[T]:
-    """The outputs (or messages) that are exactly of ``kind``."""
-    return [item for item in outputs if type(item) is kind]
+    """The outputs (or messages) that are exactly of ``kind``; membership events are
+    looked for inside their ``PublishEvent``."""
+    return [
+        item
+        for item in (o.event if type(o) is PublishEvent else o for o in outputs)
+        if type(item) is kind
+    ]
 
 
 def messages_in(outputs: Iterable[Output], address: str | None = None) -> list[Message]:
@@ -85,7 +90,8 @@ class Wire:
     engines: dict[str, Engine]
     in_flight: list[Datagram] = attrs.field(factory=list)
     timers: list[tuple[float, int, str, Timer]] = attrs.field(factory=list)
-    log: dict[str, list[Output]] = attrs.field(factory=dict)
+    #: Every output of each engine, with membership events unwrapped from ``PublishEvent``.
+    log: dict[str, list[Any]] = attrs.field(factory=dict)
     _order: int = 0
 
     @classmethod
@@ -116,7 +122,7 @@ class Wire:
 
     def absorb(self, name: str, outputs: list[Output]) -> list[Output]:
         """Record ``name``'s outputs: queue its datagrams and timers; return them."""
-        self.log[name].extend(outputs)
+        self.log[name].extend(o.event if type(o) is PublishEvent else o for o in outputs)
         for output in outputs:
             if type(output) is SendDatagram:
                 self.in_flight.append(

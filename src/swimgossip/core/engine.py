@@ -4,45 +4,61 @@ Every entry point takes ``now`` (seconds on any monotonic clock) and returns the
 outputs it produced (``outputs.py``): datagrams to send, timers to schedule, stream
 exchanges to run, membership events to publish. Randomness comes from the injected
 ``random.Random``; nothing here reads a clock, touches a socket or calls user code, so the
-same seed and inputs always give the same outputs.
+same seed and inputs always give the same outputs. A driver may also queue the typed
+inputs of ``inputs.py`` and hand each to ``handle``.
 
-How one protocol period works (``ProbeTick``):
+``Engine`` is a small facade over parts, each the one owner of its state:
 
-1. pick the next member in shuffled round-robin order and ping it, piggybacking gossip (and,
-   if we hold it suspect, that suspicion: Lifeguard's buddy system);
-2. no ack by the probe timeout: ask ``indirect_checks`` random members to ping it for us
-   (ping-req, they nack if they get nothing) and, in parallel, ping it over a stream;
-3. no ack by the end of the period: suspect it. Missing nacks and failed probes raise our
-   local health score (``awareness.py``), which stretches our own interval and timeout.
+- ``Effects`` (``_effects.py``): the outputs being gathered, ``now``, sequence numbers and
+  tokens, the stream requests in flight, the datagram budget and both piggyback queues;
+- ``Membership`` (``_membership.py``): the member table, probe cycle, suspicions, failed
+  members, accuser memory, our own leave, and every claim rule and merge;
+- ``Detector`` (``_detector.py``): the probe in flight, relayed pings and their timers;
+- ``Sync`` (``_sync.py``): join, push-pull, reconnect and the upkeep timers;
+- ``UserBroadcasts`` (``_broadcasts.py``): application broadcasts, delivered once each.
 
-A suspicion becomes a failure after a timeout that shrinks with independent confirmations
-(``suspicion.py``); the suspect refutes by raising its incarnation. Membership changes go
-through the member table (``table.py``), which alone applies the precedence rules; the
-engine turns accepted changes into gossip, timers and events. Full-state exchange, join,
-reconnect and leave live in ``sync.py``.
+The engine decodes what arrives and routes each message, stream frame and timer through a
+dispatch table to the part that owns it; a new message type is one row and one handler.
+Imports go one way: effects <- membership <- detector, sync; broadcasts <- effects.
+
+How one protocol period works (``ProbeTick``, see the detector): ping the next member of
+the shuffled round robin; no ack by the probe timeout: ping-req ``indirect_checks``
+helpers and ping over a stream; no ack by the end of the period: suspect it. A suspicion
+becomes a failure after a Lifeguard timeout that shrinks with independent confirmations;
+the suspect refutes by raising its incarnation.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter, OrderedDict
-from collections.abc import Hashable
-
-import attrs
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from . import codec
+from ._broadcasts import UserBroadcasts
+from ._detector import Detector
+from ._effects import PACKET_HEADER, Effects
+from ._membership import Membership
+from ._sync import Sync
 from .awareness import Awareness
-from .broadcast import BroadcastQueue, retransmit_limit
-from .claims import ClaimsMixin
 from .config import Config
-from .detector import DetectorMixin, Probe, Relay
-from .errors import DecodeError, MetadataTooLarge, NotRunning
-from .events import (
-    MemberEvent,
-    MemberJoined,
-    MemberUpdated,
+from .errors import DecodeError, NotRunning
+from .events import MemberJoined
+from .inputs import (
+    BroadcastCommand,
+    DatagramReceived,
+    Input,
+    JoinCommand,
+    LeaveCommand,
+    StreamAnswered,
+    StreamFailed,
+    StreamFailure,
+    StreamReceived,
+    TimerFired,
+    UpdateMetaCommand,
 )
-from .member import Member, Status
+from .member import Member
 from .messages import (
     Ack,
     Alive,
@@ -52,24 +68,11 @@ from .messages import (
     Nack,
     Ping,
     PingReq,
+    PushPull,
     Suspect,
     UserMessage,
-    alive_claim,
 )
-from .outputs import (
-    LeaveComplete,
-    Output,
-    ScheduleTimer,
-    SendDatagram,
-    StreamPurpose,
-    StreamRequest,
-)
-from .probe import ProbeCycle
-from .suspicion import (
-    Suspicion,
-)
-from .sync import SyncMixin
-from .table import MemberTable
+from .outputs import Output, StreamPurpose
 from .timers import (
     GossipTick,
     IndirectProbeTimeout,
@@ -77,19 +80,23 @@ from .timers import (
     ProbeTick,
     ProbeTimeout,
     PushPullTick,
+    ReapTick,
+    ReconnectTick,
     SuspicionTimeout,
     Timer,
 )
-from .usermessages import MAX_USER_QUEUE, UserMessagesMixin
 
 __all__ = ["Engine"]
 
+#: A handler of one message type: (message, source address, now).
+_MessageHandler = Callable[[Any, str, float], None]
+#: A handler of one incoming stream message type: (message, token, now) -> answered.
+_StreamHandler = Callable[[Any, int, float], bool]
+#: A handler of one timer type: (timer, now).
+_TimerHandler = Callable[[Any, float], None]
 
-#: Packet header room: version byte plus the largest array header we use.
-_PACKET_HEADER = 4
 
-
-class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
+class Engine:
     """One node of the cluster.
 
     Args:
@@ -115,66 +122,144 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         meta: bytes = b"",
         envelope_overhead: int = 0,
     ) -> None:
-        if len(meta) > config.meta_max_size:
-            raise MetadataTooLarge(len(meta), config.meta_max_size)
         self.name = name
         self.address = address
         self.config = config
-        self.rng = rng
-        self.awareness = Awareness(config.awareness_max_multiplier)
-        self.table = MemberTable(local_name=name, max_members=config.max_members)
-        self.cycle = ProbeCycle(rng)
-        self.broadcasts = BroadcastQueue(max_items=config.max_members + 16)
-        self.user_broadcasts = BroadcastQueue(max_items=MAX_USER_QUEUE)
-        self._seen_user: OrderedDict[tuple[str, int], None] = OrderedDict()
-        self.counters: Counter[str] = Counter()
-        self.leaving = False
-        self._budget = config.udp_payload_size - envelope_overhead - _PACKET_HEADER
-        self._out: list[Output] = []
-        self._suspicions: dict[str, Suspicion] = {}
-        self._probe: Probe | None = None
-        self._relays: dict[int, Relay] = {}
-        self._streams: dict[int, tuple[StreamPurpose, str, int]] = {}
-        self._reconnect: dict[str, tuple[str, float]] = {}
-        #: When we last sent our alive claim straight to each address that accused us.
-        self._answered_accusers: dict[str, float] = {}
-        self._seq = 0
-        self._event_seq = 0
-        #: The ``now`` of the entry point being run (for timers armed deep inside it).
-        self._now = 0.0
-        self._gossip_armed = False
-        self._reap_armed = False
-        self._reconnect_armed = False
-        #: The one-off push-pull a few probe periods after a join is armed (once per engine).
-        self._settle_armed: bool = False
-        self._token = 0
-        self._leave_target = 0
-        self.table.store(
-            Member(name=name, address=address, status=Status.ALIVE, incarnation=0, meta=meta),
-            0.0,
+        self._rng = rng
+        self._awareness = Awareness(config.awareness_max_multiplier)
+        self._effects = effects = Effects(
+            config=config,
+            rng=rng,
+            budget=config.udp_payload_size - envelope_overhead - PACKET_HEADER,
+            cluster_size=lambda: self._membership.active_count,
         )
+        self._membership = membership = Membership(
+            name=name,
+            address=address,
+            meta=meta,
+            config=config,
+            rng=rng,
+            effects=effects,
+            awareness=self._awareness,
+        )
+        self._detector = detector = Detector(
+            name=name,
+            config=config,
+            effects=effects,
+            membership=membership,
+            awareness=self._awareness,
+        )
+        self._sync = sync = Sync(config=config, rng=rng, effects=effects, membership=membership)
+        self._user = user = UserBroadcasts(name=name, rng=rng, effects=effects)
+        self._on_message: dict[type, _MessageHandler] = {
+            Ping: detector.on_ping,
+            Ack: detector.on_ack,
+            Nack: detector.on_nack,
+            PingReq: detector.on_ping_req,
+            Alive: membership.on_alive,
+            Suspect: membership.on_suspect,
+            Dead: membership.on_dead,
+            Left: membership.on_left,
+            UserMessage: user.on_message,
+        }
+        self._on_stream: dict[type, _StreamHandler] = {
+            PushPull: sync.on_push_pull,
+            Ping: detector.on_stream_ping,
+        }
+        self._on_timer: dict[type, _TimerHandler] = {
+            ProbeTick: detector.on_probe_tick,
+            ProbeTimeout: detector.on_probe_timeout,
+            ProbeDeadline: detector.on_probe_deadline,
+            IndirectProbeTimeout: detector.on_relay_timeout,
+            SuspicionTimeout: membership.on_suspicion_timeout,
+            GossipTick: membership.on_gossip_tick,
+            PushPullTick: sync.on_push_pull_tick,
+            ReapTick: sync.on_reap_tick,
+            ReconnectTick: sync.on_reconnect_tick,
+        }
+        self._is_stale: dict[type, Callable[[Any], bool]] = {
+            ProbeTimeout: detector.is_stale,
+            ProbeDeadline: detector.is_stale,
+            IndirectProbeTimeout: detector.is_stale,
+            SuspicionTimeout: membership.is_stale,
+        }
+        self._on_input: dict[type, Callable[[Any, float], list[Output]]] = {
+            DatagramReceived: lambda i, now: self.receive(i.payload, i.source, now),
+            StreamReceived: lambda i, now: self.receive_stream(i.payload, i.source, i.token, now),
+            StreamAnswered: lambda i, now: self.stream_reply(i.token, i.payload, now),
+            StreamFailed: lambda i, now: self.stream_failed(i.token, i.failure, now, i.detail),
+            TimerFired: lambda i, now: self.handle_timer(i.timer, now),
+            JoinCommand: lambda i, now: self.join(list(i.seeds), now),
+            UpdateMetaCommand: lambda i, now: self.update_meta(i.meta, now),
+            BroadcastCommand: lambda i, now: self.broadcast(i.payload, now),
+            LeaveCommand: lambda i, now: self.leave(now),
+        }
 
-    # ------------------------------------------------------------------ basics
+    # ------------------------------------------------------------------ queries
 
     @property
     def incarnation(self) -> int:
         """Our own incarnation number."""
-        return self.local_member.incarnation
+        return self._membership.local_member.incarnation
 
     @property
     def local_member(self) -> Member:
         """What we announce about ourselves."""
-        member = self.table.get(self.name)
-        assert member is not None
-        return member
+        return self._membership.local_member
+
+    @property
+    def leaving(self) -> bool:
+        """Whether we left (or are leaving)."""
+        return self._membership.leaving
+
+    @property
+    def counters(self) -> Counter[str]:
+        """Counters of what the engine did (read-only by convention)."""
+        return self._effects.counters
+
+    @property
+    def health(self) -> int:
+        """Our Lifeguard health score (0 is healthy)."""
+        return self._awareness.score
+
+    @property
+    def gossip_queue_depth(self) -> int:
+        """Membership updates waiting to be piggybacked."""
+        return len(self._effects.broadcasts)
+
+    @property
+    def user_queue_depth(self) -> int:
+        """Application broadcasts waiting to be piggybacked."""
+        return len(self._effects.user_broadcasts)
+
+    @property
+    def members_refused_full(self) -> int:
+        """New members refused because the table held ``max_members``."""
+        return self._membership.table.refused_full
 
     def members(self) -> list[Member]:
         """Snapshot of every member we know, ourselves included, sorted by name."""
-        return sorted(self.table, key=lambda m: m.name)
+        return sorted(self._membership.table, key=lambda m: m.name)
+
+    def iter_members(self) -> Iterator[Member]:
+        """Every member we know, unsorted (cheap; do not change the engine meanwhile)."""
+        return iter(self._membership.table)
 
     def member(self, name: str) -> Member | None:
         """What we hold about ``name``, or None."""
-        return self.table.get(name)
+        return self._membership.get(name)
+
+    def local_state(self, *, join: bool = False) -> PushPull:
+        """Our whole member table as the push-pull message we would send."""
+        return self._membership.local_state(join=join)
+
+    def is_stale(self, timer: Timer) -> bool:
+        """Whether ``timer`` would do nothing if it fired now: its probe was answered, its
+        relayed ping acked, or its suspicion moved on. A runtime may drop such a timer
+        instead of waking up for it (an answered probe then costs no wake-up at all);
+        firing it anyway is harmless."""
+        check = self._is_stale.get(type(timer))
+        return check is not None and check(timer)
 
     def install_view(self, members: dict[str, Member], probe_order: list[str]) -> None:
         """Start from a converged view instead of joining (large simulations).
@@ -182,102 +267,31 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
         ``members`` must hold every member alive, ourselves included (values are shared,
         not copied); ``probe_order`` is the initial probe order of the others.
         """
-        self.table.install(members)
-        self.cycle.install([name for name in probe_order if name != self.name])
+        self._membership.install(members, probe_order)
 
-    def _flush(self) -> list[Output]:
-        self._arm_upkeep()
-        out, self._out = self._out, []
-        return out
+    def note_local_lag(self) -> None:
+        """The runtime saw this process run late (timers fired late, a blocked loop):
+        count it against our health, as Lifeguard counts a missed nack. No outputs."""
+        self._awareness.apply_delta(1)
+        self._effects.counters["lag_penalties"] += 1
 
-    def _emit(self, event: MemberEvent) -> None:
-        self._event_seq += 1
-        self._out.append(attrs.evolve(event, seq=self._event_seq))
+    # ------------------------------------------------------------------ entry points
 
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+    def handle(self, item: Input, now: float) -> list[Output]:
+        """Handle one typed input (``inputs.py``): the single door a driver's inbox needs.
 
-    def _next_token(self) -> int:
-        self._token += 1
-        return self._token
-
-    def _schedule(self, at: float, timer: Timer) -> None:
-        self._out.append(ScheduleTimer(at=at, timer=timer))
-
-    def _stream(
-        self,
-        purpose: StreamPurpose,
-        address: str,
-        payload: bytes,
-        now: float,
-        seq: int = 0,
-        deadline: float | None = None,
-    ) -> int:
-        token = self._next_token()
-        self._streams[token] = (purpose, address, seq)
-        self._out.append(
-            StreamRequest(
-                token=token,
-                address=address,
-                payload=payload,
-                purpose=purpose,
-                deadline=now + self.config.stream_timeout if deadline is None else deadline,
-            )
-        )
-        self.counters[f"stream_{purpose.value}_sent"] += 1
-        return token
-
-    def _send(self, address: str, primary: list[Message]) -> bool:
-        """Send ``primary`` messages to ``address`` with as much gossip as fits.
-
-        Without primary messages, sends only if there is gossip; returns whether it sent.
+        Raises what the matching entry point raises (commands only: network inputs never
+        raise for bad bytes).
         """
-        encoded = [codec.encode_message(m) for m in primary]
-        room = self._budget - sum(len(e) for e in encoded)
-        limit = retransmit_limit(self.config.retransmit_mult, self.table.active_count)
-        if self.user_broadcasts:  # half the room at most, so neither kind starves the other
-            count = codec.MAX_DATAGRAM_MESSAGES // 2
-            user = self.user_broadcasts.take(room // 2, limit, max_count=count)
-            room -= sum(len(e) for e in user)
-            encoded += user
-        count = codec.MAX_DATAGRAM_MESSAGES - len(encoded)
-        encoded += self.broadcasts.take(room, limit, max_count=count)
-        if not encoded:
-            return False
-        payload = codec.join_packet(encoded)
-        self.counters["datagrams_sent"] += 1
-        self.counters["bytes_sent"] += len(payload)
-        self._out.append(SendDatagram(address=address, payload=payload))
-        return True
-
-    def _gossip(self, key: Hashable, message: Message) -> None:
-        self.broadcasts.push(key, codec.encode_message(message))
-        self._arm_gossip()
-
-    def _arm_gossip(self) -> None:
-        """Make sure a gossip round is due. Rounds run only while something waits to be
-        gossiped, so an idle node wakes for its probes alone."""
-        if not self._gossip_armed:
-            self._gossip_armed = True
-            # At a random phase, as a free-running ticker would be: news waits half a
-            # gossip interval on average, not a whole one, at every hop.
-            delay = self.rng.uniform(0, self.config.gossip_interval)
-            self._schedule(self._now + delay, GossipTick())
-
-    def _is_probeable(self, name: str) -> bool:
-        member = self.table.get(name)
-        return member is not None and not member.status.is_gone
-
-    # ------------------------------------------------------------------ lifecycle
+        return self._on_input[type(item)](item, now)
 
     def start(self, now: float) -> list[Output]:
         """Begin protocol periods. Timers start at random phases so nodes do not align."""
-        self._now = now
-        self._emit(MemberJoined(member=self.local_member))
+        effects = self._begin(now)
+        effects.emit(MemberJoined(member=self.local_member))
         cfg = self.config
-        self._schedule(now + self.rng.uniform(0, cfg.probe_interval), ProbeTick())
-        self._schedule(now + self.rng.uniform(0, cfg.push_pull_interval), PushPullTick())
+        effects.schedule(now + self._rng.uniform(0, cfg.probe_interval), ProbeTick())
+        effects.schedule(now + self._rng.uniform(0, cfg.push_pull_interval), PushPullTick())
         return self._flush()
 
     def update_meta(self, meta: bytes, now: float) -> list[Output]:
@@ -287,160 +301,164 @@ class Engine(DetectorMixin, ClaimsMixin, SyncMixin, UserMessagesMixin):
             MetadataTooLarge: over ``config.meta_max_size``; nothing is sent.
             NotRunning: after leave.
         """
-        self._now = now
-        if len(meta) > self.config.meta_max_size:
-            raise MetadataTooLarge(len(meta), self.config.meta_max_size)
-        if self.leaving:
-            raise NotRunning("cannot update metadata after leaving")
-        previous = self.local_member
-        self._announce_self(
-            attrs.evolve(previous, incarnation=previous.incarnation + 1, meta=meta), now
-        )
-        self._emit(MemberUpdated(member=self.local_member, previous=previous))
+        self._begin(now)
+        self._membership.update_meta(meta, now)
         return self._flush()
 
-    def _announce_self(self, member: Member, now: float) -> None:
-        self.table.store(member, now)
-        self._gossip(member.name, alive_claim(member))
+    def broadcast(self, payload: bytes, now: float) -> list[Output]:
+        """Gossip an application message to every member (delivered once each).
+
+        Raises:
+            MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
+            NotRunning: after leave.
+        """
+        self._begin(now)
+        if self._membership.leaving:
+            raise NotRunning("cannot broadcast after leaving")
+        self._user.broadcast(payload)
+        return self._flush()
+
+    def join(self, seeds: list[str], now: float) -> list[Output]:
+        """Exchange full state with each seed address; each gives one ``JoinOutcome``.
+
+        Raises:
+            NotRunning: after leave.
+        """
+        self._begin(now)
+        self._sync.join(seeds, now)
+        return self._flush()
 
     def leave(self, now: float) -> list[Output]:
         """Leave gracefully: gossip "left" at our incarnation, then stop probing.
 
         ``LeaveComplete`` is output once the message went out (at once when alone).
         """
-        self._now = now
-        if self.leaving:
-            return []
-        self.leaving = True
-        me = self.local_member
-        self.table.store(attrs.evolve(me, status=Status.LEFT), now)
-        self._gossip(self.name, Left(name=self.name, incarnation=me.incarnation))
-        peers = self.table.active_count
-        self._leave_target = min(
-            retransmit_limit(self.config.retransmit_mult, peers + 1), max(peers, 0)
-        )
-        self._gossip_round(now)
-        self._check_leave_complete()
+        self._begin(now)
+        self._membership.leave(now)
         return self._flush()
-
-    def note_local_lag(self) -> None:
-        """The runtime saw this process run late (timers fired late, a blocked loop):
-        count it against our health, as Lifeguard counts a missed nack."""
-        self.awareness.apply_delta(1)
-        self.counters["lag_penalties"] += 1
-
-    def _check_leave_complete(self) -> None:
-        if not self.leaving or self._leave_target < 0:
-            return
-        sent = self.broadcasts.transmits(self.name)
-        if sent is None or sent >= self._leave_target:
-            self._leave_target = -1
-            self._out.append(LeaveComplete())
-
-    # ------------------------------------------------------------------ datagrams
 
     def receive(self, payload: bytes, source: str, now: float) -> list[Output]:
         """Handle one datagram (already authenticated by the runtime) from ``source``.
 
         Malformed input is counted (``counters["packets_malformed"]``) and dropped.
         """
-        self._now = now
+        effects = self._begin(now)
         try:
             messages = codec.decode_packet(payload)
         except DecodeError:
-            self.counters["packets_malformed"] += 1
+            effects.counters["packets_malformed"] += 1
             return []
-        self.counters["datagrams_received"] += 1
-        self.counters["bytes_received"] += len(payload)
+        effects.counters["datagrams_received"] += 1
+        effects.counters["bytes_received"] += len(payload)
+        handlers = self._on_message
         for message in messages:
-            self._dispatch(message, source, now)
+            handler = handlers.get(type(message))
+            if handler is None:  # decodes, but never comes in a datagram (a PushPull)
+                effects.counters["messages_unexpected"] += 1
+            else:
+                handler(message, source, now)
         return self._flush()
 
-    def _dispatch(self, message: Message, source: str, now: float) -> None:
-        kind = type(message)
-        if kind is Ping:
-            self._on_ping(message, source)  # type: ignore[arg-type]
-        elif kind is Ack:
-            self._on_ack(message.seq, now)  # type: ignore[union-attr]
-        elif kind is Nack:
-            self._on_nack(message)  # type: ignore[arg-type]
-        elif kind is PingReq:
-            self._on_ping_req(message, source, now)  # type: ignore[arg-type]
-        elif kind is Alive:
-            self.on_alive(message, now)  # type: ignore[arg-type]
-        elif kind is Suspect:
-            self.on_suspect(message, now, source)  # type: ignore[arg-type]
-        elif kind is Dead:
-            self.on_dead(message, now, source)  # type: ignore[arg-type]
-        elif kind is Left:
-            self.on_left(message, now)  # type: ignore[arg-type]
-        elif kind is UserMessage:
-            self._on_user_message(message)  # type: ignore[arg-type]
+    def receive_message(self, message: Message, source: str, now: float) -> list[Output]:
+        """Handle one decoded message as if it came alone in a datagram from ``source``
+        (for simulators and tests that work with message values)."""
+        effects = self._begin(now)
+        handler = self._on_message.get(type(message))
+        if handler is None:
+            effects.counters["messages_unexpected"] += 1
         else:
-            self.counters["messages_unexpected"] += 1
+            handler(message, source, now)
+        return self._flush()
 
-    # ------------------------------------------------------------------ timers
+    def receive_stream(self, payload: bytes, source: str, token: int, now: float) -> list[Output]:
+        """Answer an incoming stream frame; the reply is a ``StreamReply(token, ...)``.
 
-    def is_stale(self, timer: Timer) -> bool:
-        """Whether ``timer`` would do nothing if it fired now: its probe was answered, its
-        relayed ping acked, or its suspicion moved on. A runtime may drop such a timer
-        instead of waking up for it (an answered probe then costs no wake-up at all);
-        firing it anyway is harmless."""
-        kind = type(timer)
-        if kind is ProbeTimeout or kind is ProbeDeadline:
-            probe = self._probe
-            return probe is None or probe.seq != timer.seq  # type: ignore[union-attr]
-        if kind is IndirectProbeTimeout:
-            return timer.seq not in self._relays  # type: ignore[union-attr]
-        if kind is SuspicionTimeout:
-            suspicion = self._suspicions.get(timer.name)  # type: ignore[union-attr]
-            return suspicion is None or suspicion.token != timer.token  # type: ignore[union-attr]
-        return False
+        Malformed frames are counted and get no reply (the runtime closes the stream).
+        """
+        effects = self._begin(now)
+        try:
+            message = codec.decode_stream(payload)
+        except DecodeError:
+            effects.counters["streams_malformed"] += 1
+            return []
+        handler = self._on_stream.get(type(message))
+        if handler is None or not handler(message, token, now):
+            effects.counters["streams_unexpected"] += 1
+        return self._flush()
+
+    def stream_reply(self, token: int, payload: bytes, now: float) -> list[Output]:
+        """The reply to our ``StreamRequest(token)`` arrived."""
+        effects = self._begin(now)
+        pending = effects.take_stream(token)
+        if pending is None:
+            return []
+        try:
+            message = codec.decode_stream(payload)
+        except DecodeError:
+            effects.counters["streams_malformed"] += 1
+            return self._stream_lost(
+                pending.purpose,
+                pending.address,
+                pending.seq,
+                StreamFailure.MALFORMED_REPLY,
+                "",
+                now,
+            )
+        if pending.purpose is StreamPurpose.PING:
+            self._detector.stream_ping_answered(pending.seq, message, now)
+        elif not self._sync.answered(pending.purpose, pending.address, message, now):
+            return self._stream_lost(
+                pending.purpose,
+                pending.address,
+                pending.seq,
+                StreamFailure.UNEXPECTED_REPLY,
+                "",
+                now,
+            )
+        return self._flush()
+
+    def stream_failed(
+        self, token: int, failure: StreamFailure, now: float, detail: str = ""
+    ) -> list[Output]:
+        """Our ``StreamRequest(token)`` failed (refused, timed out, closed...); ``detail``
+        says why in words (it becomes a join's reason)."""
+        effects = self._begin(now)
+        pending = effects.take_stream(token)
+        if pending is None:
+            return []
+        return self._stream_lost(
+            pending.purpose, pending.address, pending.seq, failure, detail, now
+        )
 
     def handle_timer(self, timer: Timer, now: float) -> list[Output]:
         """Run a timer the engine scheduled earlier. Stale timers do nothing."""
-        self._now = now
-        kind = type(timer)
-        if kind is ProbeTick:
-            self._probe_tick(now)
-        elif kind is ProbeTimeout:
-            self._probe_timeout(timer.seq, now)  # type: ignore[union-attr]
-        elif kind is ProbeDeadline:
-            if self._probe is not None and self._probe.seq == timer.seq:  # type: ignore[union-attr]
-                self._probe_failed(now)
-        elif kind is IndirectProbeTimeout:
-            relay = self._relays.pop(timer.seq, None)  # type: ignore[union-attr]
-            if relay is not None and relay.nack:
-                self.counters["nacks_sent"] += 1
-                self._send(relay.requester, [Nack(seq=relay.seq)])
-        elif kind is SuspicionTimeout:
-            self._suspicion_timeout(timer, now)  # type: ignore[arg-type]
-        elif kind is GossipTick:
-            self._gossip_armed = False
-            self._gossip_round(now)
-            self._check_leave_complete()
-            if self.broadcasts or self.user_broadcasts:  # more to send: keep the cadence
-                self._gossip_armed = True
-                self._schedule(now + self.config.gossip_interval, GossipTick())
-        else:
-            self._handle_sync_timer(timer, now)
+        self._begin(now)
+        self._on_timer[type(timer)](timer, now)
         return self._flush()
 
-    def _gossip_round(self, now: float) -> None:
-        if not self.broadcasts and not self.user_broadcasts:
-            return
-        horizon = now - self.config.gossip_to_the_dead_time
+    # ------------------------------------------------------------------ plumbing
 
-        def wanted(name: str) -> bool:
-            member = self.table.get(name)
-            if member is None:
-                return False
-            if member.status == Status.DEAD:
-                return self.table.changed_at(name) >= horizon
-            return member.status != Status.LEFT
+    def _begin(self, now: float) -> Effects:
+        effects = self._effects
+        effects.begin(now)
+        return effects
 
-        for name in self.cycle.sample(self.config.gossip_nodes, wanted):
-            member = self.table.get(name)
-            assert member is not None
-            if not self._send(member.address, []):
-                break
+    def _flush(self) -> list[Output]:
+        self._sync.arm_upkeep()
+        return self._effects.flush()
+
+    def _stream_lost(
+        self,
+        purpose: StreamPurpose,
+        address: str,
+        seq: int,
+        failure: StreamFailure,
+        detail: str,
+        now: float,
+    ) -> list[Output]:
+        self._effects.counters[f"stream_{purpose.value}_failed"] += 1
+        if purpose is StreamPurpose.PING:
+            self._detector.stream_ping_failed(seq, failure, now)
+        else:
+            self._sync.failed(purpose, address, failure, detail)
+        return self._flush()

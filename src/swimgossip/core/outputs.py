@@ -2,7 +2,9 @@
 
 Every engine entry point returns a list of these values, in order. The runtime (or the
 simulator) sends datagrams, schedules timers, runs stream exchanges and publishes events;
-the engine itself does none of it.
+the engine itself does none of it. Each output is its own class, so a driver dispatches on
+``type(output)`` with a table and no catch-all branch: a membership event arrives wrapped
+in ``PublishEvent``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import enum
 import attrs
 
 from .events import MemberEvent
+from .inputs import StreamFailure
 from .timers import Timer
 
 __all__ = [
-    "STREAM_REFUSED",
     "JoinOutcome",
     "LeaveComplete",
     "Output",
+    "PublishEvent",
     "ScheduleTimer",
     "SendDatagram",
     "StreamPurpose",
@@ -26,13 +29,6 @@ __all__ = [
     "StreamRequest",
     "UserDelivery",
 ]
-
-
-#: The ``reason`` to give ``Engine.stream_failed`` when the peer's host answered that nothing
-#: listens at the address (TCP reset, ``ConnectionRefusedError``). For the stream ping of a
-#: probe that is an answer, not silence: the member's process is gone, so it is suspected at
-#: once instead of at the end of the probe period.
-STREAM_REFUSED = "connection refused"
 
 
 @attrs.frozen(kw_only=True)
@@ -65,7 +61,8 @@ class StreamRequest:
     """Open a stream to ``address``, send ``payload``, read one reply frame by ``deadline``.
 
     Report the result with ``Engine.stream_reply(token, reply, now)`` or
-    ``Engine.stream_failed(token, reason, now)``.
+    ``Engine.stream_failed(token, failure, now)`` (or the ``StreamAnswered`` /
+    ``StreamFailed`` inputs).
     """
 
     token: int
@@ -85,10 +82,12 @@ class StreamReply:
 
 @attrs.frozen(kw_only=True)
 class JoinOutcome:
-    """Result of a join exchange with a seed: ``ok`` and, when not, why."""
+    """Result of a join exchange with a seed: ``ok`` and, when not, why (``failure``, and
+    ``reason`` in words)."""
 
     address: str
     ok: bool
+    failure: StreamFailure | None = None
     reason: str = ""
 
 
@@ -105,6 +104,13 @@ class UserDelivery:
     payload: bytes
 
 
+@attrs.frozen(kw_only=True)
+class PublishEvent:
+    """Publish a membership event (already numbered with the engine's ``seq``)."""
+
+    event: MemberEvent
+
+
 Output = (
     SendDatagram
     | ScheduleTimer
@@ -113,5 +119,5 @@ Output = (
     | JoinOutcome
     | LeaveComplete
     | UserDelivery
-    | MemberEvent
+    | PublishEvent
 )

@@ -27,7 +27,7 @@ import gc
 import heapq
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -35,12 +35,21 @@ import attrs
 from ..core.config import Config
 from ..core.engine import Engine
 from ..core.events import MemberEvent
+from ..core.inputs import (
+    DatagramReceived,
+    Input,
+    StreamAnswered,
+    StreamFailed,
+    StreamFailure,
+    StreamReceived,
+    TimerFired,
+)
 from ..core.member import Member, Status
 from ..core.outputs import (
-    STREAM_REFUSED,
     JoinOutcome,
     LeaveComplete,
     Output,
+    PublishEvent,
     ScheduleTimer,
     SendDatagram,
     StreamReply,
@@ -51,8 +60,37 @@ from ..security import AuthenticationError, Keyring, PacketSigner, SecurityMode
 
 __all__ = ["RecordedEvent", "SimNode", "Simulation"]
 
-_TIMER, _DATAGRAM, _STREAM_IN, _STREAM_REPLY, _STREAM_FAIL, _RESUME, _CALL = range(7)
 _RETRANSMIT_DELAY = 0.2
+
+
+@attrs.frozen(slots=True)
+class _StreamArrival:
+    """A stream request reaching its destination (sealed), and where its reply goes."""
+
+    src_name: str
+    src_epoch: int
+    src_token: int
+    payload: bytes
+    deadline: float
+
+
+@attrs.frozen(slots=True)
+class _Resume:
+    """A pause or stall of the node may be over: run its backlog."""
+
+
+@attrs.frozen(slots=True)
+class _Call:
+    """Run ``function(*args)`` (scripted scenarios)."""
+
+    function: Any
+    args: tuple[Any, ...]
+
+
+#: What waits in the simulator's heap for a node: the engine's own typed inputs (payloads
+#: still sealed), or the simulator's own markers.
+_Held = Input | _StreamArrival
+_Item = _Held | _Resume | _Call
 
 
 @attrs.frozen
@@ -75,7 +113,7 @@ class SimNode:
     crashed: bool = False
     paused_until: float = 0.0
     stalled_until: float = 0.0
-    backlog: list[tuple[Any, ...]] = attrs.Factory(list)
+    backlog: list[_Held] = attrs.Factory(list)
     sent_datagrams: int = 0
     sent_bytes: int = 0
 
@@ -117,7 +155,7 @@ class Simulation:
         self.join_outcomes: list[tuple[float, str, JoinOutcome]] = []
         self.left: set[str] = set()
         self.counters: Counter[str] = Counter()
-        self._heap: list[tuple[float, int, int, str, int, Any]] = []
+        self._heap: list[tuple[float, int, str, int, _Item]] = []
         self._seq = 0
         self._by_address: dict[str, str] = {}
         self._loss = 0.0
@@ -127,6 +165,17 @@ class Simulation:
         self._stream_routes: dict[tuple[str, int], tuple[str, int, int, float]] = {}
         self._signers: dict[str, PacketSigner] = {}
         self._epochs = 0
+        #: How each output is applied, by its type.
+        self._on_output: dict[type, Callable[[SimNode, Any], None]] = {
+            SendDatagram: self._send_datagram,
+            ScheduleTimer: self._schedule,
+            PublishEvent: self._publish,
+            StreamRequest: self._open_stream,
+            StreamReply: self._reply_stream,
+            UserDelivery: self._deliver_user,
+            JoinOutcome: self._report_join,
+            LeaveComplete: self._leave_complete,
+        }
 
     # ------------------------------------------------------------------ building
 
@@ -217,13 +266,13 @@ class Simulation:
         """``name`` processes nothing for ``duration`` seconds, then catches up."""
         node = self.nodes[name]
         node.paused_until = max(node.paused_until, self.now + duration)
-        self._push(node.paused_until, _RESUME, name, node.epoch, None)
+        self._push(node.paused_until, name, node.epoch, _Resume())
 
     def stall(self, name: str, duration: float) -> None:
         """``name`` runs its timers but handles nothing it receives for ``duration`` s."""
         node = self.nodes[name]
         node.stalled_until = max(node.stalled_until, self.now + duration)
-        self._push(node.stalled_until, _RESUME, name, node.epoch, None)
+        self._push(node.stalled_until, name, node.epoch, _Resume())
 
     def partition(self, *groups: Iterable[str]) -> None:
         """Split the network: nodes in different groups cannot reach each other.
@@ -253,7 +302,7 @@ class Simulation:
 
     def call_at(self, at: float, function: Any, *args: Any) -> None:
         """Run ``function(*args)`` at virtual time ``at`` (for scripted scenarios)."""
-        self._push(at, _CALL, "", 0, (function, args))
+        self._push(at, "", 0, _Call(function, args))
 
     # ------------------------------------------------------------------ running
 
@@ -261,20 +310,22 @@ class Simulation:
         """Process everything due up to virtual time ``until``."""
         heap = self._heap
         while heap and heap[0][0] <= until:
-            at, _, kind, name, epoch, data = heapq.heappop(heap)
+            at, _, name, epoch, item = heapq.heappop(heap)
             self.now = at
-            if kind == _CALL:
-                data[0](*data[1])
+            if isinstance(item, _Call):
+                item.function(*item.args)
                 continue
             node = self.nodes.get(name)
             if node is None or node.crashed or node.epoch != epoch:
                 continue
-            if kind == _RESUME:
+            if isinstance(item, _Resume):
                 self._resume(node)
-            elif node.paused_until > at or (kind != _TIMER and node.stalled_until > at):
-                node.backlog.append((kind, data))
+            elif node.paused_until > at or (
+                type(item) is not TimerFired and node.stalled_until > at
+            ):
+                node.backlog.append(item)
             else:
-                self._deliver(node, kind, data)
+                self._deliver(node, item)
         self.now = max(self.now, until)
 
     def run_for(self, duration: float) -> None:
@@ -285,49 +336,39 @@ class Simulation:
         if node.paused_until > self.now:
             return
         backlog, node.backlog = node.backlog, []
-        backlog.sort(key=lambda item: item[0] != _TIMER)  # timers first, order kept
-        for kind, data in backlog:
+        backlog.sort(key=lambda item: type(item) is not TimerFired)  # timers first, in order
+        for item in backlog:
             held = node.paused_until > self.now or (
-                kind != _TIMER and node.stalled_until > self.now
+                type(item) is not TimerFired and node.stalled_until > self.now
             )
             if node.crashed or held:
-                node.backlog.append((kind, data))
+                node.backlog.append(item)
                 continue
-            self._deliver(node, kind, data)
+            self._deliver(node, item)
 
-    def _deliver(self, node: SimNode, kind: int, data: Any) -> None:
-        engine = node.engine
-        if kind == _TIMER:
-            outputs = engine.handle_timer(data, self.now)
-        elif kind == _DATAGRAM:
-            source, payload = data
-            opened = self._open(node, payload)
-            if opened is None:
-                return
-            outputs = engine.receive(opened, source, self.now)
-        elif kind == _STREAM_IN:
-            src_name, src_epoch, src_token, payload, deadline = data
-            payload = self._open(node, payload)
-            if payload is None:
-                return
-            self._stream_token += 1
-            token = self._stream_token
-            self._stream_routes[(node.name, token)] = (src_name, src_epoch, src_token, deadline)
-            source = self.nodes[src_name].address
-            outputs = engine.receive_stream(payload, source, token, self.now)
-            self._apply(node, outputs)
-            self._stream_routes.pop((node.name, token), None)
+    def _deliver(self, node: SimNode, item: _Held) -> None:
+        if type(item) is _StreamArrival:
+            self._serve_stream(node, item)
             return
-        elif kind == _STREAM_REPLY:
-            token, payload = data
-            opened = self._open(node, payload)
+        if self.keyring is not None and type(item) in (DatagramReceived, StreamAnswered):
+            opened = self._open(node, item.payload)  # type: ignore[union-attr]
             if opened is None:
                 return
-            outputs = engine.stream_reply(token, opened, self.now)
-        else:  # _STREAM_FAIL
-            token, reason = data
-            outputs = engine.stream_failed(token, reason, self.now)
-        self._apply(node, outputs)
+            item = attrs.evolve(item, payload=opened)  # type: ignore[arg-type]
+        self._apply(node, node.engine.handle(item, self.now))  # type: ignore[arg-type]
+
+    def _serve_stream(self, node: SimNode, arrival: _StreamArrival) -> None:
+        payload = self._open(node, arrival.payload)
+        if payload is None:
+            return
+        self._stream_token += 1
+        token = self._stream_token
+        route = (arrival.src_name, arrival.src_epoch, arrival.src_token, arrival.deadline)
+        self._stream_routes[(node.name, token)] = route
+        source = self.nodes[arrival.src_name].address
+        item = StreamReceived(payload=payload, source=source, token=token)
+        self._apply(node, node.engine.handle(item, self.now))
+        self._stream_routes.pop((node.name, token), None)
 
     def _open(self, node: SimNode, payload: bytes) -> bytes | None:
         if self.keyring is None:
@@ -343,34 +384,33 @@ class Simulation:
 
     # ------------------------------------------------------------------ outputs
 
-    def _push(self, at: float, kind: int, name: str, epoch: int, data: Any) -> None:
+    def _push(self, at: float, name: str, epoch: int, item: _Item) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, kind, name, epoch, data))
+        heapq.heappush(self._heap, (at, self._seq, name, epoch, item))
 
     def _reachable(self, src: str, dst: str) -> bool:
         return self._group.get(src, 0) == self._group.get(dst, 0)
 
     def _apply(self, node: SimNode, outputs: list[Output]) -> None:
-        now = self.now
+        handlers = self._on_output
         for output in outputs:
-            kind = type(output)
-            if kind is ScheduleTimer:
-                self._push(output.at, _TIMER, node.name, node.epoch, output.timer)  # type: ignore[union-attr]
-            elif kind is SendDatagram:
-                self._send_datagram(node, output)  # type: ignore[arg-type]
-            elif kind is StreamRequest:
-                self._open_stream(node, output)  # type: ignore[arg-type]
-            elif kind is StreamReply:
-                self._reply_stream(node, output)  # type: ignore[arg-type]
-            elif kind is UserDelivery:
-                self.deliveries.append((now, node.name, output))  # type: ignore[arg-type]
-            elif kind is JoinOutcome:
-                self.join_outcomes.append((now, node.name, output))  # type: ignore[arg-type]
-            elif kind is LeaveComplete:
-                self.left.add(node.name)
-                node.crashed = True
-            else:
-                self.events.append(RecordedEvent(now, node.name, output))  # type: ignore[arg-type]
+            handlers[type(output)](node, output)
+
+    def _schedule(self, node: SimNode, output: ScheduleTimer) -> None:
+        self._push(output.at, node.name, node.epoch, TimerFired(timer=output.timer))
+
+    def _publish(self, node: SimNode, output: PublishEvent) -> None:
+        self.events.append(RecordedEvent(self.now, node.name, output.event))
+
+    def _deliver_user(self, node: SimNode, output: UserDelivery) -> None:
+        self.deliveries.append((self.now, node.name, output))
+
+    def _report_join(self, node: SimNode, output: JoinOutcome) -> None:
+        self.join_outcomes.append((self.now, node.name, output))
+
+    def _leave_complete(self, node: SimNode, output: LeaveComplete) -> None:
+        self.left.add(node.name)
+        node.crashed = True
 
     def _send_datagram(self, node: SimNode, output: SendDatagram) -> None:
         payload = self._seal(node, output.payload)
@@ -385,7 +425,8 @@ class Simulation:
             return
         target = self.nodes[dst]
         delay = self.latency + self.rng.random() * self.jitter
-        self._push(self.now + delay, _DATAGRAM, dst, target.epoch, (node.address, payload))
+        item = DatagramReceived(payload=payload, source=node.address)
+        self._push(self.now + delay, dst, target.epoch, item)
 
     def _stream_delay(self, src: str, dst: str, legs: int) -> float:
         loss = max(self._link_loss.get((src, dst), self._loss), self._loss)
@@ -400,16 +441,19 @@ class Simulation:
         self.counters[f"streams_{request.purpose.value}"] += 1
         dst = self._by_address.get(request.address)
         fail_at = request.deadline
-        reason = "timed out"
+        failure = StreamFailure.TIMED_OUT
         if dst is None or self.nodes[dst].crashed:
-            fail_at, reason = self.now + 2 * self.latency, STREAM_REFUSED
+            fail_at, failure = self.now + 2 * self.latency, StreamFailure.REFUSED
         elif self._reachable(node.name, dst):
             at = self.now + self._stream_delay(node.name, dst, 2)
             if at < request.deadline:
                 payload = self._seal(node, request.payload)
-                data = (node.name, node.epoch, request.token, payload, request.deadline)
-                self._push(at, _STREAM_IN, dst, self.nodes[dst].epoch, data)
-        self._push(fail_at, _STREAM_FAIL, node.name, node.epoch, (request.token, reason))
+                arrival = _StreamArrival(
+                    node.name, node.epoch, request.token, payload, request.deadline
+                )
+                self._push(at, dst, self.nodes[dst].epoch, arrival)
+        failed = StreamFailed(token=request.token, failure=failure)
+        self._push(fail_at, node.name, node.epoch, failed)
 
     def _reply_stream(self, node: SimNode, reply: StreamReply) -> None:
         route = self._stream_routes.get((node.name, reply.token))
@@ -420,7 +464,8 @@ class Simulation:
             return
         at = self.now + self._stream_delay(node.name, src, 1)
         if at < deadline:
-            self._push(at, _STREAM_REPLY, src, epoch, (token, self._seal(node, reply.payload)))
+            answered = StreamAnswered(token=token, payload=self._seal(node, reply.payload))
+            self._push(at, src, epoch, answered)
 
     # ------------------------------------------------------------------ observing
 
@@ -433,7 +478,7 @@ class Simulation:
         running = set(self.running())
         for name in running:
             engine = self.nodes[name].engine
-            alive = {m.name for m in engine.table if m.status == Status.ALIVE}
+            alive = {m.name for m in engine.iter_members() if m.status == Status.ALIVE}
             if alive != running:
                 return False
         return True

@@ -1,0 +1,161 @@
+"""Full-state sync over the stream transport: join, push-pull, reconnect, and upkeep timers.
+
+Gossip is probabilistic; push-pull makes the views converge for sure. Periodically (and on
+join, and when retrying a failed member) a node sends its whole member table over a stream
+and receives the other side's; both merge with ``Membership.merge_state``.
+
+``Sync`` is the one owner of the stream side's schedule: the periodic push-pull, the
+one-off exchange a few probe periods after a join (join storms), and the reap and
+reconnect timers, which run only while there is a member to reap or to retry (an idle,
+healthy cluster wakes for its probes alone). Failed members are remembered by
+``Membership`` for ``reconnect_timeout``; one of them is retried every
+``reconnect_interval``, so a healed partition merges back even after the other side was
+reaped from the table.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from . import codec
+from ._effects import Effects
+from ._membership import Membership
+from .config import Config
+from .errors import NotRunning
+from .inputs import StreamFailure
+from .messages import Message, PushPull
+from .outputs import JoinOutcome, StreamPurpose, StreamReply
+from .timers import PushPullTick, ReapTick, ReconnectTick
+
+__all__ = ["Sync", "push_pull_interval"]
+
+
+def push_pull_interval(base: float, cluster_size: int) -> float:
+    """memberlist's pushPullScale: ``base`` up to 32 members, then one more ``base`` per
+    doubling: ``base * (ceil(log2(N) - log2(32)) + 1)``."""
+    if cluster_size <= 32:
+        return base
+    multiplier = math.ceil(math.log2(cluster_size) - 5.0) + 1.0
+    return base * multiplier
+
+
+class Sync:
+    """Join, push-pull, reconnect and reap: the engine's stream side.
+
+    Args:
+        config: protocol tunables.
+        rng: the engine's only source of randomness.
+        effects: where streams, replies, outcomes and timers go.
+        membership: whose state is exchanged and merged.
+    """
+
+    def __init__(
+        self, *, config: Config, rng: random.Random, effects: Effects, membership: Membership
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.effects = effects
+        self.membership = membership
+        self._reap_armed = False
+        self._reconnect_armed = False
+        #: The one-off push-pull a few probe periods after a join is armed (once per engine).
+        self._settle_armed = False
+
+    def join(self, seeds: list[str], now: float) -> None:
+        """Exchange full state with each seed address; each gives one ``JoinOutcome``.
+
+        Raises:
+            NotRunning: after leave.
+        """
+        if self.membership.leaving:
+            raise NotRunning("cannot join after leaving")
+        payload = codec.encode_stream(self.membership.local_state(join=True))
+        for address in seeds:
+            self.effects.stream(StreamPurpose.JOIN, address, payload)
+
+    def on_push_pull(self, state: PushPull, token: int, now: float) -> bool:
+        """A peer sent its state over a stream: merge it and reply with ours."""
+        self.effects.counters["push_pulls_received"] += 1
+        self.membership.merge_state(state, now)
+        reply = codec.encode_stream(self.membership.local_state())
+        self.effects.output(StreamReply(token=token, payload=reply))
+        return True
+
+    def answered(self, purpose: StreamPurpose, address: str, reply: Message, now: float) -> bool:
+        """The reply to our join, push-pull or reconnect request to ``address`` arrived.
+
+        Returns False if it does not answer the request (not a state): a failure."""
+        if type(reply) is not PushPull:
+            return False
+        self.membership.merge_state(reply, now)
+        if purpose is not StreamPurpose.JOIN:
+            return True
+        self.effects.output(JoinOutcome(address=address, ok=True))
+        # Gossip our own arrival too (as memberlist does): we now know every member the
+        # seed knew, including those that joined just before us and that the seed's own
+        # gossip about us may miss while it does not know them yet. (Not once we are
+        # leaving: our queued "left" stays what we gossip.)
+        self.membership.announce_arrival(now)
+        # And exchange state once more a few probe periods later, with a random member: in
+        # a join storm, gossip about the members that joined after us can miss us, and the
+        # periodic push-pull may be minutes away.
+        if not self._settle_armed:
+            self._settle_armed = True
+            delay = self.rng.uniform(2.0, 4.0) * self.config.probe_interval
+            self.effects.schedule(now + delay, PushPullTick(settle=True))
+        return True
+
+    def failed(
+        self, purpose: StreamPurpose, address: str, failure: StreamFailure, detail: str = ""
+    ) -> None:
+        """Our join, push-pull or reconnect request to ``address`` failed; a join reports
+        why."""
+        if purpose is StreamPurpose.JOIN:
+            reason = detail or failure.value
+            self.effects.output(
+                JoinOutcome(address=address, ok=False, failure=failure, reason=reason)
+            )
+
+    # ------------------------------------------------------------------ timers
+
+    def on_push_pull_tick(self, timer: PushPullTick, now: float) -> None:
+        """Exchange state with one random alive member (and keep the periodic chain)."""
+        membership = self.membership
+        if membership.leaving:
+            return
+        if not timer.settle:
+            interval = push_pull_interval(self.config.push_pull_interval, membership.active_count)
+            self.effects.schedule(now + interval, PushPullTick())
+        peers = membership.cycle.sample(1, membership.is_alive)
+        if peers:
+            member = membership.get(peers[0])
+            assert member is not None
+            payload = codec.encode_stream(membership.local_state())
+            self.effects.stream(StreamPurpose.PUSH_PULL, member.address, payload)
+
+    def on_reap_tick(self, timer: ReapTick, now: float) -> None:
+        """Reap the members gone long enough (re-armed by ``arm_upkeep`` while any is left)."""
+        self._reap_armed = False
+        self.membership.reap(now)
+
+    def on_reconnect_tick(self, timer: ReconnectTick, now: float) -> None:
+        """Retry one failed member with a full-state exchange."""
+        self._reconnect_armed = False  # re-armed by arm_upkeep while any is remembered
+        address = self.membership.reconnect_target(now)
+        if address is not None:
+            payload = codec.encode_stream(self.membership.local_state())
+            self.effects.stream(StreamPurpose.RECONNECT, address, payload)
+
+    def arm_upkeep(self) -> None:
+        """Arm the reap and reconnect timers, only while there is a member to reap or to
+        retry (and a leaving node needs neither). Run at the end of every entry point."""
+        membership = self.membership
+        now = self.effects.now
+        if not self._reap_armed and membership.has_gone and not membership.leaving:
+            self._reap_armed = True
+            interval = min(self.config.reap_timeout, self.config.reconnect_interval) / 4
+            self.effects.schedule(now + max(1.0, interval), ReapTick())
+        if not self._reconnect_armed and membership.has_failed:
+            self._reconnect_armed = True
+            self.effects.schedule(now + self.config.reconnect_interval, ReconnectTick())
