@@ -32,8 +32,7 @@ import trio
 
 from ..core.config import Config
 from ..core.member import Status
-from ..events import EventsLost, NodeEvent
-from ..node import Node, open_node
+from ..node import EventsLost, Node, NodeEvent, open_node
 from ..security import Keyring, SecurityMode
 from .network import MemoryNetwork, MemoryTransport
 from .simulator import RecordedEvent

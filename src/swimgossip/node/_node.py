@@ -29,21 +29,18 @@ from typing import Any
 import attrs
 import trio
 
-from .core.config import Config
-from .core.engine import Engine
-from .core.errors import ConfigError
-from .core.events import (
+from ..core.config import Config
+from ..core.engine import Engine
+from ..core.errors import ConfigError
+from ..core.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUpdated,
 )
-from .core.member import Member
-from .events import EventHub, MessageStream, NodeEvent, Subscription
-from .joining import Joiner, JoinError
-from .metrics import collect_metrics
-from .runtime import Runtime
-from .security import (
+from ..core.member import Member
+from ..net import Transport, advertised_address, open_udp_transport
+from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
     SIGNATURE_OVERHEAD,
@@ -51,10 +48,12 @@ from .security import (
     PacketSigner,
     SecurityMode,
 )
-from .transport import Transport
-from .udp import advertised_address, open_udp_transport
+from ._events import EventHub, MessageStream, NodeEvent, Subscription
+from ._joining import Joiner
+from ._metrics import collect_metrics
+from ._runtime import Runtime
 
-__all__ = ["JoinError", "Node", "open_node", "serve_node"]
+__all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 

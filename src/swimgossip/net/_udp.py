@@ -26,16 +26,16 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from .transport import (
+from ._transport import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_INCOMING_STREAMS,
-    FrameError,
     StreamHandler,
     format_address,
     parse_address,
     read_frame,
     write_frame,
 )
+from .errors import FrameError
 
 __all__ = ["UdpTransport", "advertised_address", "open_udp_transport"]
 

@@ -48,8 +48,8 @@ from collections.abc import Callable
 
 import attrs
 
-from swimgossip.core.errors import ConfigError
-from swimgossip.envelope import (
+from ..core.errors import ConfigError
+from ._envelope import (
     ENVELOPE_OVERHEAD,
     HEADER,
     LABEL_MARKER,
@@ -57,7 +57,6 @@ from swimgossip.envelope import (
     RETIRED_SIGNED_MARKER,
     SEALED_MARKER,
     SIGNED_MARKER,
-    TAG_SIZE,
     is_reserved,
     label_header,
     open_sealed,
@@ -65,46 +64,23 @@ from swimgossip.envelope import (
     sign,
     verify_signed,
 )
-from swimgossip.keyring import (
-    KEY_SIZES,
-    Keyring,
-    KeyringError,
-    encode_key,
-    generate_key,
-    key_id,
-)
-from swimgossip.nonces import NONCES
-from swimgossip.rejections import AuthenticationError, PayloadError, RejectReason, SecurityStats
-from swimgossip.replay import (
+from ._keyring import Keyring
+from ._nonces import NONCES
+from ._refusals import RejectReason, SecurityStats
+from ._replay import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
     Freshness,
     ReplayGuard,
 )
+from .errors import AuthenticationError, PayloadError
 
 __all__ = [
-    "DEFAULT_REPLAY_CACHE_SIZE",
-    "DEFAULT_REPLAY_WINDOW",
-    "ENVELOPE_OVERHEAD",
-    "KEY_SIZES",
-    "LABEL_MARKER",
     "NO_KEY_MESSAGE",
-    "SEALED_MARKER",
     "SEAL_OVERHEAD",
     "SIGNATURE_OVERHEAD",
-    "SIGNED_MARKER",
-    "TAG_SIZE",
-    "AuthenticationError",
-    "Keyring",
-    "KeyringError",
     "PacketSigner",
-    "PayloadError",
-    "RejectReason",
     "SecurityMode",
-    "SecurityStats",
-    "encode_key",
-    "generate_key",
-    "key_id",
 ]
 
 #: Bytes a signed packet adds to its payload (without a label).
