@@ -14,7 +14,7 @@ bad key file, metadata too large) are ``AgentError`` with status 2, like argumen
 Event lines are ``{"ts", "event", "member", "address", "incarnation", "status", "meta"}``
 plus ``by`` and ``confirmations`` for ``suspected`` / ``failed``. If the printer falls
 behind the node, it prints ``{"ts", "event": "events_lost", "count"}`` followed by a fresh
-``joined`` line per live member (see ``swimgossip.events``). Logs go to stderr.
+``joined`` line per live member (see ``swimgossip.node``). Logs go to stderr.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The public runtime: ``open_node`` / ``serve_node`` and the ``Node`` handle.
 
-``open_node`` binds the transport (``udp.py``), builds the engine, starts the runtime
-(``runtime.py``: the one task that owns the engine) in a nursery, and yields a ``Node``.
+``open_node`` binds the transport (``net._udp``), builds the engine, starts the runtime
+(``_runtime``: the one task that owns the engine) in a nursery, and yields a ``Node``.
 Leaving the ``async with`` normally leaves the cluster gracefully (at most
 ``config.leave_timeout``); if the enclosing scope is cancelled, or the body raises, the node
 stops at once without leaving, which is exactly what a crash looks like to the others. The

@@ -1,10 +1,15 @@
-"""Why a packet was refused, and the counters of refusals: the vocabulary of ``security``.
+"""Why a packet was refused, the counters of refusals, and the frame that tells a peer.
 
 How this works. ``PacketSigner.unwrap`` refuses a packet by raising one
 ``AuthenticationError`` whose ``reason`` (a ``RejectReason``) says which check failed, and
 counts it under ``SecurityStats.rejected_<reason>``. The runtime logs ``warning`` when set
 (clock skew) and reports the reason when a join fails. docs/security.md tabulates what each
 reason means for an operator.
+
+A stream request the server refused gets a plain error frame instead of a reply:
+``ERROR_MARKER`` (``0xEE``), the ``RejectReason`` value, a newline, and why in words with a
+hint for the operator (``refusal_frame``). The client turns it back into a ``PeerRefused``
+(``read_refusal``). It is unauthenticated and only ever used as a failure reason.
 """
 
 from __future__ import annotations

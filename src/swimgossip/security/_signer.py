@@ -3,8 +3,8 @@
 This sits outside the sans-IO core (the core never imports ``cryptography``) and touches no
 socket. The runtime passes every outgoing datagram and stream payload through
 ``PacketSigner.wrap`` and every incoming one through ``PacketSigner.unwrap``. The byte
-layouts live in ``envelope``, the keys in ``keyring``, the replay cache in ``replay``, the
-refusal reasons and counters in ``rejections``; this module decides. docs/security.md is
+layouts live in ``_envelope``, the keys in ``_keyring``, the replay cache in ``_replay``, the
+refusal reasons and counters in ``_refusals``; this module decides. docs/security.md is
 the operator's guide; docs/protocol.md has the bytes.
 
 How ``unwrap`` decides, in this order (the first failure is the packet's one refusal):
@@ -156,7 +156,7 @@ class PacketSigner:
         clock: wall clock in seconds since the Unix epoch, for packet timestamps and the
             replay window. Tests pass a fake one.
         replay_window: seconds a packet's timestamp may differ from ``clock()`` either way.
-        replay_cache_size: the most nonces remembered (see ``replay``).
+        replay_cache_size: the most nonces remembered (see ``_replay``).
         skew_warning_every: a clock-skew warning line is due on the first stale or future
             packet and then on every ``skew_warning_every``-th one.
         nonce_source: ``n -> n random bytes``; ``os.urandom`` unless a test needs repeats.
