@@ -43,6 +43,9 @@ __all__ = ["Cluster", "ConvergenceError", "NodeSecurity", "open_cluster"]
 _RECORDER_BUFFER = 1_000_000
 
 
+# Deliberately outside the SwimError tree: it is a failed test assertion about the cluster
+# under test, not an error of the library, so pytest reports it as a failure (not an
+# error) and no ``except SwimError`` in code under test can swallow it.
 class ConvergenceError(AssertionError):
     """``wait_converged`` ran out of time; the message lists what each node lacks."""
 
