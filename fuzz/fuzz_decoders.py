@@ -46,7 +46,7 @@ from swimgossip.core.messages import (
     Suspect,
     UserMessage,
 )
-from swimgossip.framing import FrameTooLarge, MalformedFramePrefix, frame_length
+from swimgossip.net import FrameTooLarge, MalformedFramePrefix, frame_length
 from swimgossip.security import AuthenticationError, Keyring, PacketSigner, SecurityMode
 
 # Instrument every loaded Python function for coverage (instrument_imports() misses modules

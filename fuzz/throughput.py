@@ -14,8 +14,8 @@ import os
 import time
 import tracemalloc
 
-from swimgossip.replay import ReplayGuard
 from swimgossip.security import AuthenticationError, Keyring, PacketSigner, SecurityMode
+from swimgossip.security._replay import ReplayGuard
 
 
 class _TickingClock:

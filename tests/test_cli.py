@@ -16,12 +16,13 @@ import trio
 from cli_helpers import run
 from swimgossip import MemberFailed, MemberJoined, MemberSuspected, Status, open_node
 from swimgossip.cli import main
-from swimgossip.cli_agent import event_record
-from swimgossip.cli_format import decode_meta, encode_meta, format_table, member_record
-from swimgossip.cli_simulate import Progress, trace_run
+from swimgossip.cli._agent import event_record
+from swimgossip.cli._format import decode_meta, encode_meta, format_table, member_record
+from swimgossip.cli._simulate import Progress, trace_run
+from swimgossip.cli._status import check_loopback, fetch_status, serve_status
+from swimgossip.cli.errors import StatusError
 from swimgossip.core.member import Member
-from swimgossip.events import EventsLost
-from swimgossip.status import StatusError, check_loopback, fetch_status, serve_status
+from swimgossip.node import EventsLost
 
 # ---------------------------------------------------------------------- keygen, demo
 

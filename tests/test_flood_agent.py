@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from cli_helpers import free_port, spawned
+from swimgossip.cli._status import fetch_status
 from swimgossip.security import encode_key
-from swimgossip.status import fetch_status
 from test_flood import _SENDER, DATAGRAMS, KEY, RSS_BOUND, SPREAD, _flood_packets
 
 JOIN_WITHIN = 60.0

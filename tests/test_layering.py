@@ -1,9 +1,34 @@
-"""The sans-IO core must not load I/O, clocks-with-sockets or cryptography."""
+"""The folder tree is the architecture: each layer imports only the layers below it.
+
+The layers, lowest first: core (sans-IO) <- security <- net <- node <- cli. ``testing``
+(the public fault-injection toolkit) may import every layer, and only the cli imports it
+(``swimgossip simulate`` drives the simulator). The facade (``swimgossip/__init__.py``,
+``__main__.py``, ``_moved.py``) sits above them all. Two independent checks: the import
+statements of every module (parsed, so an import inside a function or under
+``TYPE_CHECKING`` counts too), and what a fresh interpreter has loaded after importing
+each layer.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pathlib
 import subprocess
 import sys
+import warnings
+
+import pytest
+
+import swimgossip
+from swimgossip import _moved
+
+#: The layers, lowest first; a module may import its own layer and those before it.
+LAYERS = ("core", "security", "net", "node", "cli")
+#: Beside the stack: may import any layer; only the layers named here may import it.
+TESTING_IMPORTED_BY = frozenset({"cli"})
+
+PACKAGE = pathlib.Path(swimgossip.__file__).parent
 
 
 def test_importing_the_core_loads_no_trio_socket_or_cryptography() -> None:
@@ -35,3 +60,162 @@ def test_the_core_never_reads_a_clock_or_global_random() -> None:
                 continue
             assert needle not in text, f"{path.name} contains {needle!r}"
         assert "random.choice(" not in text and "random.shuffle(" not in text, path.name
+
+
+# --- the import direction -----------------------------------------------------------------
+
+
+def _imported_packages(path: pathlib.Path, root: pathlib.Path = PACKAGE) -> set[str]:
+    """The top-level ``swimgossip`` subpackages / modules that ``path`` (under ``root``,
+    the ``swimgossip`` folder) imports."""
+    package = ".".join(path.relative_to(root.parent).parent.parts)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base)
+                if node.module:
+                    targets = [f"{prefix}.{node.module}"]
+                else:  # from .. import x: x may be a module
+                    targets = [f"{prefix}.{alias.name}" for alias in node.names]
+            elif node.module:
+                targets = [node.module]
+                targets += [f"{node.module}.{alias.name}" for alias in node.names]
+        for target in targets:
+            parts = target.split(".")
+            if parts[0] == "swimgossip" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _layer_modules(layer: str) -> list[pathlib.Path]:
+    return sorted((PACKAGE / layer).rglob("*.py"))
+
+
+def test_every_module_belongs_to_a_layer_or_the_facade() -> None:
+    layered = {*LAYERS, "testing"}
+    facade = {"__init__.py", "__main__.py", "_moved.py", "py.typed"}
+    for path in PACKAGE.iterdir():
+        if path.name == "__pycache__":
+            continue
+        assert path.name in layered or path.name in facade, (
+            f"swimgossip/{path.name} is in no layer: put it in one of {sorted(layered)}"
+        )
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_layer_imports_only_the_layers_below_it(layer: str) -> None:
+    allowed = set(LAYERS[: LAYERS.index(layer) + 1])
+    if layer in TESTING_IMPORTED_BY:
+        allowed.add("testing")
+    for path in _layer_modules(layer):
+        imported = {name for name in _imported_packages(path) if name in {*LAYERS, "testing"}}
+        upward = imported - allowed
+        assert not upward, f"{path.relative_to(PACKAGE)} imports a higher layer: {upward}"
+        # nothing imports the facade (or an old flat path) from inside a layer
+        others = _imported_packages(path) - {*LAYERS, "testing"}
+        assert not others, f"{path.relative_to(PACKAGE)} imports {others}"
+
+
+def test_the_import_check_catches_an_upward_import(tmp_path: pathlib.Path) -> None:
+    """The parser sees relative, absolute and function-local upward imports."""
+    path = tmp_path / "swimgossip" / "security" / "_upward.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "from ..node import Node\n"
+        "import swimgossip.cli\n"
+        "def f():\n"
+        "    from .. import net\n"
+        "    from swimgossip.testing import network\n"
+        "from ._signer import PacketSigner\n"
+    )
+    found = _imported_packages(path, tmp_path / "swimgossip")
+    assert found == {"node", "cli", "net", "testing", "security"}
+
+
+def _loaded_after_importing(module: str) -> set[str]:
+    code = (
+        "import sys\n"
+        f"import {module}\n"
+        "print(' '.join(sorted({m.split('.')[1] for m in sys.modules "
+        "if m.startswith('swimgossip.')})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_importing_a_layer_loads_no_higher_layer(layer: str) -> None:
+    loaded = _loaded_after_importing(f"swimgossip.{layer}")
+    higher = set(LAYERS[LAYERS.index(layer) + 1 :])
+    if layer not in TESTING_IMPORTED_BY:
+        higher.add("testing")
+    assert layer in loaded
+    assert not loaded & higher, f"importing swimgossip.{layer} loaded {loaded & higher}"
+
+
+def test_importing_the_facade_loads_only_the_core() -> None:
+    loaded = _loaded_after_importing("swimgossip")
+    assert loaded <= {"core", "_moved"}, loaded
+
+
+# --- the public facade --------------------------------------------------------------------
+
+
+def test_the_public_names_are_listed_once_and_sorted() -> None:
+    names = list(swimgossip.__all__)
+    assert len(names) == len(set(names)), [n for n in names if names.count(n) > 1]
+    assert names == sorted(names)
+
+
+def test_every_public_name_imports_in_a_fresh_interpreter() -> None:
+    code = (
+        "import swimgossip\n"
+        "missing = [n for n in swimgossip.__all__ if getattr(swimgossip, n, None) is None]\n"
+        "print(' '.join(missing))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_every_lazy_entry_resolves_to_its_layer() -> None:
+    lazy: dict[str, str] = swimgossip._LAZY  # type: ignore[attr-defined]
+    for name, module in lazy.items():
+        assert name in swimgossip.__all__, name
+        assert getattr(swimgossip, name) is getattr(importlib.import_module(module), name)
+    eager = set(swimgossip.__all__) - set(lazy) - {"__version__"}
+    for name in eager:
+        assert getattr(swimgossip.core, name) is getattr(swimgossip, name)
+
+
+# --- the old flat paths -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old", sorted(_moved.MOVED))
+def test_an_old_module_path_warns_and_forwards(old: str) -> None:
+    home, sources = _moved.MOVED[old]
+    name = f"swimgossip.{old}"
+    saved = sys.modules.pop(name, None)
+    try:
+        with pytest.warns(DeprecationWarning, match=f"swimgossip.{home}"):
+            module = importlib.import_module(name)
+        for source in sources:
+            new = importlib.import_module(f"swimgossip.{source}")
+            for public in new.__all__:
+                assert public in module.__all__
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    assert getattr(module, public) is getattr(new, public)
+    finally:
+        sys.modules.pop(name, None)
+        if saved is not None:
+            sys.modules[name] = saved

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from swimgossip.transport import FrameError, format_address, parse_address, read_frame, write_frame
+from swimgossip.net import FrameError, format_address, parse_address, read_frame, write_frame
 
 
 @pytest.mark.parametrize(

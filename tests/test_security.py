@@ -1,5 +1,5 @@
-"""Tests for the keyring: keys, key ids, key files and reload (swimgossip.keyring, re-exported
-by swimgossip.security). Envelopes and policy: test_security_signer.py."""
+"""Tests for the keyring: keys, key ids, key files and reload (swimgossip.security._keyring,
+re-exported by swimgossip.security). Envelopes and policy: test_security_signer.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from swimgossip import keyring as keyring_module
 from swimgossip import security
 from swimgossip.core.errors import LocalError, RemoteError
 from swimgossip.security import (
@@ -23,6 +22,7 @@ from swimgossip.security import (
     generate_key,
     key_id,
 )
+from swimgossip.security import _keyring as keyring_module
 
 K1 = bytes(range(32))
 K2 = bytes(range(100, 132))

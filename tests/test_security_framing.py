@@ -1,4 +1,4 @@
-"""Tests for the stream frame length check (swimgossip.framing)."""
+"""Tests for the stream frame length check (swimgossip.net._framing)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from swimgossip.core.codec import MAX_STREAM_SIZE
 from swimgossip.core.errors import MessageTooLarge, RemoteError
-from swimgossip.framing import (
+from swimgossip.net import (
     MAX_FRAME_SIZE,
     FrameTooLarge,
     MalformedFramePrefix,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swimgossip.envelope import is_reserved
 from swimgossip.security import AuthenticationError, Keyring, PacketSigner, SecurityMode
+from swimgossip.security._envelope import is_reserved
 
 K1 = bytes(range(32))
 K2 = bytes(range(100, 132))

@@ -1,10 +1,10 @@
-"""Tests for the replay guard (swimgossip.replay) and its bounds, alone and behind a signer."""
+"""Tests for the replay guard (swimgossip.security._replay) and its bounds, alone and behind a
+signer."""
 
 from __future__ import annotations
 
 import pytest
 
-from swimgossip.replay import DEFAULT_REPLAY_CACHE_SIZE, Freshness, ReplayGuard
 from swimgossip.security import (
     AuthenticationError,
     Keyring,
@@ -12,6 +12,7 @@ from swimgossip.security import (
     RejectReason,
     SecurityMode,
 )
+from swimgossip.security._replay import DEFAULT_REPLAY_CACHE_SIZE, Freshness, ReplayGuard
 
 NOW = 1_700_000_000_000  # ms
 FRESH, STALE, FUTURE, REPLAY, FORGOTTEN = (

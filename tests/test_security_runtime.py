@@ -20,9 +20,8 @@ from node_helpers import FAST, PATIENCE, alive_names, poll, start_node, until
 from swimgossip import Keyring, Member, Status, parse_address
 from swimgossip.core.codec import decode_stream, encode_stream
 from swimgossip.core.messages import PushPull
-from swimgossip.runtime import read_refusal
-from swimgossip.security import PacketSigner, RejectReason, SecurityMode
-from swimgossip.udp import open_udp_transport
+from swimgossip.net import open_udp_transport
+from swimgossip.security import PacketSigner, RejectReason, SecurityMode, read_refusal
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))

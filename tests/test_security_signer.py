@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from swimgossip.core.codec import encode_packet
 from swimgossip.core.errors import ConfigError
 from swimgossip.core.messages import Alive, Ping
-from swimgossip.envelope import HEADER_SIZE, MAX_LABEL_SIZE, RETIRED_SIGNED_MARKER
 from swimgossip.security import (
     ENVELOPE_OVERHEAD,
     LABEL_MARKER,
@@ -35,6 +34,7 @@ from swimgossip.security import (
     SecurityStats,
     key_id,
 )
+from swimgossip.security._envelope import HEADER_SIZE, MAX_LABEL_SIZE, RETIRED_SIGNED_MARKER
 
 K1 = bytes(range(32))
 K2 = bytes(range(100, 132))

@@ -1,8 +1,11 @@
 """swimgossip: embeddable SWIM + Lifeguard cluster membership for Trio.
 
 This module only re-exports the public API. The protocol names come from the sans-IO core
-at once; the names of the layers above it (signing, the Trio runtime) load on first use,
-so that ``import swimgossip.core`` stays free of trio, sockets and cryptography.
+at once; the names of the layers above it load on first use, so that
+``import swimgossip.core`` stays free of trio, sockets and cryptography. The layers, each
+importing only the ones before it: ``core`` (sans-IO protocol), ``security`` (keys,
+signing), ``net`` (transports), ``node`` (the Trio runtime, ``open_node``), ``cli``; and
+``testing``, the fault-injection toolkit, which may use them all.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._moved import install as _install_moved_modules
 from .core import (
     PRESETS,
     Config,
@@ -34,10 +38,18 @@ from .core import (
 
 if TYPE_CHECKING:
     from .core.outputs import UserDelivery
-    from .events import EventsLost, MessageStream, NodeEvent, Subscription
-    from .node import JoinError, Node, open_node, serve_node
-    from .security import AuthenticationError, Keyring, KeyringError, SecurityMode
-    from .transport import Transport, format_address, parse_address
+    from .net import Transport, format_address, parse_address
+    from .node import (
+        EventsLost,
+        JoinError,
+        MessageStream,
+        Node,
+        NodeEvent,
+        Subscription,
+        open_node,
+        serve_node,
+    )
+    from .security import AuthenticationError, Keyring, KeyringError, SecurityError, SecurityMode
 
 __version__ = "0.1.0"
 
@@ -46,20 +58,25 @@ _LAZY = {
     "AuthenticationError": "swimgossip.security",
     "Keyring": "swimgossip.security",
     "KeyringError": "swimgossip.security",
+    "SecurityError": "swimgossip.security",
     "SecurityMode": "swimgossip.security",
     "UserDelivery": "swimgossip.core.outputs",
-    "EventsLost": "swimgossip.events",
-    "MessageStream": "swimgossip.events",
-    "NodeEvent": "swimgossip.events",
-    "Subscription": "swimgossip.events",
+    "EventsLost": "swimgossip.node",
+    "MessageStream": "swimgossip.node",
+    "NodeEvent": "swimgossip.node",
+    "Subscription": "swimgossip.node",
     "JoinError": "swimgossip.node",
     "Node": "swimgossip.node",
     "open_node": "swimgossip.node",
     "serve_node": "swimgossip.node",
-    "Transport": "swimgossip.transport",
-    "format_address": "swimgossip.transport",
-    "parse_address": "swimgossip.transport",
+    "Transport": "swimgossip.net",
+    "format_address": "swimgossip.net",
+    "parse_address": "swimgossip.net",
 }
+
+# The flat module paths of earlier versions (swimgossip.transport, ...) still import, with
+# a DeprecationWarning: see _moved.py.
+_install_moved_modules()
 
 
 def __getattr__(name: str) -> Any:
@@ -97,6 +114,7 @@ __all__ = [
     "NotRunning",
     "PRESETS",
     "RemoteError",
+    "SecurityError",
     "SecurityMode",
     "Status",
     "Subscription",

@@ -32,8 +32,7 @@ import trio
 
 from ..core.config import Config
 from ..core.member import Status
-from ..events import EventsLost, NodeEvent
-from ..node import Node, open_node
+from ..node import EventsLost, Node, NodeEvent, open_node
 from ..security import Keyring, SecurityMode
 from .network import MemoryNetwork, MemoryTransport
 from .simulator import RecordedEvent
@@ -44,6 +43,9 @@ __all__ = ["Cluster", "ConvergenceError", "NodeSecurity", "open_cluster"]
 _RECORDER_BUFFER = 1_000_000
 
 
+# Deliberately outside the SwimError tree: it is a failed test assertion about the cluster
+# under test, not an error of the library, so pytest reports it as a failure (not an
+# error) and no ``except SwimError`` in code under test can swallow it.
 class ConvergenceError(AssertionError):
     """``wait_converged`` ran out of time; the message lists what each node lacks."""
 

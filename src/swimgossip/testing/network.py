@@ -1,7 +1,7 @@
 """An in-memory network for real ``Node`` objects, in Trio (virtual) time.
 
 ``MemoryNetwork(seed)`` hands out ``MemoryTransport`` objects (``network.transport("n0")``)
-that implement ``swimgossip.transport.Transport``; pass one to ``open_node(transport=...)``.
+that implement ``swimgossip.net.Transport``; pass one to ``open_node(transport=...)``.
 Nothing here reads a wall clock: every delay is a deadline in ``trio.current_time()``, so
 under ``trio.testing.MockClock(autojump_threshold=0)`` a minute of protocol runs in
 milliseconds, and every random choice (loss, jitter, duplication) comes from one
@@ -39,7 +39,7 @@ from collections.abc import Iterable
 import attrs
 import trio
 
-from ..transport import FrameError, StreamHandler, format_address, parse_address
+from ..net import FrameError, StreamHandler, format_address, parse_address
 
 __all__ = ["DEFAULT_PORT", "MemoryNetwork", "MemoryTransport"]
 

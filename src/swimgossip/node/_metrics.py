@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import attrs
 
-from .core.engine import Engine
-from .core.member import Status
-from .runtime import Runtime
+from ..core.engine import Engine
+from ..core.member import Status
+from ._runtime import Runtime
 
 __all__ = ["collect_metrics"]
 

@@ -25,11 +25,12 @@ from typing import Any
 
 import trio
 
-from .cli_format import member_record
-from .node import Node
-from .transport import format_address, parse_address
+from ..net import format_address, parse_address
+from ..node import Node
+from ._format import member_record
+from .errors import StatusError
 
-__all__ = ["StatusError", "check_loopback", "fetch_status", "serve_status"]
+__all__ = ["check_loopback", "fetch_status", "serve_status"]
 
 #: Largest request head read; beyond it the request is refused with 400.
 MAX_REQUEST_HEAD = 8192
@@ -38,10 +39,6 @@ REQUEST_TIMEOUT = 5.0
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 _ENDPOINTS = ("/members", "/metrics")
-
-
-class StatusError(Exception):
-    """The status endpoint could not be reached or gave an unusable answer."""
 
 
 def check_loopback(address: str) -> tuple[str, int]:

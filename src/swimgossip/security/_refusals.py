@@ -1,25 +1,33 @@
-"""Why a packet was refused, and the counters of refusals: the vocabulary of ``security``.
+"""Why a packet was refused, the counters of refusals, and the frame that tells a peer.
 
 How this works. ``PacketSigner.unwrap`` refuses a packet by raising one
 ``AuthenticationError`` whose ``reason`` (a ``RejectReason``) says which check failed, and
 counts it under ``SecurityStats.rejected_<reason>``. The runtime logs ``warning`` when set
 (clock skew) and reports the reason when a join fails. docs/security.md tabulates what each
 reason means for an operator.
+
+A stream request the server refused gets a plain error frame instead of a reply:
+``ERROR_MARKER`` (``0xEE``), the ``RejectReason`` value, a newline, and why in words with a
+hint for the operator (``refusal_frame``). The client turns it back into a ``PeerRefused``
+(``read_refusal``). It is unauthenticated and only ever used as a failure reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 
 import attrs
 
-from swimgossip.core.errors import LocalError, RemoteError
+from .errors import AuthenticationError, PeerRefused
 
-__all__ = ["AuthenticationError", "PayloadError", "RejectReason", "SecurityStats"]
-
-
-class PayloadError(LocalError, ValueError):
-    """A payload cannot be sent as asked (a plain payload that looks like an envelope)."""
+__all__ = [
+    "ERROR_MARKER",
+    "RejectReason",
+    "SecurityStats",
+    "read_refusal",
+    "refusal_frame",
+]
 
 
 class RejectReason(enum.StrEnum):
@@ -45,32 +53,6 @@ class RejectReason(enum.StrEnum):
     FUTURE = "future"
     #: Authentic, but already accepted once (or too old for a full replay cache to tell).
     REPLAY = "replay"
-
-
-class AuthenticationError(RemoteError):
-    """A received packet was refused; it must be dropped.
-
-    Attributes:
-        reason: why (``RejectReason``, a ``str``); ``None`` only when raised outside
-            ``PacketSigner.unwrap``.
-        warning: for STALE / FUTURE, one line to log at WARNING level when a clock-skew
-            warning is due (the first such packet, then every ``skew_warning_every``-th);
-            ``None`` otherwise. Everything else is worth a DEBUG line at most.
-        skew: for STALE / FUTURE, the packet's timestamp minus our clock, in seconds.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        reason: RejectReason | None = None,
-        *,
-        warning: str | None = None,
-        skew: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.warning = warning
-        self.skew = skew
 
 
 @attrs.frozen(kw_only=True)
@@ -106,3 +88,46 @@ class SecurityStats:
     def accepted(self) -> int:
         """Every accepted packet, whatever its form."""
         return self.accepted_unsigned + self.accepted_signed + self.accepted_sealed
+
+
+#: First byte of an unsigned "refused" stream reply (never a codec or signed marker).
+ERROR_MARKER = 0xEE
+#: Most bytes of an error frame a client reads.
+_REFUSAL_MAX = 600
+#: What an operator should check, per reason, appended to the refusal's own message.
+_REFUSAL_HINTS = {
+    RejectReason.LABEL: "the cluster labels differ: check the label on both nodes",
+    RejectReason.UNKNOWN_KEY: "the sender's primary key is not installed on the refusing "
+    "node: install the cluster's current key file on the sender",
+    RejectReason.UNSIGNED: "the sender sends unsigned packets: give it the keyring and a "
+    "signing security mode",
+    RejectReason.UNSEALED: "the sender signs but does not seal: move it to "
+    "seal-accept-signed or sealed first",
+    RejectReason.STALE: "the two clocks differ by more than the replay window: check NTP "
+    "on both nodes",
+    RejectReason.FUTURE: "the two clocks differ by more than the replay window: check NTP "
+    "on both nodes",
+}
+
+
+def refusal_frame(exc: AuthenticationError) -> bytes:
+    """The plain error frame that tells a stream's client why its request was refused."""
+    reason = exc.reason.value if exc.reason is not None else ""
+    hint = None if exc.reason is None else _REFUSAL_HINTS.get(exc.reason)
+    text = f"{exc} ({hint})" if hint else str(exc)
+    return bytes([ERROR_MARKER]) + f"{reason}\n{text}".encode()[: _REFUSAL_MAX - 1]
+
+
+def read_refusal(frame: bytes, address: str) -> PeerRefused | None:
+    """The ``PeerRefused`` an error frame from ``address`` stands for, or None if ``frame``
+    is not an error frame. Older versions send the text without a reason line."""
+    if frame[:1] != bytes([ERROR_MARKER]):
+        return None
+    text = frame[1:_REFUSAL_MAX].decode("utf-8", "replace")
+    first, newline, rest = text.partition("\n")
+    reason = None
+    if newline:
+        with contextlib.suppress(ValueError):
+            reason, text = RejectReason(first), rest
+    label = f"{reason.value}, " if reason is not None else ""
+    return PeerRefused(f"refused by {address} ({label}authentication failed there): {text}", reason)

@@ -27,9 +27,9 @@ from typing import Any, TextIO
 
 import attrs
 
-from .core.events import MemberFailed, MemberUpdated
-from .testing.scenario import PRESETS, ScenarioReport, run_scenario
-from .testing.simulator import Simulation
+from ..core.events import MemberFailed, MemberUpdated
+from ..testing.scenario import PRESETS, ScenarioReport, run_scenario
+from ..testing.simulator import Simulation
 
 __all__ = ["Trace", "add_simulate_arguments", "run_simulate", "trace_run"]
 

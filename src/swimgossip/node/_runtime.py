@@ -47,9 +47,9 @@ from typing import Any
 import attrs
 import trio
 
-from .core.engine import Engine
-from .core.errors import NotRunning
-from .core.inputs import (
+from ..core.engine import Engine
+from ..core.errors import NotRunning
+from ..core.inputs import (
     Command,
     DatagramReceived,
     Input,
@@ -59,7 +59,7 @@ from .core.inputs import (
     StreamReceived,
     TimerFired,
 )
-from .core.outputs import (
+from ..core.outputs import (
     JoinOutcome,
     LeaveComplete,
     Output,
@@ -70,63 +70,25 @@ from .core.outputs import (
     StreamRequest,
     UserDelivery,
 )
-from .core.timers import Timer
-from .events import EventHub
-from .security import AuthenticationError, PacketSigner, RejectReason, SecurityStats
-from .transport import FrameError, Transport
+from ..core.timers import Timer
+from ..net import FrameError, Transport
+from ..security import (
+    AuthenticationError,
+    PacketSigner,
+    PeerRefused,
+    RejectReason,
+    SecurityStats,
+    read_refusal,
+    refusal_frame,
+)
+from ._events import EventHub
 
-__all__ = ["ERROR_MARKER", "PeerRefused", "Runtime", "read_refusal", "refusal_frame"]
+__all__ = ["Runtime"]
 
 logger = logging.getLogger("swimgossip")
 
-#: First byte of an unsigned "refused" stream reply (never a codec or signed marker).
-ERROR_MARKER = 0xEE
 #: Datagrams waiting for the engine; beyond this they are dropped (and counted), like UDP.
 _INBOX_SIZE = 1024
-#: Most bytes of an error frame a client reads.
-_REFUSAL_MAX = 600
-#: What an operator should check, per reason, appended to the refusal's own message.
-_REFUSAL_HINTS = {
-    RejectReason.LABEL: "the cluster labels differ: check the label on both nodes",
-    RejectReason.UNKNOWN_KEY: "the sender's primary key is not installed on the refusing "
-    "node: install the cluster's current key file on the sender",
-    RejectReason.UNSIGNED: "the sender sends unsigned packets: give it the keyring and a "
-    "signing security mode",
-    RejectReason.UNSEALED: "the sender signs but does not seal: move it to "
-    "seal-accept-signed or sealed first",
-    RejectReason.STALE: "the two clocks differ by more than the replay window: check NTP "
-    "on both nodes",
-    RejectReason.FUTURE: "the two clocks differ by more than the replay window: check NTP "
-    "on both nodes",
-}
-
-
-class PeerRefused(AuthenticationError):
-    """The peer of a stream refused our request (its error frame); ``reason`` is the peer's
-    ``RejectReason`` when it sent a known one."""
-
-
-def refusal_frame(exc: AuthenticationError) -> bytes:
-    """The plain error frame that tells a stream's client why its request was refused."""
-    reason = exc.reason.value if exc.reason is not None else ""
-    hint = None if exc.reason is None else _REFUSAL_HINTS.get(exc.reason)
-    text = f"{exc} ({hint})" if hint else str(exc)
-    return bytes([ERROR_MARKER]) + f"{reason}\n{text}".encode()[: _REFUSAL_MAX - 1]
-
-
-def read_refusal(frame: bytes, address: str) -> PeerRefused | None:
-    """The ``PeerRefused`` an error frame from ``address`` stands for, or None if ``frame``
-    is not an error frame. Older versions send the text without a reason line."""
-    if frame[:1] != bytes([ERROR_MARKER]):
-        return None
-    text = frame[1:_REFUSAL_MAX].decode("utf-8", "replace")
-    first, newline, rest = text.partition("\n")
-    reason = None
-    if newline:
-        with contextlib.suppress(ValueError):
-            reason, text = RejectReason(first), rest
-    label = f"{reason.value}, " if reason is not None else ""
-    return PeerRefused(f"refused by {address} ({label}authentication failed there): {text}", reason)
 
 
 @attrs.define(eq=False)

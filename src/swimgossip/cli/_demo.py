@@ -27,12 +27,11 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from .cli_format import format_columns
-from .core.config import Config
-from .core.events import MemberEvent, MemberFailed, MemberJoined, MemberLeft, MemberSuspected
-from .core.member import Status
-from .events import EventsLost
-from .node import Node, open_node
+from ..core.config import Config
+from ..core.events import MemberEvent, MemberFailed, MemberJoined, MemberLeft, MemberSuspected
+from ..core.member import Status
+from ..node import EventsLost, Node, open_node
+from ._format import format_columns
 
 __all__ = ["DEMO_CONFIG", "run_demo"]
 

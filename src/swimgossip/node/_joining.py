@@ -19,27 +19,18 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-from .core.engine import Engine
-from .core.errors import LocalError
-from .core.inputs import JoinCommand
-from .runtime import Runtime
-from .security import Keyring, RejectReason, key_id
-from .transport import Transport
+from ..core.engine import Engine
+from ..core.inputs import JoinCommand
+from ..net import Transport
+from ..security import Keyring, RejectReason, key_id
+from ._runtime import Runtime
+from .errors import JoinError
 
-__all__ = ["JoinError", "Joiner"]
+__all__ = ["Joiner"]
 
 logger = logging.getLogger("swimgossip")
 
 _JOIN_ATTEMPTS_WITHOUT_DEADLINE = 3
-
-
-class JoinError(LocalError):
-    """No seed could be joined. ``reasons`` maps each seed to why it failed."""
-
-    def __init__(self, reasons: dict[str, str]) -> None:
-        detail = "; ".join(f"{seed}: {why}" for seed, why in reasons.items()) or "no seeds"
-        super().__init__(f"could not join any seed ({detail})")
-        self.reasons = reasons
 
 
 @attrs.define(eq=False, kw_only=True)

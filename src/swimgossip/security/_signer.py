@@ -3,8 +3,8 @@
 This sits outside the sans-IO core (the core never imports ``cryptography``) and touches no
 socket. The runtime passes every outgoing datagram and stream payload through
 ``PacketSigner.wrap`` and every incoming one through ``PacketSigner.unwrap``. The byte
-layouts live in ``envelope``, the keys in ``keyring``, the replay cache in ``replay``, the
-refusal reasons and counters in ``rejections``; this module decides. docs/security.md is
+layouts live in ``_envelope``, the keys in ``_keyring``, the replay cache in ``_replay``, the
+refusal reasons and counters in ``_refusals``; this module decides. docs/security.md is
 the operator's guide; docs/protocol.md has the bytes.
 
 How ``unwrap`` decides, in this order (the first failure is the packet's one refusal):
@@ -48,8 +48,8 @@ from collections.abc import Callable
 
 import attrs
 
-from swimgossip.core.errors import ConfigError
-from swimgossip.envelope import (
+from ..core.errors import ConfigError
+from ._envelope import (
     ENVELOPE_OVERHEAD,
     HEADER,
     LABEL_MARKER,
@@ -57,7 +57,6 @@ from swimgossip.envelope import (
     RETIRED_SIGNED_MARKER,
     SEALED_MARKER,
     SIGNED_MARKER,
-    TAG_SIZE,
     is_reserved,
     label_header,
     open_sealed,
@@ -65,46 +64,23 @@ from swimgossip.envelope import (
     sign,
     verify_signed,
 )
-from swimgossip.keyring import (
-    KEY_SIZES,
-    Keyring,
-    KeyringError,
-    encode_key,
-    generate_key,
-    key_id,
-)
-from swimgossip.nonces import NONCES
-from swimgossip.rejections import AuthenticationError, PayloadError, RejectReason, SecurityStats
-from swimgossip.replay import (
+from ._keyring import Keyring
+from ._nonces import NONCES
+from ._refusals import RejectReason, SecurityStats
+from ._replay import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
     Freshness,
     ReplayGuard,
 )
+from .errors import AuthenticationError, PayloadError
 
 __all__ = [
-    "DEFAULT_REPLAY_CACHE_SIZE",
-    "DEFAULT_REPLAY_WINDOW",
-    "ENVELOPE_OVERHEAD",
-    "KEY_SIZES",
-    "LABEL_MARKER",
     "NO_KEY_MESSAGE",
-    "SEALED_MARKER",
     "SEAL_OVERHEAD",
     "SIGNATURE_OVERHEAD",
-    "SIGNED_MARKER",
-    "TAG_SIZE",
-    "AuthenticationError",
-    "Keyring",
-    "KeyringError",
     "PacketSigner",
-    "PayloadError",
-    "RejectReason",
     "SecurityMode",
-    "SecurityStats",
-    "encode_key",
-    "generate_key",
-    "key_id",
 ]
 
 #: Bytes a signed packet adds to its payload (without a label).
@@ -180,7 +156,7 @@ class PacketSigner:
         clock: wall clock in seconds since the Unix epoch, for packet timestamps and the
             replay window. Tests pass a fake one.
         replay_window: seconds a packet's timestamp may differ from ``clock()`` either way.
-        replay_cache_size: the most nonces remembered (see ``replay``).
+        replay_cache_size: the most nonces remembered (see ``_replay``).
         skew_warning_every: a clock-skew warning line is due on the first stale or future
             packet and then on every ``skew_warning_every``-th one.
         nonce_source: ``n -> n random bytes``; ``os.urandom`` unless a test needs repeats.

@@ -6,7 +6,7 @@ new pair, a few times. IPv6 is used when the bind host is an IPv6 literal (``"[:
 
 Datagrams go out with ``sendto`` and come in with ``recvfrom``; the source is formatted
 back to ``"host:port"`` so the engine can reply to it. Stream exchanges are one
-length-prefixed frame each way (``transport.py``). The server side bounds what a peer can
+length-prefixed frame each way (``_transport``). The server side bounds what a peer can
 cost it: at most ``max_streams`` connections are served at once (one more is closed as soon
 as it is accepted), each gets ``timeout`` seconds in total for its whole exchange (a peer
 trickling one byte at a time is cut off at it), and a frame announcing more than
@@ -26,16 +26,16 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from .transport import (
+from ._transport import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_INCOMING_STREAMS,
-    FrameError,
     StreamHandler,
     format_address,
     parse_address,
     read_frame,
     write_frame,
 )
+from .errors import FrameError
 
 __all__ = ["UdpTransport", "advertised_address", "open_udp_transport"]
 

@@ -1,7 +1,7 @@
 """The public runtime: ``open_node`` / ``serve_node`` and the ``Node`` handle.
 
-``open_node`` binds the transport (``udp.py``), builds the engine, starts the runtime
-(``runtime.py``: the one task that owns the engine) in a nursery, and yields a ``Node``.
+``open_node`` binds the transport (``net._udp``), builds the engine, starts the runtime
+(``_runtime``: the one task that owns the engine) in a nursery, and yields a ``Node``.
 Leaving the ``async with`` normally leaves the cluster gracefully (at most
 ``config.leave_timeout``); if the enclosing scope is cancelled, or the body raises, the node
 stops at once without leaving, which is exactly what a crash looks like to the others. The
@@ -29,22 +29,19 @@ from typing import Any
 import attrs
 import trio
 
-from .core.config import Config
-from .core.engine import Engine
-from .core.errors import ConfigError
-from .core.events import (
+from ..core.config import Config
+from ..core.engine import Engine
+from ..core.errors import ConfigError
+from ..core.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
     MemberUpdated,
 )
-from .core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
-from .core.member import Member
-from .events import EventHub, MessageStream, NodeEvent, Subscription
-from .joining import Joiner, JoinError
-from .metrics import collect_metrics
-from .runtime import Runtime
-from .security import (
+from ..core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
+from ..core.member import Member
+from ..net import Transport, advertised_address, open_udp_transport
+from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
     SIGNATURE_OVERHEAD,
@@ -52,10 +49,12 @@ from .security import (
     PacketSigner,
     SecurityMode,
 )
-from .transport import Transport
-from .udp import advertised_address, open_udp_transport
+from ._events import EventHub, MessageStream, NodeEvent, Subscription
+from ._joining import Joiner
+from ._metrics import collect_metrics
+from ._runtime import Runtime
 
-__all__ = ["JoinError", "Node", "open_node", "serve_node"]
+__all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 

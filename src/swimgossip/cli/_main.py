@@ -1,10 +1,10 @@
 """The ``swimgossip`` command (also ``python -m swimgossip``).
 
 Subcommands: ``agent`` runs one node and prints its membership events as JSON lines
-(``cli_agent``); ``members`` prints the member table of a running agent through its status
-endpoint (``status``); ``keygen`` prints a new key for a key file; ``demo`` runs a live
-8-node cluster on loopback and shows a failure being detected (``cli_demo``);
-``simulate`` runs the deterministic simulator's standard scenario (``cli_simulate``).
+(``_agent``); ``members`` prints the member table of a running agent through its status
+endpoint (``_status``); ``keygen`` prints a new key for a key file; ``demo`` runs a live
+8-node cluster on loopback and shows a failure being detected (``_demo``);
+``simulate`` runs the deterministic simulator's standard scenario (``_simulate``).
 
 This module only parses arguments and dispatches. Exit statuses: 0 success, 1 a runtime
 failure (a join, an unreachable endpoint), 2 bad input (a flag, a key file), each with one
@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from .errors import AgentError, StatusError
+
 __all__ = ["main"]
 
 _PROG = "swimgossip"
@@ -33,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _address(text: str) -> str:
-    from .transport import parse_address
+    from ..net import parse_address
 
     try:
         parse_address(text)
@@ -43,7 +45,7 @@ def _address(text: str) -> str:
 
 
 def _meta_pair(text: str) -> tuple[str, str]:
-    from .cli_format import parse_meta_pair
+    from ._format import parse_meta_pair
 
     try:
         return parse_meta_pair(text)
@@ -149,7 +151,7 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _parser() -> _Parser:
-    from .cli_simulate import add_simulate_arguments
+    from ._simulate import add_simulate_arguments
 
     parser = _Parser(prog=_PROG, description=(__doc__ or "").splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -175,8 +177,8 @@ def _fail(command: str, message: str, status: int) -> int:
 def _agent(args: argparse.Namespace) -> int:
     import trio
 
-    from .cli_agent import AgentError, run_agent
-    from .status import check_loopback
+    from ._agent import run_agent
+    from ._status import check_loopback
 
     logging.basicConfig(
         stream=sys.stderr,
@@ -197,8 +199,8 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 def _members(args: argparse.Namespace) -> int:
-    from .cli_format import format_table
-    from .status import StatusError, fetch_status
+    from ._format import format_table
+    from ._status import fetch_status
 
     try:
         records = fetch_status(args.status, "/members")
@@ -209,20 +211,20 @@ def _members(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from .security import encode_key, generate_key
+    from ..security import encode_key, generate_key
 
     print(encode_key(generate_key()))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .cli_demo import run_demo
+    from ._demo import run_demo
 
     return run_demo()
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .cli_simulate import run_simulate
+    from ._simulate import run_simulate
 
     return run_simulate(args)
 

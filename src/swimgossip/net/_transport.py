@@ -27,20 +27,12 @@ from typing import Protocol
 
 import trio
 
-from .core.errors import RemoteError
-from .framing import (
-    FRAME_PREFIX_SIZE,
-    MAX_FRAME_SIZE,
-    FrameTooLarge,
-    MalformedFramePrefix,
-    frame_length,
-    frame_prefix,
-)
+from ._framing import FRAME_PREFIX_SIZE, MAX_FRAME_SIZE, frame_length, frame_prefix
+from .errors import FrameError, FrameTooLarge, MalformedFramePrefix
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_MAX_INCOMING_STREAMS",
-    "FrameError",
     "StreamHandler",
     "Transport",
     "format_address",
@@ -57,17 +49,6 @@ DEFAULT_MAX_INCOMING_STREAMS = 64
 
 #: Serves one incoming request frame: returns the reply frame, or None to close the stream.
 StreamHandler = Callable[[bytes, str], Awaitable[bytes | None]]
-
-
-class FrameError(RemoteError):
-    """A stream frame was truncated, oversized or the stream closed early.
-
-    ``oversized`` is True when the frame announced more than the reader accepts.
-    """
-
-    def __init__(self, message: str, *, oversized: bool = False) -> None:
-        super().__init__(message)
-        self.oversized = oversized
 
 
 def parse_address(address: str) -> tuple[str, int]:

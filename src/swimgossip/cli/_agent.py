@@ -14,7 +14,7 @@ bad key file, metadata too large) are ``AgentError`` with status 2, like argumen
 Event lines are ``{"ts", "event", "member", "address", "incarnation", "status", "meta"}``
 plus ``by`` and ``confirmations`` for ``suspected`` / ``failed``. If the printer falls
 behind the node, it prints ``{"ts", "event": "events_lost", "count"}`` followed by a fresh
-``joined`` line per live member (see ``swimgossip.events``). Logs go to stderr.
+``joined`` line per live member (see ``swimgossip.node``). Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from typing import Any
 import attrs
 import trio
 
-from .cli_format import encode_meta, member_record, parse_meta_pair
-from .core.config import PRESETS
-from .core.errors import ConfigError, MetadataTooLarge
-from .core.events import (
+from ..core.config import PRESETS
+from ..core.errors import ConfigError, MetadataTooLarge
+from ..core.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -43,12 +42,13 @@ from .core.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from .events import EventsLost, NodeEvent
-from .node import JoinError, Node, open_node
-from .security import Keyring, KeyringError, SecurityMode
-from .status import serve_status
+from ..node import EventsLost, JoinError, Node, NodeEvent, open_node
+from ..security import Keyring, KeyringError, SecurityMode
+from ._format import encode_meta, member_record, parse_meta_pair
+from ._status import serve_status
+from .errors import AgentError
 
-__all__ = ["PRESETS", "AgentError", "event_record", "run_agent"]
+__all__ = ["PRESETS", "event_record", "run_agent"]
 
 logger = logging.getLogger("swimgossip.agent")
 
@@ -61,14 +61,6 @@ _EVENT_NAMES: dict[type[Any], str] = {
     MemberLeft: "left",
     MemberRecovered: "recovered",
 }
-
-
-class AgentError(Exception):
-    """The agent cannot run; ``status`` is the exit status (2: bad input, 1: runtime)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def event_record(event: NodeEvent, ts: float) -> dict[str, Any]:

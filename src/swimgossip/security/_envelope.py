@@ -32,7 +32,7 @@ import hmac as _constant_time
 import struct
 from collections.abc import Iterable
 
-from swimgossip.keyring import KEY_ID_SIZE, KeyMaterial
+from ._keyring import KEY_ID_SIZE, KeyMaterial
 
 __all__ = [
     "ENVELOPE_OVERHEAD",

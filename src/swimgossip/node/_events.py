@@ -24,9 +24,9 @@ from typing import Generic, Self, TypeVar
 import attrs
 import trio
 
-from .core.events import MemberEvent, MemberJoined
-from .core.member import Member
-from .core.outputs import UserDelivery
+from ..core.events import MemberEvent, MemberJoined
+from ..core.member import Member
+from ..core.outputs import UserDelivery
 
 __all__ = ["EventHub", "EventsLost", "MessageStream", "NodeEvent", "Subscription"]
 

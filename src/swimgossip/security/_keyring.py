@@ -39,13 +39,12 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives import hmac
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from swimgossip.core.errors import LocalError
+from .errors import KeyringError
 
 __all__ = [
     "KEY_ID_SIZE",
     "KEY_SIZES",
     "Keyring",
-    "KeyringError",
     "encode_key",
     "generate_key",
     "key_id",
@@ -59,17 +58,6 @@ KEY_ID_SIZE = 4
 _INFO_KEY_ID = b"swimgossip v1 key id"
 _INFO_SIGN = b"swimgossip v1 hmac-sha256 sign"
 _INFO_SEAL = b"swimgossip v1 chacha20-poly1305 seal"
-
-
-class KeyringError(LocalError, ValueError):
-    """A key or key file is invalid, or a keyring change is not allowed.
-
-    ``line`` is the 1-based line number in the key file, when the error comes from one.
-    """
-
-    def __init__(self, message: str, *, line: int | None = None) -> None:
-        super().__init__(f"line {line}: {message}" if line is not None else message)
-        self.line = line
 
 
 def generate_key() -> bytes:

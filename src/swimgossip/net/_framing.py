@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import struct
 
-from swimgossip.core.codec import MAX_STREAM_SIZE
-from swimgossip.core.errors import MessageTooLarge, RemoteError
-from swimgossip.envelope import MAX_ENVELOPE_OVERHEAD
+from ..core.codec import MAX_STREAM_SIZE
+from ..core.errors import MessageTooLarge
+from ..security import MAX_ENVELOPE_OVERHEAD
+from .errors import FrameTooLarge, MalformedFramePrefix
 
 __all__ = [
     "FRAME_PREFIX_SIZE",
     "MAX_FRAME_SIZE",
-    "FrameTooLarge",
-    "MalformedFramePrefix",
     "frame_length",
     "frame_prefix",
 ]
@@ -32,20 +31,6 @@ FRAME_PREFIX_SIZE = 4
 MAX_FRAME_SIZE = MAX_STREAM_SIZE + MAX_ENVELOPE_OVERHEAD
 
 _PREFIX = struct.Struct(">I")
-
-
-class MalformedFramePrefix(RemoteError, ValueError):
-    """The bytes given as a length prefix are not exactly 4 bytes (a stream cut short)."""
-
-
-class FrameTooLarge(RemoteError, ValueError):
-    """A frame announces more bytes than the reader accepts. ``size`` and ``limit`` say by
-    how much; the stream must be closed without reading the body."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"frame of {size} bytes is over the {limit}-byte limit")
-        self.size = size
-        self.limit = limit
 
 
 def frame_length(prefix: bytes, max_size: int = MAX_FRAME_SIZE) -> int:

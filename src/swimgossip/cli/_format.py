@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .core.member import Member
+from ..core.member import Member
 
 __all__ = [
     "decode_meta",

@@ -1,0 +1,22 @@
+"""The node layer: the Trio runtime around the sans-IO engine, and the user's handle.
+
+``open_node`` / ``serve_node`` / ``Node`` are in ``_node``; the one task that owns the
+engine in ``_runtime``; joining through seeds in ``_joining``; the metrics snapshot in
+``_metrics``; event fan-out to subscribers (``Subscription``, ``EventsLost``) in
+``_events``; the errors in ``errors``. It imports the core, security and net layers.
+"""
+
+from ._events import EventsLost, MessageStream, NodeEvent, Subscription
+from ._node import Node, open_node, serve_node
+from .errors import JoinError
+
+__all__ = [
+    "EventsLost",
+    "JoinError",
+    "MessageStream",
+    "Node",
+    "NodeEvent",
+    "Subscription",
+    "open_node",
+    "serve_node",
+]

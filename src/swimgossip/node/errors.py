@@ -1,0 +1,25 @@
+"""The node layer's errors: joining a cluster.
+
+``JoinError`` is a ``LocalError`` (what the caller asked, joining through these seeds,
+could not be done); the node's other refusals are the core's (``NotRunning``,
+``MetadataTooLarge``, ``MessageTooLarge``, ``ConfigError``)::
+
+    SwimError
+    `-- LocalError
+        `-- JoinError    no seed could be joined; ``reasons`` says why, per seed
+"""
+
+from __future__ import annotations
+
+from ..core.errors import LocalError
+
+__all__ = ["JoinError"]
+
+
+class JoinError(LocalError):
+    """No seed could be joined. ``reasons`` maps each seed to why it failed."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        detail = "; ".join(f"{seed}: {why}" for seed, why in reasons.items()) or "no seeds"
+        super().__init__(f"could not join any seed ({detail})")
+        self.reasons = reasons
