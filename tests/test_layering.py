@@ -219,3 +219,77 @@ def test_an_old_module_path_warns_and_forwards(old: str) -> None:
         sys.modules.pop(name, None)
         if saved is not None:
             sys.modules[name] = saved
+
+
+# --- inside the core: parts that own their state, imported one way ------------------------
+
+
+def _core_imports(path: pathlib.Path) -> set[str]:
+    """The core modules (by file stem) that the core module ``path`` imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:  # `from . import codec`
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_core_import_graph_has_no_cycle_and_no_type_checking_imports() -> None:
+    root = PACKAGE / "core"
+    graph = {path.stem: _core_imports(path) for path in root.glob("*.py")}
+    for name in graph:
+        text = (root / f"{name}.py").read_text()
+        assert "TYPE_CHECKING" not in text, f"core/{name}.py imports under TYPE_CHECKING"
+        assert "disable-error-code" not in text, f"core/{name}.py switches off a mypy check"
+    # Depth-first search for a cycle; the path found is printed if there is one.
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for other in sorted(graph.get(name, ())):
+            if other not in graph:
+                continue
+            assert state.get(other) != 1, f"import cycle: {' -> '.join([*trail, name, other])}"
+            if other not in state:
+                visit(other, [*trail, name])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+def test_the_engine_parts_import_one_way() -> None:
+    # effects <- membership <- detector, sync; broadcasts <- effects; the engine above all.
+    root = PACKAGE / "core"
+    parts = {"_effects", "_membership", "_detector", "_sync", "_broadcasts", "engine"}
+    allowed = {
+        "_effects": set(),
+        "_membership": {"_effects"},
+        "_detector": {"_effects", "_membership"},
+        "_sync": {"_effects", "_membership"},
+        "_broadcasts": {"_effects"},
+        "engine": parts - {"engine"},
+    }
+    for name, may in allowed.items():
+        imported = _core_imports(root / f"{name}.py") & parts
+        assert imported <= may, f"core/{name}.py imports {sorted(imported - may)}"
+
+
+def test_only_entry_points_that_return_outputs_are_public_on_the_engine() -> None:
+    import inspect
+    import typing
+
+    from swimgossip.core.engine import Engine
+    from swimgossip.core.outputs import Output
+
+    # Public methods either return outputs (entry points) or only read (queries).
+    queries = {"members", "iter_members", "member", "local_state", "is_stale"}
+    setup = {"install_view", "note_local_lag"}
+    for name, function in inspect.getmembers(Engine, inspect.isfunction):
+        if name.startswith("_") or name in queries | setup:
+            continue
+        returns = typing.get_type_hints(function)["return"]
+        assert returns == list[Output], f"Engine.{name} is public but returns {returns}"
