@@ -26,6 +26,7 @@ and tests/core/test_codec.py fails if the checked-in module differs from :func:`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -419,9 +420,22 @@ def _decoder(record: Record) -> list[str]:
     return lines
 
 
-def render() -> str:
-    """The source of ``_codec_generated.py`` for the current table (before ruff format)."""
-    records = list(RECORDS.values())
+def _nested(record: Record) -> list[Record]:
+    """The records inside ``record``'s fields (the member rows of a push-pull)."""
+    rows = [field.kind.rows for field in record.fields if field.kind.rows is not None]
+    return [nested for row in rows for nested in [row, *_nested(row)]]
+
+
+def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
+    """The source of ``_codec_generated.py`` for ``table`` (before ruff format).
+
+    Args:
+        table: the rule table; tests pass weakened copies to see that they notice.
+    Returns:
+        Python source text defining ``ROWS`` and ``DECODERS``.
+    """
+    records = list(table.values())
+    nested = {id(row): row for record in records for row in _nested(record)}
     classes = sorted([*(record.cls.__name__ for record in records), "Message"])
     out = [
         '"""Generated from the rule table of _codec_rules.py by its ``main()``: do not edit.',
@@ -444,7 +458,7 @@ def render() -> str:
         "STATUSES = tuple(Status)",
         "new = object.__new__",
     ]
-    for record in [MEMBER_ROW, *records]:
+    for record in [*nested.values(), *records]:
         prefix = _snake(record.cls.__name__).upper()
         for field in record.fields:
             out.append(
