@@ -7,9 +7,8 @@ regenerate it; tests/core/test_codec.py fails when it is out of date.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from ._codec_rules import explain
 from .member import Member, Status
 from .messages import (
     Ack,
@@ -28,6 +27,15 @@ from .messages import (
 __all__ = ["DECODERS", "ROWS"]
 
 STATUSES = tuple(Status)
+
+
+def explain(cls: type[Message], row: list[Any]) -> NoReturn:
+    """Raise the DecodeError naming the broken rule (the table loads on first use)."""
+    from ._codec_rules import explain as explain_by_rules
+
+    explain_by_rules(cls, row)
+
+
 new = object.__new__
 SET_MEMBER_NAME = Member.__dict__["name"].__set__
 SET_MEMBER_ADDRESS = Member.__dict__["address"].__set__

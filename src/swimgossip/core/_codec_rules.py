@@ -8,20 +8,27 @@ both *say* itself as a Python expression and *test* a value. Two things are deri
 
 * the fast path. :func:`render` writes each record's rules as one ``and`` chain into
   ``_codec_generated.py``: one decoder and one row builder per message class, the limits
-  inlined as constants. The codec imports that module; nothing is built at import time.
+  inlined as constants. The codec imports that module, not this one.
 * the explanation. :func:`violation` walks the same rules in the same order on the slow
-  path (only once the fast path refused a row) and names the first field and rule that
-  broke; :func:`explain` raises it as the ``DecodeError``.
+  path (only once a generated decoder refused a row) and names the first field and rule
+  that broke; :func:`explain` raises it as the ``DecodeError``. The generated module
+  imports this module on its first refusal, so a process that never meets a malformed
+  packet never loads the table.
 
-Why a checked-in module instead of ``exec`` (lazily or not): the code that parses bytes
-from the network stays readable and reviewable in the tree, shows its real file and line in
-tracebacks, profiles and coverage (and to atheris, which instruments only functions that
-exist when the fuzzer starts), is checked by ruff and mypy, and costs one ``.pyc`` load.
-The price is regenerating it when this table changes:
+Why a checked-in module instead of building the decoders with ``exec`` (at import, as
+before, or lazily): the code that parses bytes from the network stays readable and
+reviewable in the tree; it shows its real file and line in tracebacks, profiles and
+coverage (and to atheris, which instruments only the functions that exist when the fuzzer
+starts); ruff and mypy check it; and its bytecode is cached like any module's, where exec'd
+source is compiled again in every process. The price is regenerating it when this table
+changes, and a test that says so:
 
     python -c 'from swimgossip.core import _codec_rules; _codec_rules.main()'
 
-and tests/core/test_codec.py fails if the checked-in module differs from :func:`render`.
+tests/core/test_codec.py fails when the checked-in module differs from :func:`render`.
+(Regenerating imports the package, so the old generated module must still import: if a
+change to messages.py breaks it, replace it by ``DECODERS = ROWS = {}`` and
+``decode_push_pull = None`` first.)
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any, NoReturn
 
 import attrs
 
+from .codec import MAX_NAME_LENGTH
 from .errors import DecodeError
 from .member import Member, Status
 from .messages import MESSAGE_TYPES, Message
@@ -48,12 +56,9 @@ __all__ = [
     "Rule",
     "explain",
     "render",
-    "type_id",
     "violation",
 ]
 
-#: Longest member name or address, in characters.
-MAX_NAME_LENGTH = 256
 U64_MAX = (1 << 64) - 1
 
 
@@ -262,13 +267,6 @@ RECORDS: dict[type[Message], Record] = {
 }
 
 
-def type_id(cls: type[Message]) -> int:
-    """The wire type id of the message class ``cls``."""
-    found = RECORDS[cls].type_id
-    assert found is not None
-    return found
-
-
 # --- the explanation (slow path) -----------------------------------------------------------
 
 
@@ -447,15 +445,23 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         "from __future__ import annotations",
         "",
         "from collections.abc import Callable",
-        "from typing import Any",
+        "from typing import Any, NoReturn",
         "",
-        "from ._codec_rules import explain",
         "from .member import Member, Status",
         f"from .messages import {', '.join(classes)}",
         "",
         '__all__ = ["DECODERS", "ROWS"]',
         "",
         "STATUSES = tuple(Status)",
+        "",
+        "",
+        "def explain(cls: type[Message], row: list[Any]) -> NoReturn:",
+        '    """Raise the DecodeError naming the broken rule (the table loads on first use)."""',
+        "    from ._codec_rules import explain as explain_by_rules",
+        "",
+        "    explain_by_rules(cls, row)",
+        "",
+        "",
         "new = object.__new__",
     ]
     for record in [*nested.values(), *records]:

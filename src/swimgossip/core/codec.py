@@ -13,8 +13,9 @@ types are refused, and every field is type- and range-checked. Every failure is 
 
 The field checks are written once, in the rule table of ``_codec_rules.py``. The per-type
 decoders and row builders used here are generated from it into ``_codec_generated.py``
-(checked in: nothing is built at import time); a decoder that refuses a row asks the table
-which field broke which rule, and that is the ``DecodeError``'s message.
+(checked in: nothing is built at import time). A decoder that refuses a row asks the table
+which field broke which rule, and that is the ``DecodeError``'s message; the table itself is
+loaded only then, so importing the codec does not pay for it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from typing import Any
 
 import msgpack
 
-from . import _codec_rules
-from ._codec_generated import DECODERS, ROWS
+from ._codec_generated import DECODERS, ROWS, decode_push_pull
 from .errors import DecodeError
 from .messages import Message, PushPull
 
@@ -50,8 +50,8 @@ VERSION = 1
 MAX_DATAGRAM_SIZE = 65_507
 #: Largest stream frame (a push-pull of ~20,000 members with small metadata).
 MAX_STREAM_SIZE = 32 * 1024 * 1024
-#: Longest member name or address, in characters (the rule table's limit).
-MAX_NAME_LENGTH = _codec_rules.MAX_NAME_LENGTH
+#: Longest member name or address, in characters.
+MAX_NAME_LENGTH = 256
 #: Longest byte string (metadata, user payload).
 MAX_BYTES_LENGTH = 64 * 1024
 #: Most messages in one datagram, most members in one push-pull.
@@ -59,7 +59,6 @@ MAX_DATAGRAM_MESSAGES = 1024
 MAX_STREAM_MEMBERS = 100_000
 
 _VERSION_BYTE = bytes([VERSION])
-_PUSH_PULL_TYPE = _codec_rules.type_id(PushPull)
 _PACKER = msgpack.Packer(use_bin_type=True)
 
 
@@ -151,7 +150,7 @@ def decode_packet(data: bytes) -> list[Message]:
         decoder = decoders.get(type_id) if type(type_id) is int else None
         if decoder is None:
             raise DecodeError(f"unknown message type {type_id!r}")
-        if type_id == _PUSH_PULL_TYPE:
+        if decoder is decode_push_pull:
             push_pull = True  # refused once every message is known to be well formed
         append(decoder(row))
     if push_pull:
