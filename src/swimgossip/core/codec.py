@@ -13,9 +13,9 @@ types are refused, and every field is type- and range-checked. Every failure is 
 
 The field checks are written once, in the rule table of ``_codec_rules.py``. The per-type
 decoders and row builders used here are generated from it into ``_codec_generated.py``
-(checked in: nothing is built at import time). A decoder that refuses a row asks the table
-which field broke which rule, and that is the ``DecodeError``'s message; the table itself is
-loaded only then, so importing the codec does not pay for it.
+(checked in: nothing is built while this module loads). A decoder that refuses a row asks
+the table which field broke which rule, and that is the ``DecodeError``'s message; the
+table itself is loaded only then, so importing the codec does not pay for it.
 """
 
 from __future__ import annotations
