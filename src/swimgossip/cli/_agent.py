@@ -4,9 +4,10 @@ How this works. ``run_agent`` opens the node (``open_node``), then in one nurser
 for SIGTERM / SIGINT, re-reads ``--meta-file`` (announcing changed metadata) and reloads
 ``--key-file`` on SIGHUP (``Node.reload_keys``: the new key
 ids are logged; a bad file logs an error and the old keys stay), serves the optional status
-endpoint, prints events from
+endpoint (before it logs that it is running, so a port in use is the first thing said),
+joins the seeds under ``trio.fail_after``, and only then prints events from
 ``node.subscribe(snapshot=True)`` (so the first lines are ``joined`` for the node itself
-and every member it already knows), and joins the seeds under ``trio.fail_after``. A
+and every member it knows; a failed join prints no event line at all). A
 signal makes the node leave gracefully and the command exit 0. A failed join exits 1
 without leaving (there is no cluster to tell). Problems found before the node runs (a
 bad key file, metadata too large) are ``AgentError`` with status 2, like argument errors.
@@ -250,10 +251,28 @@ async def _until_signal(node: Node, signals: AsyncIterator[int]) -> bool:
     return not stopped_by_itself
 
 
+def _log_running(node: Node, args: argparse.Namespace) -> None:
+    logger.info(
+        "%s: running at %s (%s preset, security %s%s)",
+        node.name,
+        node.address,
+        args.preset,
+        node.security.value,
+        f", key ids {', '.join(node.keyring.key_ids)}" if node.keyring else "",
+    )
+
+
 async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
+    """Bind the status endpoint, join, then print events until a signal.
+
+    The order is what an operator reads: a ``--status`` port in use fails before the node
+    says it is running, and a failed join prints no event line (not even ``joined`` for
+    this node) before the error; after a join the first lines are the snapshot.
+    """
     outcome = _Outcome()
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            where = None
             if args.status is not None:
                 try:
                     where = await nursery.start(serve_status, node, args.status)
@@ -261,11 +280,14 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
                     outcome.status, outcome.message = 1, f"--status {args.status}: {exc}"
                     nursery.cancel_scope.cancel()
                     return outcome
+            _log_running(node, args)
+            if where is not None:
                 logger.info("status endpoint on http://%s/ (/members, /metrics)", where)
-            nursery.start_soon(_print_events, node)
             nursery.start_soon(_reload_on_sighup, node, args)
             if args.join:
                 await _join(node, args.join, args.join_timeout, outcome)
+            if not outcome.status:
+                nursery.start_soon(_print_events, node)
             if not outcome.status and not await _until_signal(node, signals):
                 outcome.status, outcome.message = 1, "the node stopped unexpectedly"
         if outcome.status:
@@ -286,14 +308,6 @@ async def run_agent(args: argparse.Namespace) -> int:
     options = _node_options(args)
     try:
         async with open_node(args.name, **options) as node:
-            logger.info(
-                "%s: running at %s (%s preset, security %s%s)",
-                node.name,
-                node.address,
-                args.preset,
-                node.security.value,
-                f", key ids {', '.join(node.keyring.key_ids)}" if node.keyring else "",
-            )
             outcome = await _serve(node, args)
             if outcome.status:
                 # Raised inside the block so that open_node stops at once without leaving.

@@ -25,6 +25,12 @@ from .errors import AgentError, StatusError
 __all__ = ["main"]
 
 _PROG = "swimgossip"
+#: The top-level --help text: plain words (the module docstring is RST, for the docs).
+_DESCRIPTION = (
+    "swimgossip: SWIM + Lifeguard cluster membership. Run a node with 'swimgossip agent', "
+    "read a running agent's member table with 'swimgossip members'; 'swimgossip COMMAND "
+    "--help' says more."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,9 +157,11 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _parser() -> _Parser:
+    from .. import __version__
     from ._simulate import add_simulate_arguments
 
-    parser = _Parser(prog=_PROG, description=(__doc__ or "").splitlines()[0])
+    parser = _Parser(prog=_PROG, description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_agent(commands)
     members = commands.add_parser(

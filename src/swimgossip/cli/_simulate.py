@@ -324,7 +324,10 @@ def _run_report(args: argparse.Namespace) -> ScenarioReport:
 def run_simulate(args: argparse.Namespace) -> int:
     """Run ``swimgossip simulate``; returns the exit status."""
     if args.nodes < 2 or not 0 <= args.kill <= args.nodes - 2:
-        print("swimgossip: error: need --nodes >= 2 and 0 <= --kill <= nodes - 2", file=sys.stderr)
+        print(
+            "swimgossip simulate: error: need --nodes >= 2 and 0 <= --kill <= nodes - 2",
+            file=sys.stderr,
+        )
         return 2
     plt = None
     if args.plot is not None:

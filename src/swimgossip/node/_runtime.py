@@ -399,7 +399,15 @@ class Runtime:
             item = StreamFailed(
                 token=token, failure=StreamFailure.REPLY_UNAUTHENTICATED, detail=detail
             )
-        except (OSError, FrameError, trio.BrokenResourceError) as exc:
+        except FrameError as exc:
+            detail = str(exc)
+            if exc.oversized:  # e.g. b"HTTP" read as a length: not a swimgossip frame
+                detail = (
+                    f"{request.address} does not speak swimgossip (its reply is not a "
+                    f"swimgossip frame: {exc})"
+                )
+            item = StreamFailed(token=token, failure=StreamFailure.BROKEN, detail=detail)
+        except (OSError, trio.BrokenResourceError) as exc:
             detail = str(exc) or type(exc).__name__
             item = StreamFailed(token=token, failure=StreamFailure.BROKEN, detail=detail)
         else:
