@@ -25,12 +25,19 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class MemberJoined:
-    """A member became alive: new to us, or back after failing or leaving."""
+    """A member became alive: new to us, or back after failing or leaving.
+
+    ``snapshot`` is True when the event is not a change but part of a snapshot (from
+    ``subscribe(snapshot=True)``, or the fresh snapshot after ``EventsLost``): it says the
+    member is there, not that it just arrived.
+    """
 
     member: Member
     #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
     #: (0 for the synthetic events of a snapshot).
     seq: int = 0
+    #: True for the synthetic events of a snapshot (``seq`` is then 0).
+    snapshot: bool = False
 
 
 @attrs.frozen(kw_only=True)

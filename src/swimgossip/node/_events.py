@@ -50,8 +50,9 @@ Snapshot = Callable[[], list[Member]]
 
 
 def snapshot_events(members: list[Member]) -> list[MemberEvent]:
-    """A ``MemberJoined`` for each member that is alive or suspect, in name order."""
-    return [MemberJoined(member=m) for m in members if not m.status.is_gone]
+    """A ``MemberJoined(snapshot=True)`` for each member that is alive or suspect, in name
+    order."""
+    return [MemberJoined(member=m, snapshot=True) for m in members if not m.status.is_gone]
 
 
 T = TypeVar("T")

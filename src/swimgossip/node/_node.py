@@ -22,6 +22,7 @@ import inspect
 import logging
 import os
 import random
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -36,10 +37,13 @@ from ..core.events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
+    MemberRecovered,
+    MemberSuspected,
     MemberUpdated,
 )
 from ..core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
 from ..core.member import Member
+from ..core.outputs import UserDelivery
 from ..net import Transport, advertised_address, open_udp_transport
 from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
@@ -49,7 +53,7 @@ from ..security import (
     PacketSigner,
     SecurityMode,
 )
-from ._events import EventHub, MessageStream, NodeEvent, Subscription
+from ._events import EventHub, EventsLost, MessageStream, NodeEvent, Subscription
 from ._joining import Joiner
 from ._metrics import collect_metrics
 from ._runtime import Runtime
@@ -58,9 +62,8 @@ __all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
+#: An ``on_event`` callback, sync or async (an awaitable result is awaited).
 EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
-#: A ``listen`` callback gets one kind of event (``MemberJoined``...), sync or async.
-KindCallback = Callable[[Any], Awaitable[object] | object]
 
 _DEFAULT_BUFFER = 1024
 
@@ -104,6 +107,8 @@ class Node:
     _callbacks: list[EventCallback] = attrs.field(factory=list)
     _callback_task: bool = False
     _left: bool = False
+    #: The signal that made the node leave (``open_node(handle_signals=True)``), or None.
+    stop_signal: signal.Signals | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -238,25 +243,60 @@ class Node:
     def listen(
         self,
         *,
-        on_join: KindCallback | None = None,
-        on_update: KindCallback | None = None,
-        on_fail: KindCallback | None = None,
-        on_leave: KindCallback | None = None,
+        on_join: Callable[[MemberJoined], object] | None = None,
+        on_update: Callable[[MemberUpdated], object] | None = None,
+        on_suspect: Callable[[MemberSuspected], object] | None = None,
+        on_recover: Callable[[MemberRecovered], object] | None = None,
+        on_fail: Callable[[MemberFailed], object] | None = None,
+        on_leave: Callable[[MemberLeft], object] | None = None,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        on_message: Callable[[UserDelivery], object] | None = None,
     ) -> Callable[[], None]:
-        """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
-        ``MemberFailed``, ``MemberLeft``). Returns a function that unregisters them."""
-        table: dict[type[Any], KindCallback | None] = {
+        """Register callbacks by event kind; each gets its own event class, so a typed
+        callback type-checks (``def on_fail(event: MemberFailed) -> None``). A callback may
+        be sync or async (an awaitable result is awaited); callbacks run in order in one
+        task, and one that raises is logged and skipped.
+
+        ``on_message`` gets the application messages of ``messages()`` (``UserDelivery``),
+        in a task of their own. Returns a function that unregisters them all.
+        """
+        table: dict[type[Any], Callable[[Any], object] | None] = {
             MemberJoined: on_join,
             MemberUpdated: on_update,
+            MemberSuspected: on_suspect,
+            MemberRecovered: on_recover,
             MemberFailed: on_fail,
             MemberLeft: on_leave,
+            EventsLost: on_lost,
         }
 
-        def dispatch(event: NodeEvent) -> Awaitable[object] | object:
+        def dispatch(event: NodeEvent) -> object:
             callback = table.get(type(event))
             return None if callback is None else callback(event)
 
-        return self.on_event(dispatch)
+        remove_events = self.on_event(dispatch)
+        if on_message is None:
+            return remove_events
+        stream = self.messages(buffer=64 * _DEFAULT_BUFFER)
+        self._nursery.start_soon(self._run_message_callback, stream, on_message)
+
+        def remove() -> None:
+            remove_events()
+            stream.close()
+
+        return remove
+
+    async def _run_message_callback(
+        self, stream: MessageStream, callback: Callable[[UserDelivery], object]
+    ) -> None:
+        async for message in stream:
+            try:
+                result = callback(message)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self._runtime.counters["callback_errors"] += 1
+                logger.exception("%s: message callback %r raised", self.name, callback)
 
     async def _run_callbacks(self, subscription: Subscription) -> None:
         async for event in subscription:
@@ -350,8 +390,16 @@ async def open_node(
     meta: bytes = b"",
     seed: int | None = None,
     transport: Transport | None = None,
+    handle_signals: bool = False,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the duration of the ``async with`` block.
+
+    With ``handle_signals=True`` SIGTERM and SIGINT are a request to leave: the block's
+    body is cancelled, the node leaves gracefully (at most ``config.leave_timeout``) and
+    the ``async with`` ends normally; ``node.stop_signal`` says which signal it was. This
+    installs Trio signal handlers, so it needs the main thread. Without it, a
+    ``KeyboardInterrupt`` raised in the body (Ctrl-C) still leaves gracefully before it
+    propagates; any other exception, or cancellation from outside, stops the node at once.
 
     Args:
         name: this member's unique name.
@@ -371,10 +419,12 @@ async def open_node(
         transport: an open transport to use instead of binding UDP/TCP sockets at
             ``bind`` (``swimgossip.testing`` passes its in-memory network here); the
             caller keeps ownership of it.
+        handle_signals: leave gracefully on SIGTERM / SIGINT (see above).
 
     Raises:
         OSError: ``bind`` cannot be bound.
         ConfigError, MetadataTooLarge: invalid arguments.
+        RuntimeError: ``handle_signals`` outside the main thread.
     """
     config = Config.lan() if config is None else config
     if security is None:
@@ -407,18 +457,27 @@ async def open_node(
         )
         runtime = Runtime(engine, transport, signer, EventHub(engine.members))
         body_error: BaseException | None = None
+        body_scope = trio.CancelScope()  # cancelled by handle_signals only
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
             node = Node(
                 name, address, config, keyring, settings, engine, runtime, transport, nursery
             )
-            try:
-                yield node
-            except trio.Cancelled:
-                raise  # a crash: stop at once, no leave
-            except BaseException as exc:
-                body_error = exc
-            else:
+            if handle_signals:
+                await nursery.start(_leave_on_signal, node, body_scope)
+            leave = False
+            with body_scope:
+                try:
+                    yield node
+                except trio.Cancelled:
+                    raise  # a crash: stop at once, no leave (unless it is our signal)
+                except KeyboardInterrupt as exc:
+                    body_error, leave = exc, True  # Ctrl-C: leave, then let it propagate
+                except BaseException as exc:
+                    body_error = exc
+                else:
+                    leave = True
+            if leave or body_scope.cancelled_caught:
                 await node.leave()
             runtime.stop()
             nursery.cancel_scope.cancel()
@@ -426,17 +485,56 @@ async def open_node(
             raise body_error
 
 
+async def _leave_on_signal(
+    node: Node, body: trio.CancelScope, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """Wait for SIGTERM / SIGINT, then cancel the body of ``open_node`` (which leaves)."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            node.stop_signal = signal.Signals(signum)
+            logger.info("%s: %s received, leaving", node.name, node.stop_signal.name)
+            body.cancel()
+            return
+
+
 async def serve_node(
     name: str,
     *,
+    bind: str = "0.0.0.0:7946",
+    advertise: str | None = None,
+    config: Config | None = None,
+    keyring: Keyring | None = None,
+    security: SecurityMode | None = None,
+    label: bytes | str = b"",
+    replay_window: float | None = None,
+    replay_cache_size: int | None = None,
+    meta: bytes = b"",
+    seed: int | None = None,
+    transport: Transport | None = None,
+    handle_signals: bool = False,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
-    **options: Any,
 ) -> None:
     """Run a node until it leaves; for ``node = await nursery.start(serve_node, name, ...)``.
 
     Takes the same keyword arguments as ``open_node``. Cancelling the task is a crash (no
     leave); call ``await node.leave()`` to leave gracefully, which also ends this task.
+    With ``handle_signals=True``, SIGTERM or SIGINT leaves gracefully and ends the task.
     """
-    async with open_node(name, **options) as node:
+    async with open_node(
+        name,
+        bind=bind,
+        advertise=advertise,
+        config=config,
+        keyring=keyring,
+        security=security,
+        label=label,
+        replay_window=replay_window,
+        replay_cache_size=replay_cache_size,
+        meta=meta,
+        seed=seed,
+        transport=transport,
+        handle_signals=handle_signals,
+    ) as node:
         task_status.started(node)
         await node.wait_stopped()

@@ -1,0 +1,72 @@
+"""Embedding polish (issue 17): typed callbacks per event kind and snapshot flags, on real
+nodes over the in-memory network in virtual time (``autojump_clock``)."""
+
+from __future__ import annotations
+
+import trio
+
+from swimgossip import (
+    MemberJoined,
+    MemberRecovered,
+    MemberSuspected,
+    UserDelivery,
+)
+from swimgossip.testing import open_cluster
+
+
+async def test_listen_calls_on_suspect_on_recover_and_on_message(autojump_clock: object) -> None:
+    async with open_cluster(3, seed=11) as cluster:
+        watcher = cluster.node("n0")
+        suspected: list[MemberSuspected] = []
+        recovered: list[MemberRecovered] = []
+        messages: list[UserDelivery] = []
+        got_suspect, got_recover, got_message = trio.Event(), trio.Event(), trio.Event()
+
+        def on_suspect(event: MemberSuspected) -> None:
+            suspected.append(event)
+            got_suspect.set()
+
+        async def on_recover(event: MemberRecovered) -> None:  # async callbacks are awaited
+            await trio.lowlevel.checkpoint()
+            recovered.append(event)
+            got_recover.set()
+
+        def on_message(message: UserDelivery) -> None:
+            messages.append(message)
+            got_message.set()
+
+        remove = watcher.listen(on_suspect=on_suspect, on_recover=on_recover, on_message=on_message)
+        with trio.fail_after(120):
+            await cluster.node("n1").broadcast(b"hello")
+            await got_message.wait()
+            async with trio.open_nursery() as nursery:
+                # n2 stops answering for a while (shorter than the suspicion timeout).
+                nursery.start_soon(cluster.pause, "n2", 2.5)
+                await got_suspect.wait()
+            await got_recover.wait()
+        assert [(m.source, m.payload) for m in messages] == [("n1", b"hello")]
+        assert suspected[0].member.name == "n2" and type(suspected[0]) is MemberSuspected
+        assert recovered[0].member.name == "n2" and type(recovered[0]) is MemberRecovered
+        remove()
+        later: list[UserDelivery] = []
+        got_later = trio.Event()
+        watcher.listen(on_message=lambda m: (later.append(m), got_later.set()))
+        await cluster.node("n1").broadcast(b"after")
+        with trio.fail_after(60):
+            await got_later.wait()
+        assert [m.payload for m in later] == [b"after"]
+        assert len(messages) == 1  # the removed callback saw nothing more
+
+
+async def test_snapshot_events_are_flagged(autojump_clock: object) -> None:
+    async with open_cluster(2, seed=3) as cluster:
+        node = cluster.node("n0")
+        async with node.subscribe(snapshot=True) as events:
+            first = [await events.receive(), await events.receive()]
+            assert all(isinstance(e, MemberJoined) and e.snapshot for e in first)
+            assert all(isinstance(e, MemberJoined) and e.seq == 0 for e in first)
+            await cluster.start("n2", join=["n0"])
+            with trio.fail_after(60):
+                event = await events.receive()
+            assert isinstance(event, MemberJoined) and event.member.name == "n2"
+            assert not event.snapshot and event.seq > 0

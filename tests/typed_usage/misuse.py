@@ -1,0 +1,20 @@
+"""Mistakes ``mypy --strict`` must catch: tests/test_typing.py expects an error on exactly
+the lines marked ``# error``, and none elsewhere. Never run."""
+
+from __future__ import annotations
+
+import swimgossip
+from swimgossip import MemberJoined, Node, NodeEvent
+
+
+def on_join(event: MemberJoined) -> None:
+    print(event.member.name)
+
+
+async def misuse(node: Node, event: NodeEvent) -> None:
+    async with swimgossip.open_node("a", bnd="127.0.0.1:0"):  # error
+        pass
+    await swimgossip.serve_node("a", config="lan")  # error
+    await swimgossip.serve_node("a", bnd="127.0.0.1:0")  # error
+    node.listen(on_fail=on_join)  # error
+    print(event.member.name)  # error
