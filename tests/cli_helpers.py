@@ -24,12 +24,15 @@ Record = dict[str, Any]
 class Process:
     """One ``python -m swimgossip ...`` child; stdout lines parsed as JSON when they are."""
 
-    def __init__(self, *args: str, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, *args: str, prefix: tuple[str, ...] = (), command: tuple[str, ...] | None = None
+    ) -> None:
         """Start ``python -m swimgossip ARGS``, run through ``prefix`` if given (e.g.
-        ``ip netns exec NS``)."""
+        ``ip netns exec NS``); ``command`` replaces ``python -m swimgossip``."""
         self.args = args
+        program = (sys.executable, "-m", "swimgossip") if command is None else command
         self.popen = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "swimgossip", *args],
+            [*prefix, *program, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

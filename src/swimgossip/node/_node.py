@@ -3,9 +3,12 @@
 ``open_node`` binds the transport (``net._udp``), builds the engine, starts the runtime
 (``_runtime``: the one task that owns the engine) in a nursery, and yields a ``Node``.
 Leaving the ``async with`` normally leaves the cluster gracefully (at most
-``config.leave_timeout``); if the enclosing scope is cancelled, or the body raises, the node
+``config.leave_timeout``), and so does a ``KeyboardInterrupt`` raised in the body (it then
+propagates); if the enclosing scope is cancelled, or the body raises anything else, the node
 stops at once without leaving, which is exactly what a crash looks like to the others. The
-body's own exception comes out as it was raised, never wrapped in an ExceptionGroup.
+body's own exception comes out as it was raised, never wrapped in an ExceptionGroup. With
+``handle_signals=True`` a task turns SIGTERM / SIGINT into cancelling the body (a scope of
+our own around the ``yield``) followed by a graceful leave.
 
 ``Node`` methods that change state (join, update_meta, broadcast, leave) hand work to the
 runtime and wait for it; the security methods (``install_key``, ``use_key``, ``remove_key``,
