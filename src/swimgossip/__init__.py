@@ -34,6 +34,8 @@ from .core import (
     RemoteError,
     Status,
     SwimError,
+    decode_tags,
+    encode_tags,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +124,8 @@ __all__ = [
     "Transport",
     "UserDelivery",
     "__version__",
+    "decode_tags",
+    "encode_tags",
     "format_address",
     "open_node",
     "parse_address",

@@ -137,6 +137,15 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         'as one compact JSON object, e.g. {"role":"web"}',
     )
     agent.add_argument(
+        "--tag",
+        dest="meta",
+        action="append",
+        type=_meta_pair,
+        metavar="KEY=VALUE",
+        help="a tag (repeatable): the same pairs as --meta, read back as Member.tags and "
+        "filtered on by 'members --tag'",
+    )
+    agent.add_argument(
         "--meta-file",
         metavar="FILE",
         help="more metadata, one KEY=VALUE per line (# comments); --meta pairs override "
@@ -165,10 +174,30 @@ def _parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_agent(commands)
     members = commands.add_parser(
-        "members", help="print the member table of a running agent (via its --status)"
+        "members",
+        help="print the member table of a running agent (via its --status)",
+        description="Print the member table of a running agent, read from its status "
+        "endpoint (the agent's --status HOST:PORT). Filters: --status alive (repeatable: any "
+        "of them) and --tag role=db (repeatable: all of them).",
     )
     members.add_argument(
-        "--status", required=True, type=_address, metavar="HOST:PORT", help="agent's --status"
+        "--endpoint", type=_address, metavar="HOST:PORT", help="the agent's --status address"
+    )
+    members.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="STATUS|HOST:PORT",
+        help="only members with this status (alive, suspect, dead, left; repeatable); a "
+        "HOST:PORT here is the endpoint, as in earlier versions",
+    )
+    members.add_argument(
+        "--tag",
+        action="append",
+        type=_meta_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="only members with this tag (repeatable: all must match)",
     )
     members.add_argument("--json", action="store_true", help="print the JSON list instead")
     commands.add_parser("keygen", help="print a new random key (base64) for a key file")
@@ -206,12 +235,46 @@ def _agent(args: argparse.Namespace) -> int:
         return 130
 
 
+_STATUSES = ("alive", "suspect", "dead", "left")
+
+
+def _members_query(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The endpoint and the ``/members?...`` path from ``members``' flags.
+
+    Raises:
+        ValueError: a ``--status`` that is neither a status nor an address.
+    """
+    from urllib.parse import urlencode
+
+    endpoint = args.endpoint
+    query: list[tuple[str, str]] = []
+    for value in args.status:
+        if value.lower() in _STATUSES:
+            query.append(("status", value.lower()))
+        else:
+            try:
+                endpoint = _address(value)
+            except argparse.ArgumentTypeError:
+                raise ValueError(
+                    f"--status: {value!r} is neither a status ({', '.join(_STATUSES)}) nor "
+                    "the endpoint's HOST:PORT"
+                ) from None
+    query += [("tag", f"{key}:{value}") for key, value in args.tag]
+    return endpoint, "/members" + (f"?{urlencode(query)}" if query else "")
+
+
 def _members(args: argparse.Namespace) -> int:
     from ._format import format_table
     from ._status import fetch_status
 
     try:
-        records = fetch_status(args.status, "/members")
+        endpoint, path = _members_query(args)
+    except ValueError as exc:
+        return _fail("members", str(exc), 2)
+    if endpoint is None:
+        return _fail("members", "give the agent's status endpoint: --endpoint HOST:PORT", 2)
+    try:
+        records = fetch_status(endpoint, path)
     except StatusError as exc:
         return _fail("members", str(exc), 1)
     print(json.dumps(records) if args.json else format_table(records))

@@ -3,7 +3,8 @@
 How this works. ``serve_status`` listens on a loopback address only and answers each
 connection with one HTTP/1.0 response, then closes it:
 
-* ``GET /members`` -> a JSON list of ``member_record`` values, by name;
+* ``GET /members`` -> a JSON list of ``member_record`` values, by name; filtered with
+  ``?status=alive`` and ``&tag=role:db`` (both repeatable: any of the statuses, every tag);
 * ``GET /metrics`` -> ``node.metrics()`` as a JSON object;
 * ``GET /`` -> the list of endpoints; anything else -> 404, another method -> 405,
   an unparsable request -> 400, all with a JSON ``{"error": ...}`` body.
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import urllib.parse
 from functools import partial
 from typing import Any
 
 import trio
 
+from ..core.member import Status
 from ..net import format_address, parse_address
 from ..node import Node
 from ._format import member_record
@@ -114,16 +117,48 @@ def _route(node: Node, head: bytes | None) -> tuple[int, Any]:
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         return 400, {"error": "expected a request line like 'GET /members HTTP/1.0'"}
     method, target = parts[0], parts[1]
-    path = target.split("?", 1)[0]
+    path, _, query = target.partition("?")
     if path not in ("/", *_ENDPOINTS):
         return 404, {"error": f"no such endpoint {path!r}", "endpoints": list(_ENDPOINTS)}
     if method != "GET":
         return 405, {"error": "read-only endpoint: only GET is served"}
     if path == "/members":
-        return 200, [member_record(member) for member in node.members()]
+        try:
+            statuses, tags = parse_member_query(query)
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        members = node.members(status=statuses, tags=tags)
+        return 200, [member_record(member) for member in members]
     if path == "/metrics":
         return 200, node.metrics()
     return 200, {"node": node.name, "address": node.address, "endpoints": list(_ENDPOINTS)}
+
+
+def parse_member_query(query: str) -> tuple[set[Status] | None, dict[str, str]]:
+    """The filters of ``/members?status=alive&tag=role:db`` (both repeatable: a member
+    matches one of the statuses and every tag).
+
+    Raises:
+        ValueError: an unknown status, a tag without ``:``, or another parameter.
+    """
+    statuses: set[Status] | None = None
+    tags: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if name == "status":
+            try:
+                status = Status[value.upper()]
+            except KeyError:
+                known = ", ".join(s.name.lower() for s in Status)
+                raise ValueError(f"unknown status {value!r} (one of {known})") from None
+            statuses = (statuses or set()) | {status}
+        elif name == "tag":
+            key, found, tag_value = value.partition(":")
+            if not found or not key:
+                raise ValueError(f"expected tag=KEY:VALUE, got tag={value!r}")
+            tags[key] = tag_value
+        else:
+            raise ValueError(f"unknown parameter {name!r} (status, tag)")
+    return statuses, tags
 
 
 def _response(code: int, body: Any) -> bytes:

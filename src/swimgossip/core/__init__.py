@@ -55,6 +55,7 @@ from .outputs import (
     StreamRequest,
     UserDelivery,
 )
+from .tags import decode_tags, encode_tags
 
 __all__ = [
     "BroadcastCommand",
@@ -102,8 +103,10 @@ __all__ = [
     "UserDelivery",
     "decode_packet",
     "decode_stream",
+    "decode_tags",
     "encode_message",
     "encode_packet",
     "encode_stream",
+    "encode_tags",
     "supersedes",
 ]

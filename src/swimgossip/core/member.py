@@ -15,8 +15,11 @@ against a dead or left member, and a dead or left member is not re-declared.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 import attrs
+
+from .tags import decode_tags
 
 __all__ = ["Member", "Status", "supersedes"]
 
@@ -44,6 +47,11 @@ class Member:
     status: Status
     incarnation: int
     meta: bytes = b""
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """The tags carried in ``meta`` (``core/tags.py``); empty for raw metadata."""
+        return decode_tags(self.meta)
 
 
 def supersedes(

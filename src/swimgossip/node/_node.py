@@ -26,7 +26,7 @@ import logging
 import os
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -45,8 +45,9 @@ from ..core.events import (
     MemberUpdated,
 )
 from ..core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
-from ..core.member import Member
+from ..core.member import Member, Status
 from ..core.outputs import UserDelivery
+from ..core.tags import encode_tags, matches_tags
 from ..net import Transport, advertised_address, open_udp_transport
 from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
@@ -115,9 +116,32 @@ class Node:
 
     # ------------------------------------------------------------------ reading
 
-    def members(self) -> list[Member]:
-        """Every member this node knows (itself included, also suspect/dead/left), by name."""
-        return self._engine.members()
+    def members(
+        self,
+        *,
+        status: Status | Iterable[Status] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> list[Member]:
+        """The members this node knows (itself included), by name.
+
+        Args:
+            status: only members with this status (or one of these); default: every
+                status, dead and left included.
+            tags: only members whose tags (``Member.tags``) hold every one of these
+                key/value pairs.
+        """
+        members = self._engine.members()
+        if status is not None:
+            wanted = {status} if isinstance(status, Status) else set(status)
+            members = [m for m in members if m.status in wanted]
+        if tags:
+            members = [m for m in members if matches_tags(m.tags, tags)]
+        return members
+
+    def alive(self, *, tags: Mapping[str, str] | None = None) -> list[Member]:
+        """The members held alive (itself included), by name; ``tags`` filters as in
+        ``members``."""
+        return self.members(status=Status.ALIVE, tags=tags)
 
     def member(self, name: str) -> Member | None:
         """What this node holds about ``name``, or None."""
@@ -347,6 +371,17 @@ class Node:
         """
         await self._runtime.call(UpdateMetaCommand(meta=meta))
 
+    async def update_tags(self, tags: Mapping[str, str]) -> None:
+        """Announce ``tags`` as this node's metadata (``core/tags.py``'s encoding),
+        replacing the metadata it had.
+
+        Raises:
+            ConfigError: a key is empty or holds ``=``.
+            MetadataTooLarge: encoded, they are over ``config.meta_max_size``.
+            NotRunning: the node has left.
+        """
+        await self.update_meta(encode_tags(tags))
+
     async def broadcast(self, payload: bytes) -> None:
         """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
 
@@ -391,6 +426,7 @@ async def open_node(
     replay_window: float | None = None,
     replay_cache_size: int | None = None,
     meta: bytes = b"",
+    tags: Mapping[str, str] | None = None,
     seed: int | None = None,
     transport: Transport | None = None,
     handle_signals: bool = False,
@@ -417,7 +453,9 @@ async def open_node(
         replay_window: seconds a signed packet's timestamp may differ from this node's
             clock (default 30).
         replay_cache_size: the most nonces the replay guard remembers (default 65,536).
-        meta: initial application metadata.
+        meta: initial application metadata (raw bytes).
+        tags: initial tags instead of ``meta`` (string pairs, encoded as ``core/tags.py``
+            says; ``Member.tags`` reads them back).
         seed: seed for the engine's RNG (default: random).
         transport: an open transport to use instead of binding UDP/TCP sockets at
             ``bind`` (``swimgossip.testing`` passes its in-memory network here); the
@@ -426,10 +464,15 @@ async def open_node(
 
     Raises:
         OSError: ``bind`` cannot be bound.
-        ConfigError, MetadataTooLarge: invalid arguments.
+        ConfigError, MetadataTooLarge: invalid arguments (also: both ``meta`` and
+            ``tags``).
         RuntimeError: ``handle_signals`` outside the main thread.
     """
     config = Config.lan() if config is None else config
+    if tags is not None:
+        if meta:
+            raise ConfigError("tags", "give meta or tags, not both (tags are metadata)")
+        meta = encode_tags(tags)
     if security is None:
         security = SecurityMode.OFF if keyring is None else SecurityMode.REQUIRED
     settings = _SignerSettings(
@@ -513,6 +556,7 @@ async def serve_node(
     replay_window: float | None = None,
     replay_cache_size: int | None = None,
     meta: bytes = b"",
+    tags: Mapping[str, str] | None = None,
     seed: int | None = None,
     transport: Transport | None = None,
     handle_signals: bool = False,
@@ -535,6 +579,7 @@ async def serve_node(
         replay_window=replay_window,
         replay_cache_size=replay_cache_size,
         meta=meta,
+        tags=tags,
         seed=seed,
         transport=transport,
         handle_signals=handle_signals,
