@@ -3,7 +3,8 @@
 The layers, lowest first: core (sans-IO) <- security <- net <- node <- cli. ``testing``
 (the public fault-injection toolkit) may import every layer, and only the cli imports it
 (``swimgossip simulate`` drives the simulator). The facade (``swimgossip/__init__.py``,
-``__main__.py``, ``_moved.py``) sits above them all. Two independent checks: the import
+``__main__.py``, ``_moved.py``, and ``ring.py``, a re-export of ``core/ring.py``) sits above
+them all. Two independent checks: the import
 statements of every module (parsed, so an import inside a function or under
 ``TYPE_CHECKING`` counts too), and what a fresh interpreter has loaded after importing
 each layer.
@@ -99,7 +100,7 @@ def _layer_modules(layer: str) -> list[pathlib.Path]:
 
 def test_every_module_belongs_to_a_layer_or_the_facade() -> None:
     layered = {*LAYERS, "testing"}
-    facade = {"__init__.py", "__main__.py", "_moved.py", "py.typed"}
+    facade = {"__init__.py", "__main__.py", "_moved.py", "py.typed", "ring.py"}
     for path in PACKAGE.iterdir():
         if path.name == "__pycache__":
             continue

@@ -166,11 +166,12 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _parser() -> _Parser:
-    from .. import __version__
+    from importlib.metadata import version  # swimgossip.__version__, via pyproject
+
     from ._simulate import add_simulate_arguments
 
     parser = _Parser(prog=_PROG, description=_DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
+    parser.add_argument("--version", action="version", version=f"{_PROG} {version(_PROG)}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_agent(commands)
     members = commands.add_parser(
