@@ -39,10 +39,9 @@ from typing import Any, NoReturn
 
 import attrs
 
-from .codec import MAX_NAME_LENGTH
 from .errors import DecodeError
 from .member import Member, Status
-from .messages import MESSAGE_TYPES, Message
+from .messages import MAX_NAME_LENGTH, MESSAGE_TYPES, Message
 
 __all__ = [
     "RECORDS",

@@ -28,7 +28,7 @@ import msgpack
 
 from ._codec_generated import DECODERS, ROWS, decode_push_pull
 from .errors import DecodeError
-from .messages import Message, PushPull
+from .messages import MAX_NAME_LENGTH, Message, PushPull
 
 __all__ = [
     "MAX_DATAGRAM_SIZE",
@@ -50,8 +50,6 @@ VERSION = 1
 MAX_DATAGRAM_SIZE = 65_507
 #: Largest stream frame (a push-pull of ~20,000 members with small metadata).
 MAX_STREAM_SIZE = 32 * 1024 * 1024
-#: Longest member name or address, in characters.
-MAX_NAME_LENGTH = 256
 #: Longest byte string (metadata, user payload).
 MAX_BYTES_LENGTH = 64 * 1024
 #: Most messages in one datagram, most members in one push-pull.
