@@ -34,19 +34,22 @@ from .core import (
     RemoteError,
     Status,
     SwimError,
+    UnknownMember,
     decode_tags,
     encode_tags,
 )
 
 if TYPE_CHECKING:
-    from .core.outputs import UserDelivery
+    from .core.outputs import DirectDelivery, UserDelivery
     from .net import Transport, format_address, parse_address
     from .node import (
+        DirectMessageStream,
         EventsLost,
         JoinError,
         MessageStream,
         Node,
         NodeEvent,
+        SendFailed,
         Subscription,
         open_node,
         serve_node,
@@ -63,6 +66,9 @@ _LAZY = {
     "SecurityError": "swimgossip.security",
     "SecurityMode": "swimgossip.security",
     "UserDelivery": "swimgossip.core.outputs",
+    "DirectDelivery": "swimgossip.core.outputs",
+    "DirectMessageStream": "swimgossip.node",
+    "SendFailed": "swimgossip.node",
     "EventsLost": "swimgossip.node",
     "MessageStream": "swimgossip.node",
     "NodeEvent": "swimgossip.node",
@@ -95,6 +101,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "DecodeError",
+    "DirectDelivery",
+    "DirectMessageStream",
     "EventsLost",
     "JoinError",
     "Keyring",
@@ -118,10 +126,12 @@ __all__ = [
     "RemoteError",
     "SecurityError",
     "SecurityMode",
+    "SendFailed",
     "Status",
     "Subscription",
     "SwimError",
     "Transport",
+    "UnknownMember",
     "UserDelivery",
     "__version__",
     "decode_tags",

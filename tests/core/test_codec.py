@@ -39,6 +39,7 @@ from swimgossip.core.messages import (
     Ack,
     Alive,
     Dead,
+    DirectMessage,
     Left,
     Message,
     Nack,
@@ -444,6 +445,7 @@ EXPECTED_KINDS: dict[type[Message], dict[str, str]] = {
     Left: {"name": "name", "incarnation": "uint64"},
     UserMessage: {"source": "name", "id": "uint64", "payload": "bytes"},
     PushPull: {"source": "name", "join": "bool", "members": "members", "suspected_by": "names"},
+    DirectMessage: {"source": "name", "target": "name", "id": "uint64", "payload": "bytes"},
 }
 EXPECTED_MEMBER_COLUMNS = {
     "name": "name",
@@ -515,6 +517,7 @@ def valid_row(cls: type[Message]) -> list[Any]:
             members=(Member(name="a", address="addr", status=Status.ALIVE, incarnation=1),),
             suspected_by=("",),
         ),
+        DirectMessage: DirectMessage(source="s", target="t", id=1, payload=b"p"),
     }
     row: list[Any] = msgpack.unpackb(encode_message(examples[cls]), raw=False)
     return row

@@ -17,6 +17,7 @@ from .errors import (
     NotRunning,
     RemoteError,
     SwimError,
+    UnknownMember,
 )
 from .events import (
     MemberEvent,
@@ -35,6 +36,7 @@ from .inputs import (
     JoinCommand,
     LeaveCommand,
     NetworkInput,
+    SendCommand,
     StreamAnswered,
     StreamFailed,
     StreamFailure,
@@ -44,6 +46,8 @@ from .inputs import (
 )
 from .member import Member, Status, supersedes
 from .outputs import (
+    DirectDelivery,
+    DirectOutcome,
     JoinOutcome,
     LeaveComplete,
     Output,
@@ -64,6 +68,8 @@ __all__ = [
     "ConfigError",
     "DatagramReceived",
     "DecodeError",
+    "DirectDelivery",
+    "DirectOutcome",
     "Engine",
     "Input",
     "JoinCommand",
@@ -88,6 +94,7 @@ __all__ = [
     "PublishEvent",
     "RemoteError",
     "ScheduleTimer",
+    "SendCommand",
     "SendDatagram",
     "Status",
     "StreamAnswered",
@@ -99,6 +106,7 @@ __all__ = [
     "StreamRequest",
     "SwimError",
     "TimerFired",
+    "UnknownMember",
     "UpdateMetaCommand",
     "UserDelivery",
     "decode_packet",

@@ -14,6 +14,7 @@ from .messages import (
     Ack,
     Alive,
     Dead,
+    DirectMessage,
     Left,
     Message,
     Nack,
@@ -69,6 +70,10 @@ SET_PUSH_PULL_SOURCE = PushPull.__dict__["source"].__set__
 SET_PUSH_PULL_JOIN = PushPull.__dict__["join"].__set__
 SET_PUSH_PULL_MEMBERS = PushPull.__dict__["members"].__set__
 SET_PUSH_PULL_SUSPECTED_BY = PushPull.__dict__["suspected_by"].__set__
+SET_DIRECT_MESSAGE_SOURCE = DirectMessage.__dict__["source"].__set__
+SET_DIRECT_MESSAGE_TARGET = DirectMessage.__dict__["target"].__set__
+SET_DIRECT_MESSAGE_ID = DirectMessage.__dict__["id"].__set__
+SET_DIRECT_MESSAGE_PAYLOAD = DirectMessage.__dict__["payload"].__set__
 
 
 def row_ping(message: Ping) -> list[Any]:
@@ -324,6 +329,32 @@ def decode_push_pull(row: list[Any]) -> PushPull:
     return message
 
 
+def row_direct_message(message: DirectMessage) -> list[Any]:
+    return [11, message.source, message.target, message.id, message.payload]
+
+
+def decode_direct_message(row: list[Any]) -> DirectMessage:
+    if len(row) != 5:
+        explain(DirectMessage, row)
+    _, source, target, id, payload = row
+    if not (
+        type(source) is str
+        and len(source) <= 256
+        and type(target) is str
+        and len(target) <= 256
+        and type(id) is int
+        and 0 <= id <= 18446744073709551615
+        and type(payload) is bytes
+    ):
+        explain(DirectMessage, row)
+    message = new(DirectMessage)
+    SET_DIRECT_MESSAGE_SOURCE(message, source)
+    SET_DIRECT_MESSAGE_TARGET(message, target)
+    SET_DIRECT_MESSAGE_ID(message, id)
+    SET_DIRECT_MESSAGE_PAYLOAD(message, payload)
+    return message
+
+
 #: Per message class, the msgpack array of a message (what ``Packer.pack`` packs).
 ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
     Ping: row_ping,
@@ -336,6 +367,7 @@ ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
     Left: row_left,
     UserMessage: row_user_message,
     PushPull: row_push_pull,
+    DirectMessage: row_direct_message,
 }
 #: Per wire type id, the decoder of a message array (its type id already checked).
 DECODERS: dict[int, Callable[[list[Any]], Message]] = {
@@ -349,4 +381,5 @@ DECODERS: dict[int, Callable[[list[Any]], Message]] = {
     8: decode_left,
     9: decode_user_message,
     10: decode_push_pull,
+    11: decode_direct_message,
 }

@@ -15,7 +15,8 @@ inputs of ``inputs.py`` and hand each to ``handle``.
   members, accuser memory, our own leave, and every claim rule and merge;
 - ``Detector`` (``_detector.py``): the probe in flight, relayed pings and their timers;
 - ``Sync`` (``_sync.py``): join, push-pull, reconnect and the upkeep timers;
-- ``UserBroadcasts`` (``_broadcasts.py``): application broadcasts, delivered once each.
+- ``UserBroadcasts`` (``_broadcasts.py``): application broadcasts, delivered once each;
+- ``DirectMessages`` (``_direct.py``): payloads for one member, by datagram or stream.
 
 The engine decodes what arrives and routes each message, stream frame and timer through a
 dispatch table to the part that owns it; a new message type is one row and one handler.
@@ -38,6 +39,7 @@ from typing import Any
 from . import codec
 from ._broadcasts import UserBroadcasts
 from ._detector import Detector
+from ._direct import DirectMessages
 from ._effects import PACKET_HEADER, Effects
 from ._membership import Membership
 from ._sync import Sync
@@ -51,6 +53,7 @@ from .inputs import (
     Input,
     JoinCommand,
     LeaveCommand,
+    SendCommand,
     StreamAnswered,
     StreamFailed,
     StreamFailure,
@@ -63,6 +66,7 @@ from .messages import (
     Ack,
     Alive,
     Dead,
+    DirectMessage,
     Left,
     Message,
     Nack,
@@ -151,6 +155,9 @@ class Engine:
         )
         self._sync = sync = Sync(config=config, rng=rng, effects=effects, membership=membership)
         self._user = user = UserBroadcasts(name=name, rng=rng, effects=effects)
+        self._direct = direct = DirectMessages(
+            name=name, rng=rng, effects=effects, membership=membership
+        )
         self._on_message: dict[type, _MessageHandler] = {
             Ping: detector.on_ping,
             Ack: detector.on_ack,
@@ -161,10 +168,12 @@ class Engine:
             Dead: membership.on_dead,
             Left: membership.on_left,
             UserMessage: user.on_message,
+            DirectMessage: direct.on_datagram,
         }
         self._on_stream: dict[type, _StreamHandler] = {
             PushPull: sync.on_push_pull,
             Ping: detector.on_stream_ping,
+            DirectMessage: direct.on_stream,
         }
         self._on_timer: dict[type, _TimerHandler] = {
             ProbeTick: detector.on_probe_tick,
@@ -192,6 +201,7 @@ class Engine:
             JoinCommand: lambda i, now: self.join(list(i.seeds), now),
             UpdateMetaCommand: lambda i, now: self.update_meta(i.meta, now),
             BroadcastCommand: lambda i, now: self.broadcast(i.payload, now),
+            SendCommand: lambda i, now: self.send(i.target, i.payload, now, i.reliable, i.ref),
             LeaveCommand: lambda i, now: self.leave(now),
         }
 
@@ -318,6 +328,24 @@ class Engine:
         self._user.broadcast(payload)
         return self._flush()
 
+    def send(
+        self, target: str, payload: bytes, now: float, reliable: bool = False, ref: int = 0
+    ) -> list[Output]:
+        """Send an application payload to the member named ``target`` (``_direct.py``):
+        best effort in one datagram, or ``reliable`` on a stream, whose result comes back
+        as a ``DirectOutcome(ref, ...)``. The receiver gets a ``DirectDelivery``.
+
+        Raises:
+            UnknownMember: ``target`` is not held alive or suspect.
+            MessageTooLarge: it does not fit (a datagram, or ``MAX_RELIABLE_PAYLOAD``).
+            NotRunning: after leave.
+        """
+        self._begin(now)
+        if self._membership.leaving:
+            raise NotRunning("cannot send after leaving")
+        self._direct.send(target, payload, reliable=reliable, ref=ref)
+        return self._flush()
+
     def join(self, seeds: list[str], now: float) -> list[Output]:
         """Exchange full state with each seed address; each gives one ``JoinOutcome``.
 
@@ -406,6 +434,8 @@ class Engine:
             )
         if pending.purpose is StreamPurpose.PING:
             self._detector.stream_ping_answered(pending.seq, message, now)
+        elif pending.purpose is StreamPurpose.DIRECT:
+            self._direct.answered(pending.seq, message)
         elif not self._sync.answered(pending.purpose, pending.address, message, now):
             return self._stream_lost(
                 pending.purpose,
@@ -459,6 +489,8 @@ class Engine:
         self._effects.counters[f"stream_{purpose.value}_failed"] += 1
         if purpose is StreamPurpose.PING:
             self._detector.stream_ping_failed(seq, failure, now)
+        elif purpose is StreamPurpose.DIRECT:
+            self._direct.failed(seq, address, failure, detail)
         else:
             self._sync.failed(purpose, address, failure, detail)
         return self._flush()

@@ -18,6 +18,7 @@ __all__ = [
     "NotRunning",
     "RemoteError",
     "SwimError",
+    "UnknownMember",
 ]
 
 
@@ -57,6 +58,15 @@ class MessageTooLarge(LocalError, ValueError):
         super().__init__(f"message is {size} bytes, the limit is {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class UnknownMember(LocalError, LookupError):
+    """A direct send names a member this node does not hold alive (unknown, failed or
+    left); nothing was sent. ``name`` is the member asked for."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"cannot send to {name!r}: {why}")
+        self.name = name
 
 
 class NotRunning(LocalError, RuntimeError):

@@ -24,6 +24,7 @@ __all__ = [
     "JoinCommand",
     "LeaveCommand",
     "NetworkInput",
+    "SendCommand",
     "StreamAnswered",
     "StreamFailed",
     "StreamFailure",
@@ -117,10 +118,21 @@ class BroadcastCommand:
 
 
 @attrs.frozen(kw_only=True, slots=True)
+class SendCommand:
+    """Send ``payload`` to the member named ``target``: in one datagram (best effort), or
+    with ``reliable`` on a stream, answered by a ``DirectOutcome`` carrying ``ref``."""
+
+    target: str
+    payload: bytes
+    reliable: bool
+    ref: int = 0
+
+
+@attrs.frozen(kw_only=True, slots=True)
 class LeaveCommand:
     """Leave the cluster gracefully."""
 
 
 NetworkInput = DatagramReceived | StreamReceived | StreamAnswered | StreamFailed | TimerFired
-Command = JoinCommand | UpdateMetaCommand | BroadcastCommand | LeaveCommand
+Command = JoinCommand | UpdateMetaCommand | BroadcastCommand | SendCommand | LeaveCommand
 Input = NetworkInput | Command

@@ -2,7 +2,8 @@
 
 Datagram messages (ping, ack, nack, ping-req) drive the failure detector; membership
 messages (alive, suspect, dead, left) are gossip, piggybacked on every datagram; user
-messages carry application broadcasts; ``PushPull`` is the full-state exchange carried on
+messages carry application broadcasts, ``DirectMessage`` a payload for one member (in a
+datagram or on a stream); ``PushPull`` is the full-state exchange carried on
 the stream transport only. ``codec.py`` turns them into bytes and back; the wire type of
 each class is ``MESSAGE_TYPES``' key.
 """
@@ -18,6 +19,7 @@ __all__ = [
     "Ack",
     "Alive",
     "Dead",
+    "DirectMessage",
     "Gossip",
     "Left",
     "MESSAGE_TYPES",
@@ -121,6 +123,18 @@ class UserMessage:
 
 
 @attrs.frozen(kw_only=True)
+class DirectMessage:
+    """An application payload from ``source`` for one member, ``target`` (checked by the
+    receiver, as ``Ping.target`` is). In a datagram it is best effort; on a stream the
+    receiver answers ``Ack(seq=id)`` once it delivered it."""
+
+    source: str
+    target: str
+    id: int
+    payload: bytes
+
+
+@attrs.frozen(kw_only=True)
 class PushPull:
     """Full state of the sender (stream only). ``join`` marks the first exchange.
 
@@ -136,7 +150,19 @@ class PushPull:
 
 
 Gossip = Alive | Suspect | Dead | Left | UserMessage
-Message = Ping | Ack | Nack | PingReq | Alive | Suspect | Dead | Left | UserMessage | PushPull
+Message = (
+    Ping
+    | Ack
+    | Nack
+    | PingReq
+    | Alive
+    | Suspect
+    | Dead
+    | Left
+    | UserMessage
+    | PushPull
+    | DirectMessage
+)
 
 #: Wire type byte of every message class. Never renumber: add new types at the end.
 MESSAGE_TYPES: dict[int, type[Message]] = {
@@ -150,4 +176,5 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
     8: Left,
     9: UserMessage,
     10: PushPull,
+    11: DirectMessage,
 }

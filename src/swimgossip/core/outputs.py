@@ -18,6 +18,8 @@ from .inputs import StreamFailure
 from .timers import Timer
 
 __all__ = [
+    "DirectDelivery",
+    "DirectOutcome",
     "JoinOutcome",
     "LeaveComplete",
     "Output",
@@ -54,6 +56,8 @@ class StreamPurpose(enum.Enum):
     PUSH_PULL = "push_pull"
     JOIN = "join"
     RECONNECT = "reconnect"
+    #: A reliable direct message (``Engine.send(..., reliable=True)``).
+    DIRECT = "direct"
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +109,25 @@ class UserDelivery:
 
 
 @attrs.frozen(kw_only=True)
+class DirectDelivery:
+    """A direct message for us arrived from member ``source`` (``reliable``: it came on a
+    stream and its sender is told it was delivered)."""
+
+    source: str
+    payload: bytes
+    reliable: bool
+
+
+@attrs.frozen(kw_only=True)
+class DirectOutcome:
+    """Result of the reliable send the caller numbered ``ref``: ``ok``, or why not."""
+
+    ref: int
+    ok: bool
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class PublishEvent:
     """Publish a membership event (already numbered with the engine's ``seq``)."""
 
@@ -120,4 +143,6 @@ Output = (
     | LeaveComplete
     | UserDelivery
     | PublishEvent
+    | DirectDelivery
+    | DirectOutcome
 )

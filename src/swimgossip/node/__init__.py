@@ -6,16 +6,18 @@ engine in ``_runtime``; joining through seeds in ``_joining``; the metrics snaps
 ``_events``; the errors in ``errors``. It imports the core, security and net layers.
 """
 
-from ._events import EventsLost, MessageStream, NodeEvent, Subscription
+from ._events import DirectMessageStream, EventsLost, MessageStream, NodeEvent, Subscription
 from ._node import Node, open_node, serve_node
-from .errors import JoinError
+from .errors import JoinError, SendFailed
 
 __all__ = [
+    "DirectMessageStream",
     "EventsLost",
     "JoinError",
     "MessageStream",
     "Node",
     "NodeEvent",
+    "SendFailed",
     "Subscription",
     "open_node",
     "serve_node",

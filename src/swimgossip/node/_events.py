@@ -26,9 +26,16 @@ import trio
 
 from ..core.events import MemberEvent, MemberJoined
 from ..core.member import Member
-from ..core.outputs import UserDelivery
+from ..core.outputs import DirectDelivery, UserDelivery
 
-__all__ = ["EventHub", "EventsLost", "MessageStream", "NodeEvent", "Subscription"]
+__all__ = [
+    "DirectMessageStream",
+    "EventHub",
+    "EventsLost",
+    "MessageStream",
+    "NodeEvent",
+    "Subscription",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -163,20 +170,18 @@ class Subscription(_ReceiveStream[NodeEvent]):
 
 
 @attrs.define(eq=False)
-class MessageStream(_ReceiveStream[UserDelivery]):
-    """A bounded stream of application messages (``UserDelivery``: ``source``, ``payload``).
-
-    When full, the oldest message is dropped and counted in ``dropped``.
-    """
+class _DropOldestStream(_ReceiveStream[T]):
+    """A bounded stream of messages; when full, the oldest is dropped and counted in
+    ``dropped`` (and in the hub's ``messages_dropped``)."""
 
     _hub: EventHub
     _capacity: int
-    _buffer: collections.deque[UserDelivery] = attrs.field(factory=collections.deque)
+    _buffer: collections.deque[T] = attrs.field(factory=collections.deque)
     dropped: int = 0
     _closed: bool = False
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
 
-    def _push(self, message: UserDelivery) -> None:
+    def _push(self, message: T) -> None:
         if len(self._buffer) >= self._capacity:
             self._buffer.popleft()
             self.dropped += 1
@@ -188,7 +193,7 @@ class MessageStream(_ReceiveStream[UserDelivery]):
         self._closed = True
         self._wakeup.set()
 
-    async def receive(self) -> UserDelivery:
+    async def receive(self) -> T:
         """The next message. Raises ``trio.EndOfChannel`` once closed and drained."""
         while not self._buffer:
             if self._closed:
@@ -199,8 +204,21 @@ class MessageStream(_ReceiveStream[UserDelivery]):
 
     def close(self) -> None:
         """Stop receiving."""
-        self._hub.message_streams.discard(self)
+        self._hub.forget_stream(self)
         self._close()
+
+
+@attrs.define(eq=False)
+class MessageStream(_DropOldestStream[UserDelivery]):
+    """A bounded stream of application broadcasts (``UserDelivery``: ``source``,
+    ``payload``). When full, the oldest message is dropped and counted in ``dropped``."""
+
+
+@attrs.define(eq=False)
+class DirectMessageStream(_DropOldestStream[DirectDelivery]):
+    """A bounded stream of direct messages for this node (``DirectDelivery``: ``source``,
+    ``payload``, ``reliable``). When full, the oldest is dropped and counted in
+    ``dropped``."""
 
 
 @attrs.define(eq=False)
@@ -214,6 +232,7 @@ class EventHub:
     members: Snapshot
     subscriptions: set[Subscription] = attrs.field(factory=set)
     message_streams: set[MessageStream] = attrs.field(factory=set)
+    direct_streams: set[DirectMessageStream] = attrs.field(factory=set)
     published: int = 0
     messages_dropped: int = 0
     closed: bool = False
@@ -238,6 +257,22 @@ class EventHub:
             self.message_streams.add(stream)
         return stream
 
+    def open_direct(self, *, capacity: int) -> DirectMessageStream:
+        """Register a stream of direct messages."""
+        stream = DirectMessageStream(self, max(1, capacity))
+        if self.closed:
+            stream._close()
+        else:
+            self.direct_streams.add(stream)
+        return stream
+
+    def forget_stream(self, stream: object) -> None:
+        """Forget a message stream (it was closed)."""
+        if isinstance(stream, DirectMessageStream):
+            self.direct_streams.discard(stream)
+        elif isinstance(stream, MessageStream):
+            self.message_streams.discard(stream)
+
     def remove(self, subscription: Subscription) -> None:
         """Forget ``subscription``."""
         self.subscriptions.discard(subscription)
@@ -253,6 +288,11 @@ class EventHub:
         for stream in list(self.message_streams):
             stream._push(message)
 
+    def deliver_direct(self, message: DirectDelivery) -> None:
+        """Hand a direct message to every direct-message stream; never waits."""
+        for stream in list(self.direct_streams):
+            stream._push(message)
+
     @property
     def pending(self) -> int:
         """Events buffered across subscriptions (a queue-depth metric)."""
@@ -265,5 +305,8 @@ class EventHub:
             subscription._close()
         for stream in self.message_streams:
             stream._close()
+        for direct in self.direct_streams:
+            direct._close()
         self.subscriptions.clear()
         self.message_streams.clear()
+        self.direct_streams.clear()

@@ -44,7 +44,7 @@ from ..core.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from ..core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
+from ..core.inputs import BroadcastCommand, LeaveCommand, SendCommand, UpdateMetaCommand
 from ..core.member import Member, Status
 from ..core.outputs import UserDelivery
 from ..core.tags import encode_tags, matches_tags
@@ -57,10 +57,18 @@ from ..security import (
     PacketSigner,
     SecurityMode,
 )
-from ._events import EventHub, EventsLost, MessageStream, NodeEvent, Subscription
+from ._events import (
+    DirectMessageStream,
+    EventHub,
+    EventsLost,
+    MessageStream,
+    NodeEvent,
+    Subscription,
+)
 from ._joining import Joiner
 from ._metrics import collect_metrics
 from ._runtime import Runtime
+from .errors import SendFailed
 
 __all__ = ["Node", "open_node", "serve_node"]
 
@@ -390,6 +398,36 @@ class Node:
             NotRunning: the node has left.
         """
         await self._runtime.call(BroadcastCommand(payload=payload))
+
+    async def send(self, member: Member | str, payload: bytes, *, reliable: bool = False) -> None:
+        """Send ``payload`` to one member (a ``Member`` or its name); it arrives in that
+        node's ``direct_messages()``, signed or sealed like every packet.
+
+        Best effort (default): one datagram, no answer; it must fit in the datagram budget
+        (``config.udp_payload_size`` minus headers, like ``broadcast``'s doubled). With
+        ``reliable=True`` it goes over a stream (at most 64 KiB, ``MAX_RELIABLE_PAYLOAD``)
+        and this returns once the member confirmed delivery, within
+        ``config.stream_timeout``.
+
+        Raises:
+            UnknownMember: no such member, or it is failed or left, or it is this node.
+            MessageTooLarge: ``payload`` does not fit; nothing was sent.
+            SendFailed: (reliable) the member did not confirm; ``reason`` says why.
+            NotRunning: the node has left.
+        """
+        name = member if isinstance(member, str) else member.name
+        if not reliable:
+            await self._runtime.call(SendCommand(target=name, payload=payload, reliable=False))
+            return
+        outcome = await self._runtime.send_reliable(name, payload)
+        if not outcome.ok:
+            raise SendFailed(name, outcome.reason)
+
+    def direct_messages(self, *, buffer: int = _DEFAULT_BUFFER) -> DirectMessageStream:
+        """Direct messages sent to this node (``DirectDelivery``: ``source``, the sender's
+        name; ``payload``; ``reliable``) from now on. Iterate with ``async for``;
+        ``close()`` when done. When ``buffer`` is full the oldest is dropped (counted)."""
+        return self._runtime.hub.open_direct(capacity=buffer)
 
     async def leave(self) -> None:
         """Leave gracefully: gossip our departure, wait for it to go out (at most

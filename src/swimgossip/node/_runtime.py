@@ -53,6 +53,7 @@ from ..core.inputs import (
     Command,
     DatagramReceived,
     Input,
+    SendCommand,
     StreamAnswered,
     StreamFailed,
     StreamFailure,
@@ -60,6 +61,8 @@ from ..core.inputs import (
     TimerFired,
 )
 from ..core.outputs import (
+    DirectDelivery,
+    DirectOutcome,
     JoinOutcome,
     LeaveComplete,
     Output,
@@ -105,6 +108,14 @@ class _Slot:
             self.done.set()
 
 
+@attrs.define(eq=False)
+class _DirectWait:
+    """Where the driver leaves the outcome of one reliable direct send."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+    outcome: DirectOutcome | None = None
+
+
 @attrs.frozen
 class _Job:
     """One inbox item: an input for the engine, and where a command's caller waits."""
@@ -135,6 +146,8 @@ class Runtime:
     _incoming_token: int = 0
     _join_waiters: dict[str, list[trio.MemorySendChannel[JoinOutcome]]] = attrs.field(factory=dict)
     _pending: set[_Slot] = attrs.field(factory=set)
+    _direct_waiters: dict[int, _DirectWait] = attrs.field(factory=dict)
+    _direct_ref: int = 0
     _last_lag_penalty: float = -math.inf
     _retired_stats: SecurityStats | None = None
     _nursery: trio.Nursery | None = None
@@ -153,6 +166,8 @@ class Runtime:
             LeaveComplete: lambda _: self.leave_complete.set(),
             UserDelivery: self.hub.deliver,
             PublishEvent: lambda output: self.hub.publish(output.event),
+            DirectDelivery: self.hub.deliver_direct,
+            DirectOutcome: self._report_direct,
         }
 
     # ------------------------------------------------------------------ running
@@ -188,6 +203,9 @@ class Runtime:
             for channel in waiters:
                 channel.close()
         self._join_waiters.clear()
+        for wait in self._direct_waiters.values():
+            wait.done.set()  # no outcome: the caller gets NotRunning
+        self._direct_waiters.clear()
         self.hub.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
@@ -212,6 +230,33 @@ class Runtime:
             self._pending.discard(slot)
         if slot.error is not None:
             raise slot.error
+
+    async def send_reliable(self, target: str, payload: bytes) -> DirectOutcome:
+        """Send ``payload`` to ``target`` on a stream and wait for its ``DirectOutcome``
+        (at most the stream timeout: the request carries that deadline).
+
+        Raises:
+            UnknownMember, MessageTooLarge: refused by the engine; nothing was sent.
+            NotRunning: the node has stopped.
+        """
+        self._direct_ref += 1
+        ref = self._direct_ref
+        wait = _DirectWait()
+        self._direct_waiters[ref] = wait
+        try:
+            await self.call(SendCommand(target=target, payload=payload, reliable=True, ref=ref))
+            await wait.done.wait()
+        finally:
+            self._direct_waiters.pop(ref, None)
+        if wait.outcome is None:
+            raise NotRunning("the node has stopped")
+        return wait.outcome
+
+    def _report_direct(self, outcome: DirectOutcome) -> None:
+        wait = self._direct_waiters.pop(outcome.ref, None)
+        if wait is not None:
+            wait.outcome = outcome
+            wait.done.set()
 
     def replace_signer(self, signer: PacketSigner) -> None:
         """Wrap and unwrap with ``signer`` from the next packet on; the old signer's

@@ -6,14 +6,15 @@ could not be done); the node's other refusals are the core's (``NotRunning``,
 
     SwimError
     `-- LocalError
-        `-- JoinError    no seed could be joined; ``reasons`` says why, per seed
+        |-- JoinError    no seed could be joined; ``reasons`` says why, per seed
+        `-- SendFailed   a reliable direct send was not confirmed; ``reason`` says why
 """
 
 from __future__ import annotations
 
 from ..core.errors import LocalError
 
-__all__ = ["JoinError"]
+__all__ = ["JoinError", "SendFailed"]
 
 
 class JoinError(LocalError):
@@ -23,3 +24,14 @@ class JoinError(LocalError):
         detail = "; ".join(f"{seed}: {why}" for seed, why in reasons.items()) or "no seeds"
         super().__init__(f"could not join any seed ({detail})")
         self.reasons = reasons
+
+
+class SendFailed(LocalError):
+    """A reliable ``Node.send`` was not confirmed by the member (unreachable, timed out,
+    refused, or the address now belongs to another member). It may or may not have been
+    delivered. ``member`` is the target's name, ``reason`` why in words."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        super().__init__(f"send to {member!r} failed: {reason}")
+        self.member = member
+        self.reason = reason

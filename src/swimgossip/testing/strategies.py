@@ -28,6 +28,7 @@ from swimgossip.core.messages import (
     Ack,
     Alive,
     Dead,
+    DirectMessage,
     Gossip,
     Left,
     Message,
@@ -50,6 +51,7 @@ __all__ = [
     "configs",
     "datagram_messages",
     "deads",
+    "direct_messages",
     "fault_schedules",
     "faults",
     "gossip_messages",
@@ -166,6 +168,11 @@ def user_messages() -> st.SearchStrategy[UserMessage]:
     return st.builds(UserMessage, source=names(), id=u64s(), payload=blobs())
 
 
+def direct_messages() -> st.SearchStrategy[DirectMessage]:
+    """``DirectMessage`` payloads for one member."""
+    return st.builds(DirectMessage, source=names(), target=names(), id=u64s(), payload=blobs())
+
+
 def push_pulls(max_members: int = 20) -> st.SearchStrategy[PushPull]:
     """``PushPull`` full-state exchanges of at most ``max_members`` members (unique names)."""
     member_tuples = st.lists(members(), max_size=max_members, unique_by=lambda m: m.name).map(tuple)
@@ -183,6 +190,7 @@ _STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Left: lefts(),
     UserMessage: user_messages(),
     PushPull: push_pulls(),
+    DirectMessage: direct_messages(),
 }
 
 
