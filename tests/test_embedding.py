@@ -6,9 +6,11 @@ from __future__ import annotations
 import trio
 
 from swimgossip import (
+    MemberFailed,
     MemberJoined,
     MemberRecovered,
     MemberSuspected,
+    MemberUpdated,
     UserDelivery,
 )
 from swimgossip.testing import open_cluster
@@ -70,3 +72,63 @@ async def test_snapshot_events_are_flagged(autojump_clock: object) -> None:
                 event = await events.receive()
             assert isinstance(event, MemberJoined) and event.member.name == "n2"
             assert not event.snapshot and event.seq > 0
+
+
+async def test_a_fast_restart_is_reported_even_without_a_failure(autojump_clock: object) -> None:
+    async with open_cluster(3, seed=21) as cluster:
+        watcher = cluster.node("n0")
+        old_boot = watcher.member("n2").boot  # type: ignore[union-attr]
+        restarts: list[MemberJoined] = []
+        seen = trio.Event()
+
+        def on_restart(event: MemberJoined) -> None:
+            restarts.append(event)
+            seen.set()
+
+        watcher.listen(on_restart=on_restart)
+        async with watcher.subscribe() as events:
+            # Crash n2 and start a new process under its name at once: back before anyone
+            # could suspect it (the same in-memory address).
+            await cluster.restart("n2")
+            with trio.fail_after(60):
+                await seen.wait()
+                seen_events = []
+                while not any(isinstance(e, MemberJoined) and e.restarted for e in seen_events):
+                    seen_events.append(await events.receive())
+        about_n2 = [e for e in seen_events if getattr(e, "member", None) and e.member.name == "n2"]
+        assert not any(isinstance(e, MemberFailed) for e in about_n2)
+        restarted = [e for e in about_n2 if isinstance(e, MemberJoined) and e.restarted]
+        assert len(restarted) == 1 and not restarted[0].snapshot
+        new_boot = restarted[0].member.boot
+        assert new_boot not in (0, old_boot)
+        assert new_boot == cluster.node("n2").member("n2").boot  # type: ignore[union-attr]
+        assert [e.member.name for e in restarts] == ["n2"]
+        assert watcher.metrics()["restarts_seen"] == 1
+
+
+async def test_a_restart_after_a_declared_failure_is_a_restarted_join(
+    autojump_clock: object,
+) -> None:
+    async with open_cluster(3, seed=8) as cluster:
+        watcher = cluster.node("n0")
+        async with watcher.subscribe() as events:
+            await cluster.crash("n2")
+            with trio.fail_after(120):
+                while not isinstance(await events.receive(), MemberFailed):
+                    pass
+                await cluster.start("n2", join=["n0"])
+                while True:
+                    event = await events.receive()
+                    if isinstance(event, MemberJoined) and event.member.name == "n2":
+                        break
+        assert event.restarted  # back after failing, and with a new process
+
+
+async def test_same_process_rejoining_is_not_a_restart(autojump_clock: object) -> None:
+    async with open_cluster(2, seed=2) as cluster:
+        watcher, other = cluster.node("n0"), cluster.node("n1")
+        async with watcher.subscribe() as events:
+            await other.update_meta(b"new")  # same process: an update, not a restart
+            with trio.fail_after(30):
+                event = await events.receive()
+        assert isinstance(event, MemberUpdated) and event.member.meta == b"new"

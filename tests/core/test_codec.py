@@ -389,9 +389,9 @@ def test_deeply_nested_arrays_are_refused(depth: int) -> None:
 # --- the documentation's worked example ---------------------------------------------------
 
 EXAMPLE_HEX = """
-01 92 93 01 2a a6 6e 6f 64 65 2d 62 95 05 a6 6e
+01 92 93 01 2a a6 6e 6f 64 65 2d 62 96 05 a6 6e
 6f 64 65 2d 61 ad 31 30 2e 30 2e 30 2e 31 3a 37
-39 34 36 03 c4 04 64 63 3d 31
+39 34 36 03 c4 04 64 63 3d 31 00
 """
 
 
@@ -439,7 +439,13 @@ EXPECTED_KINDS: dict[type[Message], dict[str, str]] = {
     Ack: {"seq": "uint64"},
     Nack: {"seq": "uint64"},
     PingReq: {"seq": "uint64", "target": "name", "target_address": "name", "nack": "bool"},
-    Alive: {"name": "name", "address": "name", "incarnation": "uint64", "meta": "bytes"},
+    Alive: {
+        "name": "name",
+        "address": "name",
+        "incarnation": "uint64",
+        "meta": "bytes",
+        "boot": "uint64",
+    },
     Suspect: {"name": "name", "incarnation": "uint64", "source": "name"},
     Dead: {"name": "name", "incarnation": "uint64", "source": "name"},
     Left: {"name": "name", "incarnation": "uint64"},
@@ -453,10 +459,11 @@ EXPECTED_MEMBER_COLUMNS = {
     "status": "status",
     "incarnation": "uint64",
     "meta": "bytes",
+    "boot": "uint64",
 }
 
 U64_RULE = f"0 <= value <= {U64_MAX}"
-MEMBER_ROW = ["a", "addr", 0, 1, b""]
+MEMBER_ROW = ["a", "addr", 0, 1, b"", 7]
 # Per kind, values that each break one rule of that kind, and the rule they break. A rule
 # dropped from the table lets its witness through; a rule added to the table without a
 # witness here fails test_every_rule_of_the_table_has_a_witness.
@@ -493,8 +500,8 @@ WITNESSES: dict[str, list[tuple[Any, str]]] = {
         ("members", "type list"),
         ({}, "type list"),
         (["a"], "type list"),  # a row that is not an array
-        ([MEMBER_ROW[:4]], "length == 5"),
-        ([[*MEMBER_ROW, 9]], "length == 5"),
+        ([MEMBER_ROW[:5]], "length == 6"),
+        ([[*MEMBER_ROW, 9]], "length == 6"),
     ],
 }
 

@@ -37,8 +37,10 @@ from swimgossip.core.timers import GossipTick, PushPullTick, ReapTick, Reconnect
 A, B, C = (address_of(name) for name in "abc")
 
 
-def member(name: str, status: Status = Status.ALIVE, incarnation: int = 0) -> Member:
-    return Member(name=name, address=address_of(name), status=status, incarnation=incarnation)
+def member(name: str, status: Status = Status.ALIVE, incarnation: int = 0, boot: int = 0) -> Member:
+    return Member(
+        name=name, address=address_of(name), status=status, incarnation=incarnation, boot=boot
+    )
 
 
 def push_pull(source: str, *members: Member) -> bytes:
@@ -63,20 +65,21 @@ def test_join_exchanges_full_state_with_the_seed() -> None:
     (request,) = of_type(a.join([B], 1.0), StreamRequest)
     assert request.purpose is StreamPurpose.JOIN and request.address == B
     assert request.deadline == 1.0 + a.config.stream_timeout
-    assert decode_stream(request.payload) == PushPull(source="a", join=True, members=(member("a"),))
+    me_a, me_b = member("a", boot=a.boot), member("b", boot=b.boot)
+    assert decode_stream(request.payload) == PushPull(source="a", join=True, members=(me_a,))
 
     served, joined = exchange(a, request, b, 1.1)
     (b_saw,) = of_type(served, MemberJoined)
-    assert b_saw.member == member("a")
+    assert b_saw.member == me_a
     (reply,) = of_type(served, StreamReply)
     state = decode_stream(reply.payload)
     assert type(state) is PushPull and state.source == "b" and not state.join
-    assert set(state.members) == {member("a"), member("b")}
+    assert set(state.members) == {me_a, me_b}
 
     (a_saw,) = of_type(joined, MemberJoined)
-    assert a_saw.member == member("b")
+    assert a_saw.member == me_b
     assert of_type(joined, JoinOutcome) == [JoinOutcome(address=B, ok=True)]
-    assert a.members() == b.members() == [member("a"), member("b")]
+    assert a.members() == b.members() == [me_a, me_b]
 
 
 def test_join_learns_the_seeds_whole_view() -> None:
@@ -98,7 +101,7 @@ def test_a_joined_node_gossips_its_own_arrival_to_the_members_it_learned() -> No
     # c hears of a from a itself, not only from b's gossip (which may miss members b
     # learns of later, as in a join storm).
     outputs = a.handle_timer(GossipTick(), 1.2)
-    own = Alive(name="a", address=A, incarnation=0, meta=b"")
+    own = Alive(name="a", address=A, incarnation=0, meta=b"", boot=a.boot)
     assert own in messages_in(outputs, C) and own in messages_in(outputs, B)
 
 

@@ -305,7 +305,11 @@ def test_engine_refutes_every_claim_about_itself(
     assert not engine.leaving
     if engine.incarnation > 0:  # we refuted: the newest alive about us is what we gossip
         gossip = codec.decode_packet(codec.join_packet(engine._effects.broadcasts.take(1400, 99)))
-        assert gossip == [Alive(name="a", address="a:1", incarnation=engine.incarnation, meta=b"")]
+        assert gossip == [
+            Alive(
+                name="a", address="a:1", incarnation=engine.incarnation, meta=b"", boot=engine.boot
+            )
+        ]
 
 
 def test_engine_refutes_an_accusation_at_its_own_incarnation() -> None:
@@ -317,13 +321,17 @@ def test_engine_refutes_an_accusation_at_its_own_incarnation() -> None:
     engine.receive_message(Left(name="a", incarnation=3), "", 3.0)  # stale: already refuted
     assert engine.incarnation == 8
     engine.receive_message(
-        Alive(name="a", address="a:1", incarnation=8, meta=b""), "", 4.0
+        Alive(name="a", address="a:1", incarnation=8, meta=b"", boot=engine.boot), "", 4.0
     )  # our own
     assert engine.incarnation == 8
     engine.receive_message(
-        Alive(name="a", address="a:2", incarnation=8, meta=b""), "", 5.0
+        Alive(name="a", address="a:2", incarnation=8, meta=b"", boot=engine.boot), "", 5.0
     )  # impostor
     assert engine.incarnation == 9
+    engine.receive_message(
+        Alive(name="a", address="a:1", incarnation=9, meta=b"", boot=engine.boot + 1), "", 6.0
+    )  # our previous process (another boot id), still remembered by someone
+    assert engine.incarnation == 10
     assert engine.local_member.status == Status.ALIVE
 
 

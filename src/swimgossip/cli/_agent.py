@@ -79,6 +79,8 @@ def event_record(event: NodeEvent, ts: float) -> dict[str, Any]:
         record["by"] = event.by
     if isinstance(event, MemberFailed):
         record["confirmations"] = event.confirmations
+    if isinstance(event, MemberJoined) and event.restarted:
+        record["restarted"] = True  # a new process under this name (new boot id)
     return record
 
 

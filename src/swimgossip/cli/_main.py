@@ -77,7 +77,8 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
             "Run one cluster member. Every membership event is printed to stdout as one "
             'JSON object per line: {"ts", "event" (joined|updated|suspected|failed|left|'
             'recovered), "member", "address", "incarnation", "status", "meta"}, plus "by" '
-            'and "confirmations" for suspected and failed. Logs go to stderr. SIGTERM or '
+            'and "confirmations" for suspected and failed, and "restarted": true on a joined '
+            "line for a member whose process restarted. Logs go to stderr. SIGTERM or "
             "SIGINT leaves the cluster gracefully and exits 0; a failed join exits 1; bad "
             "flags or an unreadable key file exit 2."
         ),

@@ -43,6 +43,7 @@ SET_MEMBER_ADDRESS = Member.__dict__["address"].__set__
 SET_MEMBER_STATUS = Member.__dict__["status"].__set__
 SET_MEMBER_INCARNATION = Member.__dict__["incarnation"].__set__
 SET_MEMBER_META = Member.__dict__["meta"].__set__
+SET_MEMBER_BOOT = Member.__dict__["boot"].__set__
 SET_PING_SEQ = Ping.__dict__["seq"].__set__
 SET_PING_TARGET = Ping.__dict__["target"].__set__
 SET_ACK_SEQ = Ack.__dict__["seq"].__set__
@@ -55,6 +56,7 @@ SET_ALIVE_NAME = Alive.__dict__["name"].__set__
 SET_ALIVE_ADDRESS = Alive.__dict__["address"].__set__
 SET_ALIVE_INCARNATION = Alive.__dict__["incarnation"].__set__
 SET_ALIVE_META = Alive.__dict__["meta"].__set__
+SET_ALIVE_BOOT = Alive.__dict__["boot"].__set__
 SET_SUSPECT_NAME = Suspect.__dict__["name"].__set__
 SET_SUSPECT_INCARNATION = Suspect.__dict__["incarnation"].__set__
 SET_SUSPECT_SOURCE = Suspect.__dict__["source"].__set__
@@ -154,13 +156,13 @@ def decode_ping_req(row: list[Any]) -> PingReq:
 
 
 def row_alive(message: Alive) -> list[Any]:
-    return [5, message.name, message.address, message.incarnation, message.meta]
+    return [5, message.name, message.address, message.incarnation, message.meta, message.boot]
 
 
 def decode_alive(row: list[Any]) -> Alive:
-    if len(row) != 5:
+    if len(row) != 6:
         explain(Alive, row)
-    _, name, address, incarnation, meta = row
+    _, name, address, incarnation, meta, boot = row
     if not (
         type(name) is str
         and len(name) <= 256
@@ -169,6 +171,8 @@ def decode_alive(row: list[Any]) -> Alive:
         and type(incarnation) is int
         and 0 <= incarnation <= 18446744073709551615
         and type(meta) is bytes
+        and type(boot) is int
+        and 0 <= boot <= 18446744073709551615
     ):
         explain(Alive, row)
     message = new(Alive)
@@ -176,6 +180,7 @@ def decode_alive(row: list[Any]) -> Alive:
     SET_ALIVE_ADDRESS(message, address)
     SET_ALIVE_INCARNATION(message, incarnation)
     SET_ALIVE_META(message, meta)
+    SET_ALIVE_BOOT(message, boot)
     return message
 
 
@@ -277,7 +282,7 @@ def row_push_pull(message: PushPull) -> list[Any]:
         message.source,
         message.join,
         [
-            [item.name, item.address, int(item.status), item.incarnation, item.meta]
+            [item.name, item.address, int(item.status), item.incarnation, item.meta, item.boot]
             for item in message.members
         ],
         message.suspected_by,
@@ -299,9 +304,16 @@ def decode_push_pull(row: list[Any]) -> PushPull:
         explain(PushPull, row)
     members_built: list[Member] = []
     for item in members:
-        if not (type(item) is list and len(item) == 5):
+        if not (type(item) is list and len(item) == 6):
             explain(PushPull, row)
-        members_name, members_address, members_status, members_incarnation, members_meta = item
+        (
+            members_name,
+            members_address,
+            members_status,
+            members_incarnation,
+            members_meta,
+            members_boot,
+        ) = item
         if not (
             type(members_name) is str
             and len(members_name) <= 256
@@ -312,6 +324,8 @@ def decode_push_pull(row: list[Any]) -> PushPull:
             and type(members_incarnation) is int
             and 0 <= members_incarnation <= 18446744073709551615
             and type(members_meta) is bytes
+            and type(members_boot) is int
+            and 0 <= members_boot <= 18446744073709551615
         ):
             explain(PushPull, row)
         value = new(Member)
@@ -320,6 +334,7 @@ def decode_push_pull(row: list[Any]) -> PushPull:
         SET_MEMBER_STATUS(value, STATUSES[members_status])
         SET_MEMBER_INCARNATION(value, members_incarnation)
         SET_MEMBER_META(value, members_meta)
+        SET_MEMBER_BOOT(value, members_boot)
         members_built.append(value)
     message = new(PushPull)
     SET_PUSH_PULL_SOURCE(message, source)

@@ -233,6 +233,7 @@ MEMBER_ROW = Record(
         Field("status", STATUS),
         Field("incarnation", UINT64),
         Field("meta", BYTES),
+        Field("boot", UINT64),
     ),
 )
 MEMBERS = Kind("members", (IsType(list),), rows=MEMBER_ROW)
@@ -242,6 +243,7 @@ FIELD_KINDS = {
     "seq": UINT64,
     "incarnation": UINT64,
     "id": UINT64,
+    "boot": UINT64,
     "target": NAME,
     "target_address": NAME,
     "name": NAME,

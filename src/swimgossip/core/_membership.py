@@ -64,6 +64,7 @@ class Membership:
 
     Args:
         name, address, meta: who we are (our own row starts alive at incarnation 0).
+        boot: our boot id (random per process start; see ``Member.boot``).
         config: protocol tunables.
         rng: the engine's only source of randomness (probe order, gossip targets).
         effects: where sends, gossip, timers and events go.
@@ -83,6 +84,7 @@ class Membership:
         rng: random.Random,
         effects: Effects,
         awareness: Awareness,
+        boot: int = 0,
     ) -> None:
         if len(meta) > config.meta_max_size:
             raise MetadataTooLarge(len(meta), config.meta_max_size)
@@ -100,7 +102,9 @@ class Membership:
         self._answered_accusers: dict[str, float] = {}
         #: Transmissions of our "left" to wait for before ``LeaveComplete`` (-1: done).
         self._leave_target = 0
-        me = Member(name=name, address=address, status=Status.ALIVE, incarnation=0, meta=meta)
+        me = Member(
+            name=name, address=address, status=Status.ALIVE, incarnation=0, meta=meta, boot=boot
+        )
         self.table.store(me, 0.0)
 
     # ------------------------------------------------------------------ queries
@@ -196,6 +200,7 @@ class Membership:
                     alive.incarnation == me.incarnation
                     and alive.address == me.address
                     and alive.meta == me.meta
+                    and alive.boot == me.boot  # else a previous process of ours: refute
                 )
             ):
                 return
@@ -204,7 +209,7 @@ class Membership:
             self._refute(alive.incarnation, now)
             return
         change = self.table.claim_alive(
-            alive.name, alive.address, alive.incarnation, alive.meta, now
+            alive.name, alive.address, alive.incarnation, alive.meta, now, alive.boot
         )
         if change is None:
             return
@@ -213,7 +218,10 @@ class Membership:
         self._failed.pop(alive.name, None)
         suspicion = self._suspicions.pop(alive.name, None)
         old = change.old
-        if old is None or old.status.is_gone:
+        if old is not None and old.boot != change.new.boot:
+            self.effects.counters["restarts_seen"] += 1
+            self.effects.emit(MemberJoined(member=change.new, restarted=True))
+        elif old is None or old.status.is_gone:
             self.effects.emit(MemberJoined(member=change.new))
         elif old.status == Status.SUSPECT or suspicion is not None:
             self.effects.emit(MemberRecovered(member=change.new))

@@ -92,6 +92,15 @@ from .timers import (
 
 __all__ = ["Engine"]
 
+
+def _boot_id(rng: random.Random) -> int:
+    """This process start's boot id (``Member.boot``): 64 bits derived from the injected
+    RNG without drawing from it, so every later draw (probe order, ids) is what it was."""
+    probe = random.Random(0)  # seeded, so nothing reads OS entropy; replaced below
+    probe.setstate(rng.getstate())
+    return probe.getrandbits(64) ^ 0x9E3779B97F4A7C15 or 1
+
+
 #: A handler of one message type: (message, source address, now).
 _MessageHandler = Callable[[Any, str, float], None]
 #: A handler of one incoming stream message type: (message, token, now) -> answered.
@@ -141,6 +150,7 @@ class Engine:
             name=name,
             address=address,
             meta=meta,
+            boot=_boot_id(rng),
             config=config,
             rng=rng,
             effects=effects,
@@ -211,6 +221,11 @@ class Engine:
     def incarnation(self) -> int:
         """Our own incarnation number."""
         return self._membership.local_member.incarnation
+
+    @property
+    def boot(self) -> int:
+        """Our boot id (random per engine; see ``Member.boot``)."""
+        return self._membership.local_member.boot
 
     @property
     def local_member(self) -> Member:

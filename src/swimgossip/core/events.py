@@ -25,7 +25,9 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class MemberJoined:
-    """A member became alive: new to us, or back after failing or leaving.
+    """A member became alive: new to us, back after failing or leaving, or restarted
+    (``restarted``: a new process under the same name, even if it was never declared
+    failed).
 
     ``snapshot`` is True when the event is not a change but part of a snapshot (from
     ``subscribe(snapshot=True)``, or the fresh snapshot after ``EventsLost``): it says the
@@ -38,6 +40,10 @@ class MemberJoined:
     seq: int = 0
     #: True for the synthetic events of a snapshot (``seq`` is then 0).
     snapshot: bool = False
+    #: True when the member came back with a new boot id: its process restarted (whether
+    #: or not a failure was declared in between) and what it held in memory is gone. It
+    #: may come for a member held alive all along (a fast restart): treat it as a join.
+    restarted: bool = False
 
 
 @attrs.frozen(kw_only=True)

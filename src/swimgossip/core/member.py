@@ -47,6 +47,9 @@ class Member:
     status: Status
     incarnation: int
     meta: bytes = b""
+    #: The member's boot id: random per process start, so a restart under the same name
+    #: is told apart from the same process (0: unknown).
+    boot: int = 0
 
     @property
     def tags(self) -> Mapping[str, str]:

@@ -72,18 +72,24 @@ class PingReq:
 
 @attrs.frozen(kw_only=True)
 class Alive:
-    """``name`` is alive at ``incarnation``, reachable at ``address``, carrying ``meta``."""
+    """``name`` is alive at ``incarnation``, reachable at ``address``, carrying ``meta``;
+    ``boot`` is the boot id of its process (a new one means it restarted)."""
 
     name: str
     address: str
     incarnation: int
     meta: bytes
+    boot: int = 0
 
 
 def alive_claim(member: Member) -> Alive:
     """The ``Alive`` message that states what we hold about ``member``."""
     return Alive(
-        name=member.name, address=member.address, incarnation=member.incarnation, meta=member.meta
+        name=member.name,
+        address=member.address,
+        incarnation=member.incarnation,
+        meta=member.meta,
+        boot=member.boot,
     )
 
 

@@ -114,9 +114,10 @@ class MemberTable:
             self._active -= 1
 
     def claim_alive(
-        self, name: str, address: str, incarnation: int, meta: bytes, now: float
+        self, name: str, address: str, incarnation: int, meta: bytes, now: float, boot: int = 0
     ) -> Change | None:
-        """``name`` says it is alive at ``incarnation``. Returns the change, if accepted."""
+        """``name`` (boot id ``boot``) says it is alive at ``incarnation``. Returns the
+        change, if accepted."""
         old = self._members.get(name)
         if old is None:
             if len(self._members) >= self.max_members:
@@ -125,7 +126,12 @@ class MemberTable:
         elif incarnation <= old.incarnation:
             return None
         member = Member(
-            name=name, address=address, status=Status.ALIVE, incarnation=incarnation, meta=meta
+            name=name,
+            address=address,
+            status=Status.ALIVE,
+            incarnation=incarnation,
+            meta=meta,
+            boot=boot,
         )
         return self.store(member, now)
 

@@ -286,14 +286,18 @@ class Node:
         on_leave: Callable[[MemberLeft], object] | None = None,
         on_lost: Callable[[EventsLost], object] | None = None,
         on_message: Callable[[UserDelivery], object] | None = None,
+        on_restart: Callable[[MemberJoined], object] | None = None,
     ) -> Callable[[], None]:
         """Register callbacks by event kind; each gets its own event class, so a typed
         callback type-checks (``def on_fail(event: MemberFailed) -> None``). A callback may
         be sync or async (an awaitable result is awaited); callbacks run in order in one
         task, and one that raises is logged and skipped.
 
-        ``on_message`` gets the application messages of ``messages()`` (``UserDelivery``),
-        in a task of their own. Returns a function that unregisters them all.
+        ``on_restart`` gets the ``MemberJoined`` events with ``restarted=True`` (a member
+        whose process restarted: its boot id changed), after ``on_join``, which gets every
+        ``MemberJoined``. ``on_message`` gets the application messages of ``messages()``
+        (``UserDelivery``), in a task of their own. Returns a function that unregisters
+        them all.
         """
         table: dict[type[Any], Callable[[Any], object] | None] = {
             MemberJoined: on_join,
@@ -305,9 +309,16 @@ class Node:
             EventsLost: on_lost,
         }
 
-        def dispatch(event: NodeEvent) -> object:
-            callback = table.get(type(event))
-            return None if callback is None else callback(event)
+        async def dispatch(event: NodeEvent) -> None:
+            for callback in (table.get(type(event)), _restart_callback(event)):
+                if callback is not None:
+                    result = callback(event)
+                    if inspect.isawaitable(result):
+                        await result
+
+        def _restart_callback(event: NodeEvent) -> Callable[[Any], object] | None:
+            restarted = isinstance(event, MemberJoined) and event.restarted
+            return on_restart if restarted else None
 
         remove_events = self.on_event(dispatch)
         if on_message is None:
