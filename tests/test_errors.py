@@ -27,6 +27,8 @@ EXPECTED_BASES = {
     "swimgossip.core.errors.MessageTooLarge": (LocalError, ValueError),
     "swimgossip.core.errors.NotRunning": (LocalError, RuntimeError),
     "swimgossip.core.errors.DecodeError": (RemoteError, ValueError),
+    "swimgossip.core.errors.UnknownMember": (LocalError, LookupError),
+    "swimgossip.core.errors.EmptyRing": (LocalError, LookupError),
     "swimgossip.security.errors.KeyringError": ("SecurityError", LocalError, ValueError),
     "swimgossip.security.errors.PayloadError": ("SecurityError", LocalError, ValueError),
     "swimgossip.security.errors.AuthenticationError": ("SecurityError", RemoteError),
@@ -35,6 +37,7 @@ EXPECTED_BASES = {
     "swimgossip.net.errors.FrameTooLarge": (RemoteError, ValueError),
     "swimgossip.net.errors.MalformedFramePrefix": (RemoteError, ValueError),
     "swimgossip.node.errors.JoinError": (LocalError,),
+    "swimgossip.node.errors.SendFailed": (LocalError,),
     "swimgossip.cli.errors.AgentError": ("CliError",),
     "swimgossip.cli.errors.StatusError": ("CliError",),
 }

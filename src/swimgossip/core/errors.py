@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DecodeError",
+    "EmptyRing",
     "LocalError",
     "MessageTooLarge",
     "MetadataTooLarge",
@@ -58,6 +59,10 @@ class MessageTooLarge(LocalError, ValueError):
         super().__init__(f"message is {size} bytes, the limit is {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class EmptyRing(LocalError, LookupError):
+    """A ``swimgossip.ring.Ring`` has no member to own a key."""
 
 
 class UnknownMember(LocalError, LookupError):

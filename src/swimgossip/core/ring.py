@@ -22,16 +22,12 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 
-from .errors import LocalError
+from .errors import EmptyRing
 from .member import Member
 
 __all__ = ["EmptyRing", "Ring", "score"]
 
 _SCALE = 2.0**64
-
-
-class EmptyRing(LocalError, LookupError):
-    """The ring has no member to own a key."""
 
 
 def _as_bytes(value: str | bytes) -> bytes:
