@@ -109,3 +109,20 @@ async def test_signed_reliable_send_over_loopback() -> None:
             assert (got.source, len(got.payload), got.reliable) == ("b", 60_000, True)
             assert (small.source, small.payload, small.reliable) == ("b", b"small", False)
             nursery.cancel_scope.cancel()
+
+
+async def test_listen_on_direct_gets_direct_messages(autojump_clock: object) -> None:
+    async with open_cluster(2, seed=6) as cluster:
+        got: list[DirectDelivery] = []
+        arrived = trio.Event()
+
+        async def on_direct(message: DirectDelivery) -> None:
+            got.append(message)
+            arrived.set()
+
+        remove = cluster.node("n0").listen(on_direct=on_direct)
+        with trio.fail_after(30):
+            await cluster.node("n1").send("n0", b"ping me back", reliable=True)
+            await arrived.wait()
+        remove()
+        assert got == [DirectDelivery(source="n1", payload=b"ping me back", reliable=True)]

@@ -18,3 +18,4 @@ async def misuse(node: Node, event: NodeEvent) -> None:
     await swimgossip.serve_node("a", bnd="127.0.0.1:0")  # error
     node.listen(on_fail=on_join)  # error
     print(event.member.name)  # error
+    node.listen(on_direct=on_join)  # error

@@ -10,6 +10,7 @@ import trio
 
 import swimgossip
 from swimgossip import (
+    DirectDelivery,
     EventsLost,
     MemberFailed,
     MemberJoined,
@@ -82,6 +83,14 @@ def on_message(message: UserDelivery) -> None:
     print(message.source, message.payload)
 
 
+async def on_direct(message: DirectDelivery) -> None:
+    print(message.source, message.payload, message.reliable)
+
+
+def on_restart(event: MemberJoined) -> None:
+    print(event.member.name, event.member.boot, event.restarted)
+
+
 async def service() -> None:
     config = swimgossip.Config.local()
     async with trio.open_nursery() as nursery:
@@ -99,7 +108,12 @@ async def service() -> None:
             on_leave=on_leave,
             on_lost=on_lost,
             on_message=on_message,
+            on_direct=on_direct,
+            on_restart=on_restart,
         )
+        await node.send("b", b"payload", reliable=True)
+        for member in node.alive(tags={"role": "db"}):
+            print(member.tags.get("zone"))
         remove()
         await node.leave()
     async with swimgossip.open_node("b", bind="127.0.0.1:0", handle_signals=True) as b:

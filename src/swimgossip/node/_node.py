@@ -28,7 +28,7 @@ import random
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -46,7 +46,7 @@ from ..core.events import (
 )
 from ..core.inputs import BroadcastCommand, LeaveCommand, SendCommand, UpdateMetaCommand
 from ..core.member import Member, Status
-from ..core.outputs import UserDelivery
+from ..core.outputs import DirectDelivery, UserDelivery
 from ..core.tags import encode_tags, matches_tags
 from ..net import Transport, advertised_address, open_udp_transport
 from ..security import (
@@ -73,6 +73,8 @@ from .errors import SendFailed
 __all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
+
+_M = TypeVar("_M", UserDelivery, DirectDelivery)
 
 #: An ``on_event`` callback, sync or async (an awaitable result is awaited).
 EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
@@ -287,6 +289,7 @@ class Node:
         on_lost: Callable[[EventsLost], object] | None = None,
         on_message: Callable[[UserDelivery], object] | None = None,
         on_restart: Callable[[MemberJoined], object] | None = None,
+        on_direct: Callable[[DirectDelivery], object] | None = None,
     ) -> Callable[[], None]:
         """Register callbacks by event kind; each gets its own event class, so a typed
         callback type-checks (``def on_fail(event: MemberFailed) -> None``). A callback may
@@ -295,9 +298,10 @@ class Node:
 
         ``on_restart`` gets the ``MemberJoined`` events with ``restarted=True`` (a member
         whose process restarted: its boot id changed), after ``on_join``, which gets every
-        ``MemberJoined``. ``on_message`` gets the application messages of ``messages()``
-        (``UserDelivery``), in a task of their own. Returns a function that unregisters
-        them all.
+        ``MemberJoined``. ``on_message`` gets the application broadcasts of ``messages()``
+        (``UserDelivery``) and ``on_direct`` the direct messages of ``direct_messages()``
+        (``DirectDelivery``), each in a task of its own. Returns a function that
+        unregisters them all.
         """
         table: dict[type[Any], Callable[[Any], object] | None] = {
             MemberJoined: on_join,
@@ -321,19 +325,25 @@ class Node:
             return on_restart if restarted else None
 
         remove_events = self.on_event(dispatch)
-        if on_message is None:
-            return remove_events
-        stream = self.messages(buffer=64 * _DEFAULT_BUFFER)
-        self._nursery.start_soon(self._run_message_callback, stream, on_message)
+        streams: list[MessageStream | DirectMessageStream] = []
+        if on_message is not None:
+            broadcasts = self.messages(buffer=64 * _DEFAULT_BUFFER)
+            self._nursery.start_soon(self._run_message_callback, broadcasts, on_message)
+            streams.append(broadcasts)
+        if on_direct is not None:
+            direct = self.direct_messages(buffer=64 * _DEFAULT_BUFFER)
+            self._nursery.start_soon(self._run_message_callback, direct, on_direct)
+            streams.append(direct)
 
         def remove() -> None:
             remove_events()
-            stream.close()
+            for stream in streams:
+                stream.close()
 
         return remove
 
     async def _run_message_callback(
-        self, stream: MessageStream, callback: Callable[[UserDelivery], object]
+        self, stream: AsyncIterator[_M], callback: Callable[[_M], object]
     ) -> None:
         async for message in stream:
             try:
