@@ -132,3 +132,12 @@ async def test_same_process_rejoining_is_not_a_restart(autojump_clock: object) -
             with trio.fail_after(30):
                 event = await events.receive()
         assert isinstance(event, MemberUpdated) and event.member.meta == b"new"
+
+
+def test_agent_lines_say_restarted_and_snapshot_flags_stay_internal() -> None:
+    from swimgossip import Member, Status
+    from swimgossip.cli._agent import event_record
+
+    member = Member(name="n2", address="x:1", status=Status.ALIVE, incarnation=3, boot=7)
+    assert event_record(MemberJoined(member=member, restarted=True), 1.0)["restarted"] is True
+    assert "restarted" not in event_record(MemberJoined(member=member), 1.0)
