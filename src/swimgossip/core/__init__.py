@@ -39,7 +39,6 @@ from .inputs import (
     StreamFailed,
     StreamFailure,
     StreamReceived,
-    TimerFired,
     UpdateMetaCommand,
 )
 from .member import Member, Status, supersedes
@@ -97,7 +96,6 @@ __all__ = [
     "StreamReply",
     "StreamRequest",
     "SwimError",
-    "TimerFired",
     "UpdateMetaCommand",
     "UserDelivery",
     "decode_packet",
