@@ -54,7 +54,7 @@ from ._joining import Joiner
 from ._metrics import collect_metrics
 from ._runtime import Runtime
 
-__all__ = ["Node", "open_node", "serve_node"]
+__all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
@@ -63,6 +63,29 @@ EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
 KindCallback = Callable[[Any], Awaitable[object] | object]
 
 _DEFAULT_BUFFER = 1024
+
+
+def dispatch_by_kind(
+    *,
+    on_join: KindCallback | None = None,
+    on_update: KindCallback | None = None,
+    on_fail: KindCallback | None = None,
+    on_leave: KindCallback | None = None,
+) -> EventCallback:
+    """One event callback that calls the callback given for the event's kind, if any
+    (``listen`` here and in ``swimgossip.aio``)."""
+    table: dict[type[Any], KindCallback | None] = {
+        MemberJoined: on_join,
+        MemberUpdated: on_update,
+        MemberFailed: on_fail,
+        MemberLeft: on_leave,
+    }
+
+    def dispatch(event: NodeEvent) -> Awaitable[object] | object:
+        callback = table.get(type(event))
+        return None if callback is None else callback(event)
+
+    return dispatch
 
 
 @attrs.frozen(kw_only=True)
@@ -245,18 +268,11 @@ class Node:
     ) -> Callable[[], None]:
         """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
         ``MemberFailed``, ``MemberLeft``). Returns a function that unregisters them."""
-        table: dict[type[Any], KindCallback | None] = {
-            MemberJoined: on_join,
-            MemberUpdated: on_update,
-            MemberFailed: on_fail,
-            MemberLeft: on_leave,
-        }
-
-        def dispatch(event: NodeEvent) -> Awaitable[object] | object:
-            callback = table.get(type(event))
-            return None if callback is None else callback(event)
-
-        return self.on_event(dispatch)
+        return self.on_event(
+            dispatch_by_kind(
+                on_join=on_join, on_update=on_update, on_fail=on_fail, on_leave=on_leave
+            )
+        )
 
     async def _run_callbacks(self, subscription: Subscription) -> None:
         async for event in subscription:
