@@ -56,13 +56,17 @@ def no_swimgossip_threads() -> bool:
 
 
 def test_three_nodes_a_crash_is_failed_and_a_leave_is_left_at_the_others() -> None:
-    async def node_until(name: str, seed: str, release: asyncio.Event, log: list[Any]) -> None:
+    async def node_until(
+        name: str, seed: str, ready: asyncio.Event, release: asyncio.Event, log: list[Any]
+    ) -> None:
         async with (
             swimgossip.aio.open_node(name, **OPTIONS) as node,
             node.subscribe() as events,
         ):
             await node.join([seed])
             log.append(node)
+            await until_alive(events, {"b", "c"} - {name})  # each knows the other
+            ready.set()
             await release.wait()
             if name == "b":  # b stays until it has seen c fail
                 log.append(await until_event(events, MemberFailed, "c"))
@@ -73,10 +77,14 @@ def test_three_nodes_a_crash_is_failed_and_a_leave_is_left_at_the_others() -> No
             a.listen(on_fail=lambda e: on_fail.append((about(e), threading.get_ident())))
             async with a.subscribe() as events:
                 b_log: list[Any] = []
+                ready_b, ready_c = asyncio.Event(), asyncio.Event()
                 release_b, release_c = asyncio.Event(), asyncio.Event()
-                b = asyncio.create_task(node_until("b", a.address, release_b, b_log))
-                c = asyncio.create_task(node_until("c", a.address, release_c, []))
+                b = asyncio.create_task(node_until("b", a.address, ready_b, release_b, b_log))
+                c = asyncio.create_task(node_until("c", a.address, ready_c, release_c, []))
                 await until_alive(events, {"b", "c"})
+                async with asyncio.timeout(PATIENCE):
+                    await ready_b.wait()
+                    await ready_c.wait()
 
                 c.cancel()  # the task holding c is cancelled: a crash, no leave
                 with pytest.raises(asyncio.CancelledError):
