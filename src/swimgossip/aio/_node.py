@@ -162,6 +162,10 @@ class AioNode:
         """A snapshot of counters, queue depths, lag and health (``Node.metrics``)."""
         return self._node.metrics()
 
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``Node.metrics_text``)."""
+        return self._node.metrics_text()
+
     @property
     def security(self) -> SecurityMode:
         """The security mode in force."""

@@ -194,6 +194,10 @@ class BlockingNode:
         """A snapshot of counters, queue depths, lag and health (``Node.metrics``)."""
         return self._read(self._node.metrics)
 
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``Node.metrics_text``)."""
+        return self._read(self._node.metrics_text)
+
     # ------------------------------------------------------------------ acting
 
     def join(self, seeds: Sequence[str], *, timeout: float | None = None) -> int:

@@ -140,7 +140,10 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--status",
         type=_address,
         metavar="HOST:PORT",
-        help="serve read-only JSON (GET /members, /metrics) over HTTP/1.0 here; loopback only",
+        help=(
+            "serve a read-only endpoint over HTTP/1.0 here (GET /members, /metrics.json: JSON; "
+            "/metrics: Prometheus text); loopback only"
+        ),
     )
     agent.add_argument(
         "--log-level",

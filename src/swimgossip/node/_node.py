@@ -51,7 +51,7 @@ from ..security import (
 )
 from ._events import EventHub, MessageStream, NodeEvent, Subscription
 from ._joining import Joiner
-from ._metrics import collect_metrics
+from ._metrics import collect_metrics, metrics_text
 from ._runtime import Runtime
 
 __all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
@@ -151,6 +151,12 @@ class Node:
     def metrics(self) -> dict[str, float]:
         """A snapshot of counters (engine and runtime), queue depths, lag and health."""
         return collect_metrics(self._engine, self._runtime)
+
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``swimgossip_*``
+        counters ending in ``_total``, gauges, HELP and TYPE lines); serve it at
+        ``/metrics`` (the agent's ``--status`` endpoint does)."""
+        return metrics_text(self.metrics())
 
     @property
     def security(self) -> SecurityMode:
