@@ -37,8 +37,15 @@ async def test_metrics_text_parses_and_follows_the_naming_conventions() -> None:
             b, _ = await start_node(nursery, "b")
             await b.join([a.address])
             metrics = a.metrics()
-            families = _families(metrics_text(metrics))
+            text = metrics_text(metrics)
+            families = _families(text)
             nursery.cancel_scope.cancel()
+
+    # The parser itself adds "_total" to counter samples, so check the text as written.
+    types = [line.split()[2:] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(families)
+    for name, kind in types:
+        assert name.endswith("_total") == (kind == "counter"), (name, kind)
 
     assert families["swimgossip_members"][0] == "gauge"
     members = families["swimgossip_members"][1]
