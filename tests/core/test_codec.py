@@ -6,15 +6,19 @@ fuzz tests feed random and mutated bytes and fail on any other exception.
 
 from __future__ import annotations
 
+import ast
+import re
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import attrs
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
+from swimgossip.core import _codec_generated, _codec_rules, codec
 from swimgossip.core.codec import (
     MAX_DATAGRAM_SIZE,
     MAX_NAME_LENGTH,
@@ -34,10 +38,14 @@ from swimgossip.core.messages import (
     MESSAGE_TYPES,
     Ack,
     Alive,
+    Dead,
+    Left,
     Message,
+    Nack,
     Ping,
     PingReq,
     PushPull,
+    Suspect,
     UserMessage,
 )
 from swimgossip.testing import strategies
@@ -397,3 +405,337 @@ def test_worked_example_of_docs_protocol_md() -> None:
     docs = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
     if docs.exists():
         assert EXAMPLE_HEX.strip() in docs.read_text(encoding="utf-8")
+
+
+# --- the rule table -----------------------------------------------------------------------
+#
+# _codec_rules.RECORDS is the one statement of what a field must be; the decoders in
+# _codec_generated.py are generated from it, and a refused row is explained from it. The
+# tests below check that (1) the checked-in module is what the table generates, (2) the
+# fast check and the explanation agree on any row, and (3) an independent, hand-written
+# statement of the rules (from docs/protocol.md) is enforced rule by rule, so a rule dropped
+# from the table (or from the generated module) fails a test.
+
+
+def test_generated_decoders_are_up_to_date_with_the_rule_table() -> None:
+    checked_in = Path(_codec_rules.GENERATED).read_text(encoding="utf-8")
+    # Compared as syntax trees: the checked-in file is ruff-formatted, render() is not.
+    assert ast.dump(ast.parse(checked_in)) == ast.dump(ast.parse(_codec_rules.render())), (
+        "regenerate: python -c 'from swimgossip.core import _codec_rules; _codec_rules.main()'"
+    )
+
+
+def test_the_codec_uses_the_generated_decoders() -> None:
+    assert codec.DECODERS is _codec_generated.DECODERS
+    assert codec.ROWS is _codec_generated.ROWS
+    assert sorted(_codec_generated.DECODERS) == sorted(MESSAGE_TYPES)
+    assert set(_codec_generated.ROWS) == set(MESSAGE_TYPES.values())
+
+
+# Hand-written, apart from the table: the kind of every field of every message.
+EXPECTED_KINDS: dict[type[Message], dict[str, str]] = {
+    Ping: {"seq": "uint64", "target": "name"},
+    Ack: {"seq": "uint64"},
+    Nack: {"seq": "uint64"},
+    PingReq: {"seq": "uint64", "target": "name", "target_address": "name", "nack": "bool"},
+    Alive: {"name": "name", "address": "name", "incarnation": "uint64", "meta": "bytes"},
+    Suspect: {"name": "name", "incarnation": "uint64", "source": "name"},
+    Dead: {"name": "name", "incarnation": "uint64", "source": "name"},
+    Left: {"name": "name", "incarnation": "uint64"},
+    UserMessage: {"source": "name", "id": "uint64", "payload": "bytes"},
+    PushPull: {"source": "name", "join": "bool", "members": "members", "suspected_by": "names"},
+}
+EXPECTED_MEMBER_COLUMNS = {
+    "name": "name",
+    "address": "name",
+    "status": "status",
+    "incarnation": "uint64",
+    "meta": "bytes",
+}
+
+U64_RULE = f"0 <= value <= {U64_MAX}"
+MEMBER_ROW = ["a", "addr", 0, 1, b""]
+# Per kind, values that each break one rule of that kind, and the rule they break. A rule
+# dropped from the table lets its witness through; a rule added to the table without a
+# witness here fails test_every_rule_of_the_table_has_a_witness.
+WITNESSES: dict[str, list[tuple[Any, str]]] = {
+    "uint64": [
+        (-1, U64_RULE),
+        (-(1 << 63), U64_RULE),
+        (True, "type int"),
+        (7.0, "type int"),
+        ("7", "type int"),
+        (None, "type int"),
+    ],
+    "name": [
+        ("x" * (MAX_NAME_LENGTH + 1), f"length <= {MAX_NAME_LENGTH}"),
+        (b"x", "type str"),
+        (7, "type str"),
+        (None, "type str"),
+    ],
+    "bytes": [("meta", "type bytes"), (None, "type bytes"), ([], "type bytes")],
+    "bool": [(1, "type bool"), (0, "type bool"), (None, "type bool")],
+    "status": [
+        (4, "0 <= value <= 3"),
+        (-1, "0 <= value <= 3"),
+        (True, "type int"),
+        ("alive", "type int"),
+    ],
+    "names": [
+        ("a", "type list"),
+        (None, "type list"),
+        (["x" * (MAX_NAME_LENGTH + 1)], f"length <= {MAX_NAME_LENGTH}"),
+        (["ok", 1], "type str"),
+    ],
+    "members": [
+        ("members", "type list"),
+        ({}, "type list"),
+        (["a"], "type list"),  # a row that is not an array
+        ([MEMBER_ROW[:4]], "length == 5"),
+        ([[*MEMBER_ROW, 9]], "length == 5"),
+    ],
+}
+
+
+def valid_row(cls: type[Message]) -> list[Any]:
+    """The msgpack array of a small valid message of class ``cls``."""
+    examples: dict[type[Message], Message] = {
+        Ping: Ping(seq=7, target="b"),
+        Ack: Ack(seq=7),
+        Nack: Nack(seq=7),
+        PingReq: PingReq(seq=7, target="t", target_address="addr", nack=True),
+        Alive: Alive(name="a", address="addr", incarnation=1, meta=b"m"),
+        Suspect: Suspect(name="a", incarnation=1, source="s"),
+        Dead: Dead(name="a", incarnation=1, source="s"),
+        Left: Left(name="a", incarnation=1),
+        UserMessage: UserMessage(source="s", id=1, payload=b"p"),
+        PushPull: PushPull(
+            source="s",
+            join=False,
+            members=(Member(name="a", address="addr", status=Status.ALIVE, incarnation=1),),
+            suspected_by=("",),
+        ),
+    }
+    row: list[Any] = msgpack.unpackb(encode_message(examples[cls]), raw=False)
+    return row
+
+
+def witness_cases() -> list[Any]:
+    """Every (class, where, row, rule) of a row that breaks exactly one rule."""
+    cases = []
+    for cls, kinds in EXPECTED_KINDS.items():
+        name = cls.__name__
+        base = valid_row(cls)
+        decoder = _codec_generated.DECODERS[MESSAGE_TYPES_BY_CLASS[cls]]
+        decoder(list(base))  # the base row itself is accepted
+        for index, (field, kind) in enumerate(kinds.items(), start=1):
+            for value, rule in WITNESSES[kind]:
+                row = list(base)
+                row[index] = value
+                where = f"{name}.{field}"
+                if kind == "names" and type(value) is list:
+                    where += f"[{len(value) - 1}]"
+                elif kind == "members" and type(value) is list:
+                    where += "[0]"
+                cases.append(pytest.param(cls, kind, where, row, rule, id=f"{where}:{rule}"))
+        # The array itself: one field too many or too few.
+        for row in ([*base, 0], base[:-1]):
+            rule = f"length == {len(base)}"
+            cases.append(pytest.param(cls, "message", name, row, rule, id=f"{name}:{len(row)}"))
+    for column, kind in EXPECTED_MEMBER_COLUMNS.items():
+        index = list(EXPECTED_MEMBER_COLUMNS).index(column)
+        for value, rule in WITNESSES[kind]:
+            member_row = list(MEMBER_ROW)
+            member_row[index] = value
+            row = [*valid_row(PushPull)[:3], [MEMBER_ROW, member_row], []]
+            where = f"PushPull.members[1].{column}"
+            cases.append(pytest.param(PushPull, kind, where, row, rule, id=f"{where}:{rule}"))
+    return cases
+
+
+MESSAGE_TYPES_BY_CLASS = {cls: type_id for type_id, cls in MESSAGE_TYPES.items()}
+WITNESS_CASES = witness_cases()
+
+
+def test_the_rule_table_states_every_field_as_documented() -> None:
+    for cls, expected in EXPECTED_KINDS.items():
+        record = _codec_rules.RECORDS[cls]
+        assert record.type_id == MESSAGE_TYPES_BY_CLASS[cls]
+        assert [f.name for f in record.fields] == [f.name for f in attrs.fields(cls)]
+        assert {f.name: f.kind.name for f in record.fields} == expected
+    assert set(_codec_rules.RECORDS) == set(EXPECTED_KINDS)
+    members = _codec_rules.RECORDS[PushPull].fields[2].kind.rows
+    assert members is not None
+    assert {f.name: f.kind.name for f in members.fields} == EXPECTED_MEMBER_COLUMNS
+
+
+@pytest.mark.parametrize(("cls", "kind", "where", "row", "rule"), WITNESS_CASES)
+def test_each_rule_is_enforced_and_named(
+    cls: type[Message], kind: str, where: str, row: list[Any], rule: str
+) -> None:
+    # Through the generated fast path, and through the public decoders.
+    with pytest.raises(DecodeError) as refused:
+        _codec_generated.DECODERS[MESSAGE_TYPES_BY_CLASS[cls]](row)
+    assert str(refused.value).startswith(f"{where}: expected {rule}, got ")
+    with pytest.raises(DecodeError, match=re.escape(f"{where}: expected {rule}")):
+        decode_stream(raw_packet(row))
+
+
+# Values for the agreement test: valid ones per kind (hand-written, like EXPECTED_KINDS),
+# near misses at every limit, and anything else msgpack can produce.
+_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(1 << 63), max_value=U64_MAX),
+    st.sampled_from([-1, 4, U64_MAX, -(1 << 63)]),
+    st.floats(allow_nan=False),
+    st.text(max_size=2),
+    st.text(min_size=MAX_NAME_LENGTH - 1, max_size=MAX_NAME_LENGTH + 2),
+    st.binary(max_size=2),
+    st.lists(st.integers(0, 3), max_size=6),
+)
+_VALID: dict[str, st.SearchStrategy[Any]] = {
+    "uint64": st.integers(min_value=0, max_value=U64_MAX),
+    "name": st.text(max_size=2) | st.text(min_size=MAX_NAME_LENGTH, max_size=MAX_NAME_LENGTH),
+    "bytes": st.binary(max_size=2),
+    "bool": st.booleans(),
+    "status": st.integers(min_value=0, max_value=3),
+}
+
+
+def _values(kind: str, junk: bool) -> st.SearchStrategy[Any]:
+    """Values of ``kind``: valid ones, or (``junk``) anything, often near a limit."""
+    if kind == "names":
+        valid = st.lists((_VALID["name"] | _JUNK) if junk else _VALID["name"], max_size=3)
+    elif kind == "members":
+        kinds = EXPECTED_MEMBER_COLUMNS.values()
+        columns = [(_VALID[k] | _JUNK) if junk else _VALID[k] for k in kinds]
+        rows = st.tuples(*columns).map(list)
+        if junk:
+            rows = rows | st.lists(_VALID["name"], max_size=6) | _JUNK
+        valid = st.lists(rows, max_size=3)
+    else:
+        valid = _VALID[kind]
+    return (valid | _JUNK) if junk else valid
+
+
+@st.composite
+def _rows(draw: st.DrawFn, cls: type[Message]) -> list[Any]:
+    """A message array of class ``cls``, often with broken fields or a wrong length."""
+    kinds = list(EXPECTED_KINDS[cls].values())
+    junk = draw(st.sets(st.sampled_from(range(len(kinds))), max_size=3))
+    row = [MESSAGE_TYPES_BY_CLASS[cls]]
+    row += [draw(_values(kind, index in junk)) for index, kind in enumerate(kinds)]
+    change = draw(st.sampled_from(["none"] * 8 + ["add", "drop"]))
+    if change == "add":
+        row.append(draw(_JUNK))
+    elif change == "drop":
+        row.pop()
+    return row
+
+
+@pytest.mark.parametrize("cls", list(MESSAGE_TYPES.values()), ids=lambda c: c.__name__)
+@given(data=st.data())
+def test_fast_check_and_explanation_agree(cls: type[Message], data: st.DataObject) -> None:
+    row = data.draw(_rows(cls))
+    broken = _codec_rules.violation(_codec_rules.RECORDS[cls], row)
+    decoder = _codec_generated.DECODERS[MESSAGE_TYPES_BY_CLASS[cls]]
+    try:
+        message = decoder(row)
+    except DecodeError as exc:
+        event("refused")
+        # Refused exactly when the explanation finds a broken rule, and says which.
+        assert broken is not None, f"fast path refused {row!r}, the rules accept it"
+        assert str(exc) == broken
+        assert re.fullmatch(rf"{cls.__name__}(\.\w+(\[\d+\])?)*: expected .+, got .+", broken)
+    else:
+        event("accepted")
+        assert broken is None, f"fast path accepted {row!r}, but {broken}"
+        assert type(message) is cls
+        # What was accepted is what the message encodes to (ints and flags keep their type).
+        assert msgpack.unpackb(encode_message(message), raw=False) == row
+
+
+def _kinds(kind: _codec_rules.Kind) -> list[_codec_rules.Kind]:
+    """``kind`` and every kind inside it (list items, member columns)."""
+    found = [kind]
+    if kind.items is not None:
+        found += _kinds(kind.items)
+    if kind.rows is not None:
+        for column in kind.rows.fields:
+            found += _kinds(column.kind)
+    return found
+
+
+def _table_kinds() -> list[_codec_rules.Kind]:
+    every = (
+        kind
+        for record in _codec_rules.RECORDS.values()
+        for field in record.fields
+        for kind in _kinds(field.kind)
+    )
+    return list({id(kind): kind for kind in every}.values())
+
+
+def test_every_rule_of_the_table_has_a_witness() -> None:
+    in_table = {("message", str(r)) for x in _codec_rules.RECORDS.values() for r in x.shape}
+    for kind in _table_kinds():
+        in_table |= {(kind.name, str(rule)) for rule in kind.rules}
+        if kind.rows is not None:
+            in_table |= {(kind.name, str(rule)) for rule in kind.rows.shape}
+    witnessed = {(case.values[1], case.values[4]) for case in WITNESS_CASES}
+    missing = in_table - witnessed
+    assert not missing, f"rules without a witness in WITNESSES: {sorted(missing)}"
+
+
+def _without(kind: _codec_rules.Kind, old: _codec_rules.Kind, new: _codec_rules.Kind) -> Any:
+    """``kind`` with every use of ``old`` inside it replaced by ``new``."""
+    if kind is old:
+        return new
+    items = None if kind.items is None else _without(kind.items, old, new)
+    rows = kind.rows
+    if rows is not None:
+        fields = tuple(attrs.evolve(f, kind=_without(f.kind, old, new)) for f in rows.fields)
+        rows = attrs.evolve(rows, fields=fields)
+    return attrs.evolve(kind, items=items, rows=rows)
+
+
+def _mutants() -> list[Any]:
+    """One rule table per rule of a kind, with that rule dropped."""
+    mutants = []
+    for kind in _table_kinds():
+        for rule in kind.rules:
+            weaker = attrs.evolve(kind, rules=tuple(r for r in kind.rules if r is not rule))
+            records = {
+                cls: attrs.evolve(
+                    record,
+                    fields=tuple(
+                        attrs.evolve(f, kind=_without(f.kind, kind, weaker)) for f in record.fields
+                    ),
+                )
+                for cls, record in _codec_rules.RECORDS.items()
+            }
+            mutants.append(pytest.param(records, id=f"{kind.name}-without-{rule}"))
+    return mutants
+
+
+@pytest.mark.parametrize("records", _mutants())
+def test_dropping_any_rule_from_the_table_lets_a_witness_through(records: Any) -> None:
+    # Generate the decoders of the weakened table (as _codec_rules.main() would) and run
+    # every witness through them: at least one must now be accepted, or fail with an
+    # exception other than DecodeError (a dropped type rule lets `<=` meet a str). Either
+    # way test_each_rule_is_enforced_and_named would fail on that table.
+    namespace: dict[str, Any] = {"__name__": "mutant", "__package__": "swimgossip.core"}
+    exec(compile(_codec_rules.render(records), "<mutant>", "exec"), namespace)
+    noticed = []
+    for case in WITNESS_CASES:
+        cls, _, where, row, rule = case.values
+        try:
+            namespace["DECODERS"][MESSAGE_TYPES_BY_CLASS[cls]](row)
+        except DecodeError:
+            continue
+        except Exception as exc:
+            noticed.append(f"{where}: {rule} ({type(exc).__name__})")
+        else:
+            noticed.append(f"{where}: {rule} (accepted)")
+    assert noticed, "no witness notices the dropped rule"

@@ -14,6 +14,7 @@ import attrs
 from .member import Member
 
 __all__ = [
+    "MAX_NAME_LENGTH",
     "Ack",
     "Alive",
     "Dead",
@@ -29,6 +30,9 @@ __all__ = [
     "UserMessage",
     "alive_claim",
 ]
+
+#: Longest member name or address, in characters (the codec refuses longer ones).
+MAX_NAME_LENGTH = 256
 
 
 @attrs.frozen(kw_only=True)

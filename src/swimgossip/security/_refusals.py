@@ -18,7 +18,8 @@ import contextlib
 
 import attrs
 
-from .errors import AuthenticationError, PeerRefused, RejectReason
+from ._reasons import RejectReason
+from .errors import AuthenticationError, PeerRefused
 
 __all__ = [
     "ERROR_MARKER",

@@ -1,0 +1,352 @@
+"""Generated from the rule table of _codec_rules.py by its ``main()``: do not edit.
+
+See _codec_rules.py for how it is derived, why it is checked in, and how to
+regenerate it; tests/core/test_codec.py fails when it is out of date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from .member import Member, Status
+from .messages import (
+    Ack,
+    Alive,
+    Dead,
+    Left,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    UserMessage,
+)
+
+__all__ = ["DECODERS", "ROWS"]
+
+STATUSES = tuple(Status)
+
+
+def explain(cls: type[Message], row: list[Any]) -> NoReturn:
+    """Raise the DecodeError naming the broken rule (the table loads on first use)."""
+    from ._codec_rules import explain as explain_by_rules
+
+    explain_by_rules(cls, row)
+
+
+new = object.__new__
+SET_MEMBER_NAME = Member.__dict__["name"].__set__
+SET_MEMBER_ADDRESS = Member.__dict__["address"].__set__
+SET_MEMBER_STATUS = Member.__dict__["status"].__set__
+SET_MEMBER_INCARNATION = Member.__dict__["incarnation"].__set__
+SET_MEMBER_META = Member.__dict__["meta"].__set__
+SET_PING_SEQ = Ping.__dict__["seq"].__set__
+SET_PING_TARGET = Ping.__dict__["target"].__set__
+SET_ACK_SEQ = Ack.__dict__["seq"].__set__
+SET_NACK_SEQ = Nack.__dict__["seq"].__set__
+SET_PING_REQ_SEQ = PingReq.__dict__["seq"].__set__
+SET_PING_REQ_TARGET = PingReq.__dict__["target"].__set__
+SET_PING_REQ_TARGET_ADDRESS = PingReq.__dict__["target_address"].__set__
+SET_PING_REQ_NACK = PingReq.__dict__["nack"].__set__
+SET_ALIVE_NAME = Alive.__dict__["name"].__set__
+SET_ALIVE_ADDRESS = Alive.__dict__["address"].__set__
+SET_ALIVE_INCARNATION = Alive.__dict__["incarnation"].__set__
+SET_ALIVE_META = Alive.__dict__["meta"].__set__
+SET_SUSPECT_NAME = Suspect.__dict__["name"].__set__
+SET_SUSPECT_INCARNATION = Suspect.__dict__["incarnation"].__set__
+SET_SUSPECT_SOURCE = Suspect.__dict__["source"].__set__
+SET_DEAD_NAME = Dead.__dict__["name"].__set__
+SET_DEAD_INCARNATION = Dead.__dict__["incarnation"].__set__
+SET_DEAD_SOURCE = Dead.__dict__["source"].__set__
+SET_LEFT_NAME = Left.__dict__["name"].__set__
+SET_LEFT_INCARNATION = Left.__dict__["incarnation"].__set__
+SET_USER_MESSAGE_SOURCE = UserMessage.__dict__["source"].__set__
+SET_USER_MESSAGE_ID = UserMessage.__dict__["id"].__set__
+SET_USER_MESSAGE_PAYLOAD = UserMessage.__dict__["payload"].__set__
+SET_PUSH_PULL_SOURCE = PushPull.__dict__["source"].__set__
+SET_PUSH_PULL_JOIN = PushPull.__dict__["join"].__set__
+SET_PUSH_PULL_MEMBERS = PushPull.__dict__["members"].__set__
+SET_PUSH_PULL_SUSPECTED_BY = PushPull.__dict__["suspected_by"].__set__
+
+
+def row_ping(message: Ping) -> list[Any]:
+    return [1, message.seq, message.target]
+
+
+def decode_ping(row: list[Any]) -> Ping:
+    if len(row) != 3:
+        explain(Ping, row)
+    _, seq, target = row
+    if not (
+        type(seq) is int
+        and 0 <= seq <= 18446744073709551615
+        and type(target) is str
+        and len(target) <= 256
+    ):
+        explain(Ping, row)
+    message = new(Ping)
+    SET_PING_SEQ(message, seq)
+    SET_PING_TARGET(message, target)
+    return message
+
+
+def row_ack(message: Ack) -> list[Any]:
+    return [2, message.seq]
+
+
+def decode_ack(row: list[Any]) -> Ack:
+    if len(row) != 2:
+        explain(Ack, row)
+    _, seq = row
+    if not (type(seq) is int and 0 <= seq <= 18446744073709551615):
+        explain(Ack, row)
+    message = new(Ack)
+    SET_ACK_SEQ(message, seq)
+    return message
+
+
+def row_nack(message: Nack) -> list[Any]:
+    return [3, message.seq]
+
+
+def decode_nack(row: list[Any]) -> Nack:
+    if len(row) != 2:
+        explain(Nack, row)
+    _, seq = row
+    if not (type(seq) is int and 0 <= seq <= 18446744073709551615):
+        explain(Nack, row)
+    message = new(Nack)
+    SET_NACK_SEQ(message, seq)
+    return message
+
+
+def row_ping_req(message: PingReq) -> list[Any]:
+    return [4, message.seq, message.target, message.target_address, message.nack]
+
+
+def decode_ping_req(row: list[Any]) -> PingReq:
+    if len(row) != 5:
+        explain(PingReq, row)
+    _, seq, target, target_address, nack = row
+    if not (
+        type(seq) is int
+        and 0 <= seq <= 18446744073709551615
+        and type(target) is str
+        and len(target) <= 256
+        and type(target_address) is str
+        and len(target_address) <= 256
+        and type(nack) is bool
+    ):
+        explain(PingReq, row)
+    message = new(PingReq)
+    SET_PING_REQ_SEQ(message, seq)
+    SET_PING_REQ_TARGET(message, target)
+    SET_PING_REQ_TARGET_ADDRESS(message, target_address)
+    SET_PING_REQ_NACK(message, nack)
+    return message
+
+
+def row_alive(message: Alive) -> list[Any]:
+    return [5, message.name, message.address, message.incarnation, message.meta]
+
+
+def decode_alive(row: list[Any]) -> Alive:
+    if len(row) != 5:
+        explain(Alive, row)
+    _, name, address, incarnation, meta = row
+    if not (
+        type(name) is str
+        and len(name) <= 256
+        and type(address) is str
+        and len(address) <= 256
+        and type(incarnation) is int
+        and 0 <= incarnation <= 18446744073709551615
+        and type(meta) is bytes
+    ):
+        explain(Alive, row)
+    message = new(Alive)
+    SET_ALIVE_NAME(message, name)
+    SET_ALIVE_ADDRESS(message, address)
+    SET_ALIVE_INCARNATION(message, incarnation)
+    SET_ALIVE_META(message, meta)
+    return message
+
+
+def row_suspect(message: Suspect) -> list[Any]:
+    return [6, message.name, message.incarnation, message.source]
+
+
+def decode_suspect(row: list[Any]) -> Suspect:
+    if len(row) != 4:
+        explain(Suspect, row)
+    _, name, incarnation, source = row
+    if not (
+        type(name) is str
+        and len(name) <= 256
+        and type(incarnation) is int
+        and 0 <= incarnation <= 18446744073709551615
+        and type(source) is str
+        and len(source) <= 256
+    ):
+        explain(Suspect, row)
+    message = new(Suspect)
+    SET_SUSPECT_NAME(message, name)
+    SET_SUSPECT_INCARNATION(message, incarnation)
+    SET_SUSPECT_SOURCE(message, source)
+    return message
+
+
+def row_dead(message: Dead) -> list[Any]:
+    return [7, message.name, message.incarnation, message.source]
+
+
+def decode_dead(row: list[Any]) -> Dead:
+    if len(row) != 4:
+        explain(Dead, row)
+    _, name, incarnation, source = row
+    if not (
+        type(name) is str
+        and len(name) <= 256
+        and type(incarnation) is int
+        and 0 <= incarnation <= 18446744073709551615
+        and type(source) is str
+        and len(source) <= 256
+    ):
+        explain(Dead, row)
+    message = new(Dead)
+    SET_DEAD_NAME(message, name)
+    SET_DEAD_INCARNATION(message, incarnation)
+    SET_DEAD_SOURCE(message, source)
+    return message
+
+
+def row_left(message: Left) -> list[Any]:
+    return [8, message.name, message.incarnation]
+
+
+def decode_left(row: list[Any]) -> Left:
+    if len(row) != 3:
+        explain(Left, row)
+    _, name, incarnation = row
+    if not (
+        type(name) is str
+        and len(name) <= 256
+        and type(incarnation) is int
+        and 0 <= incarnation <= 18446744073709551615
+    ):
+        explain(Left, row)
+    message = new(Left)
+    SET_LEFT_NAME(message, name)
+    SET_LEFT_INCARNATION(message, incarnation)
+    return message
+
+
+def row_user_message(message: UserMessage) -> list[Any]:
+    return [9, message.source, message.id, message.payload]
+
+
+def decode_user_message(row: list[Any]) -> UserMessage:
+    if len(row) != 4:
+        explain(UserMessage, row)
+    _, source, id, payload = row
+    if not (
+        type(source) is str
+        and len(source) <= 256
+        and type(id) is int
+        and 0 <= id <= 18446744073709551615
+        and type(payload) is bytes
+    ):
+        explain(UserMessage, row)
+    message = new(UserMessage)
+    SET_USER_MESSAGE_SOURCE(message, source)
+    SET_USER_MESSAGE_ID(message, id)
+    SET_USER_MESSAGE_PAYLOAD(message, payload)
+    return message
+
+
+def row_push_pull(message: PushPull) -> list[Any]:
+    return [
+        10,
+        message.source,
+        message.join,
+        [
+            [item.name, item.address, int(item.status), item.incarnation, item.meta]
+            for item in message.members
+        ],
+        message.suspected_by,
+    ]
+
+
+def decode_push_pull(row: list[Any]) -> PushPull:
+    if len(row) != 5:
+        explain(PushPull, row)
+    _, source, join, members, suspected_by = row
+    if not (
+        type(source) is str
+        and len(source) <= 256
+        and type(join) is bool
+        and type(members) is list
+        and type(suspected_by) is list
+        and all(type(item) is str and len(item) <= 256 for item in suspected_by)
+    ):
+        explain(PushPull, row)
+    members_built: list[Member] = []
+    for item in members:
+        if not (type(item) is list and len(item) == 5):
+            explain(PushPull, row)
+        members_name, members_address, members_status, members_incarnation, members_meta = item
+        if not (
+            type(members_name) is str
+            and len(members_name) <= 256
+            and type(members_address) is str
+            and len(members_address) <= 256
+            and type(members_status) is int
+            and 0 <= members_status <= 3
+            and type(members_incarnation) is int
+            and 0 <= members_incarnation <= 18446744073709551615
+            and type(members_meta) is bytes
+        ):
+            explain(PushPull, row)
+        value = new(Member)
+        SET_MEMBER_NAME(value, members_name)
+        SET_MEMBER_ADDRESS(value, members_address)
+        SET_MEMBER_STATUS(value, STATUSES[members_status])
+        SET_MEMBER_INCARNATION(value, members_incarnation)
+        SET_MEMBER_META(value, members_meta)
+        members_built.append(value)
+    message = new(PushPull)
+    SET_PUSH_PULL_SOURCE(message, source)
+    SET_PUSH_PULL_JOIN(message, join)
+    SET_PUSH_PULL_MEMBERS(message, tuple(members_built))
+    SET_PUSH_PULL_SUSPECTED_BY(message, tuple(suspected_by))
+    return message
+
+
+#: Per message class, the msgpack array of a message (what ``Packer.pack`` packs).
+ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
+    Ping: row_ping,
+    Ack: row_ack,
+    Nack: row_nack,
+    PingReq: row_ping_req,
+    Alive: row_alive,
+    Suspect: row_suspect,
+    Dead: row_dead,
+    Left: row_left,
+    UserMessage: row_user_message,
+    PushPull: row_push_pull,
+}
+#: Per wire type id, the decoder of a message array (its type id already checked).
+DECODERS: dict[int, Callable[[list[Any]], Message]] = {
+    1: decode_ping,
+    2: decode_ack,
+    3: decode_nack,
+    4: decode_ping_req,
+    5: decode_alive,
+    6: decode_suspect,
+    7: decode_dead,
+    8: decode_left,
+    9: decode_user_message,
+    10: decode_push_pull,
+}
