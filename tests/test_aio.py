@@ -7,6 +7,7 @@ synchronise and nothing asserts on how fast it went.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from typing import Any
 
@@ -223,3 +224,26 @@ def test_a_bind_error_is_raised_from_open_node() -> None:
             assert a.running
 
     asyncio.run(main())
+
+
+def test_cancelling_an_awaited_action_cancels_it_in_trio_and_the_node_goes_on() -> None:
+    silent = socket.socket()  # accepts the join's stream and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    mute = f"127.0.0.1:{silent.getsockname()[1]}"
+
+    async def main() -> None:
+        async with (
+            swimgossip.aio.open_node("a", **OPTIONS) as a,
+            swimgossip.aio.open_node("b", **OPTIONS) as b,
+        ):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await a.join([mute], timeout=PATIENCE)  # Trio would retry for long
+            assert await asyncio.wait_for(a.join([b.address]), PATIENCE) == 1
+            assert a.member("b") is not None
+
+    try:
+        asyncio.run(main())
+    finally:
+        silent.close()
