@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import swimgossip
 import swimgossip.aio
@@ -108,6 +109,9 @@ def test_events_are_in_order_with_increasing_seq_and_a_slow_reader_gets_events_l
 ) -> None:
     a = swimgossip.blocking.start_node("a", **OPTIONS)
     nodes.append(a)
+    trio_seen: list[NodeEvent] = []
+    # The Trio API's own callback on a's Trio node, registered before the streams below.
+    a._run(_register, a._node, trio_seen.append)  # type: ignore[attr-defined]
     slow = a.events(timeout=PATIENCE, buffer=1)  # not read while the cluster forms
     watcher = a.events(timeout=PATIENCE)
     others = [swimgossip.blocking.start_node(name, **OPTIONS) for name in ("b", "c")]
@@ -119,6 +123,14 @@ def test_events_are_in_order_with_increasing_seq_and_a_slow_reader_gets_events_l
     until_event(watcher, swimgossip.MemberUpdated, "b", seen)
     seqs = [e.seq for e in seen]  # type: ignore[union-attr]
     assert len(seqs) >= 3 and seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    a._run(trio.testing.wait_all_tasks_blocked)  # type: ignore[attr-defined]
+    assert (
+        [(type(e), about(e), e.seq) for e in seen]
+        == [  # type: ignore[union-attr]
+            (type(e), about(e), e.seq)  # type: ignore[union-attr]
+            for e in trio_seen[: len(seen)]
+        ]
+    )
 
     lost = next(slow)
     assert isinstance(lost, EventsLost) and lost.count >= 2
@@ -131,6 +143,10 @@ def test_events_are_in_order_with_increasing_seq_and_a_slow_reader_gets_events_l
     assert next(a.events(timeout=0.05), None) is None  # ends on its timeout
     slow.close()
     assert next(slow, None) is None  # and on close
+
+
+async def _register(node: swimgossip.Node, callback: Any) -> None:
+    node.on_event(callback)
 
 
 def test_a_join_timeout_raises_join_error_with_the_reasons_per_seed(

@@ -115,7 +115,9 @@ class AioNode:
     """A running cluster member, for asyncio code. Get one from ``open_node``.
 
     The same reads, actions, events and errors as ``swimgossip.Node``; actions are
-    coroutines of the asyncio loop, callbacks run on the asyncio loop.
+    coroutines of the asyncio loop, callbacks run on the asyncio loop. Use it on the
+    thread of that loop (from another thread, hand calls over with
+    ``asyncio.run_coroutine_threadsafe``).
     """
 
     _node: Node
