@@ -20,6 +20,7 @@ import swimgossip.aio
 from node_helpers import FAST, PATIENCE, about
 from swimgossip import EventsLost, JoinError, MemberFailed, MemberJoined, MemberLeft
 from swimgossip.aio import AioNode, AioStream
+from swimgossip.aio._guest import acquire_guest, release_guest
 
 OPTIONS: dict[str, Any] = {"bind": "127.0.0.1:0", "config": FAST}
 
@@ -247,3 +248,40 @@ def test_cancelling_an_awaited_action_cancels_it_in_trio_and_the_node_goes_on() 
         asyncio.run(main())
     finally:
         silent.close()
+
+
+def test_an_item_that_arrives_as_its_reader_gives_up_is_kept_for_the_next_read() -> None:
+    class OneItem:
+        """A Trio stream holding one item, handed out when ``ready`` is set."""
+
+        def __init__(self) -> None:
+            self.ready = trio.Event()
+            self.items = ["the item"]
+
+        async def receive(self) -> str:
+            await self.ready.wait()
+            return self.items.pop(0)  # a second receive would raise IndexError
+
+        def close(self) -> None:
+            pass
+
+    async def main() -> None:
+        guest = await acquire_guest()
+        try:
+            source = OneItem()
+            stream: AioStream[str] = AioStream(guest, source)
+            reader = asyncio.create_task(stream.receive())
+            await guest.call(trio.testing.wait_all_tasks_blocked)  # the Trio read waits
+            # The item arrives (its Trio task is rescheduled) before the cancellation of
+            # the reader reaches Trio: the Trio task returns it to a future nobody awaits.
+            guest.run_sync_soon(source.ready.set)
+            reader.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            await guest.call(trio.testing.wait_all_tasks_blocked)
+            assert source.items == []
+            assert await asyncio.wait_for(stream.receive(), PATIENCE) == "the item"
+        finally:
+            await release_guest(guest)
+
+    asyncio.run(main())
