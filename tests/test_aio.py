@@ -285,3 +285,18 @@ def test_an_item_that_arrives_as_its_reader_gives_up_is_kept_for_the_next_read()
             await release_guest(guest)
 
     asyncio.run(main())
+
+
+def test_a_broadcast_reaches_the_messages_of_another_node() -> None:
+    async def main() -> None:
+        async with (
+            swimgossip.aio.open_node("a", **OPTIONS) as a,
+            swimgossip.aio.open_node("b", **OPTIONS) as b,
+            b.messages() as messages,
+        ):
+            await b.join([a.address])
+            await a.broadcast(b"hello from a")
+            delivery = await asyncio.wait_for(anext(messages), PATIENCE)
+            assert (delivery.source, delivery.payload) == ("a", b"hello from a")
+
+    asyncio.run(main())

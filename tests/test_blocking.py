@@ -185,6 +185,17 @@ def test_an_exception_in_the_with_block_propagates_and_aborts(nodes: list[Blocki
     assert MemberLeft not in [type(e) for e in seen if about(e) == "b"]
 
 
+def test_a_broadcast_reaches_the_messages_of_another_node(nodes: list[BlockingNode]) -> None:
+    a = swimgossip.blocking.start_node("a", **OPTIONS)
+    b = swimgossip.blocking.start_node("b", **OPTIONS)
+    nodes += [a, b]
+    with b.messages(timeout=PATIENCE) as messages:
+        b.join([a.address])
+        a.broadcast(b"hello from a")
+        delivery = next(messages)
+    assert (delivery.source, delivery.payload) == ("a", b"hello from a")
+
+
 def test_a_bind_error_is_raised_by_start_node(nodes: list[BlockingNode]) -> None:
     a = swimgossip.blocking.start_node("a", **OPTIONS)
     nodes.append(a)
