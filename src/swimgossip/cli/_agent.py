@@ -261,7 +261,9 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
                     outcome.status, outcome.message = 1, f"--status {args.status}: {exc}"
                     nursery.cancel_scope.cancel()
                     return outcome
-                logger.info("status endpoint on http://%s/ (/members, /metrics)", where)
+                logger.info(
+                    "status endpoint on http://%s/ (/members, /metrics, /metrics.json)", where
+                )
             nursery.start_soon(_print_events, node)
             nursery.start_soon(_reload_on_sighup, node, args)
             if args.join:

@@ -40,7 +40,7 @@ from ..core.events import (
 )
 from ..core.inputs import BroadcastCommand, LeaveCommand, UpdateMetaCommand
 from ..core.member import Member
-from ..net import Transport, advertised_address, open_udp_transport
+from ..net import HostResolver, Transport, advertised_address, open_udp_transport
 from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
@@ -50,11 +50,11 @@ from ..security import (
     SecurityMode,
 )
 from ._events import EventHub, MessageStream, NodeEvent, Subscription
-from ._joining import Joiner
-from ._metrics import collect_metrics
+from ._joining import Joiner, SeedResolver
+from ._metrics import collect_metrics, metrics_text
 from ._runtime import Runtime
 
-__all__ = ["Node", "open_node", "serve_node"]
+__all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
@@ -63,6 +63,29 @@ EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
 KindCallback = Callable[[Any], Awaitable[object] | object]
 
 _DEFAULT_BUFFER = 1024
+
+
+def dispatch_by_kind(
+    *,
+    on_join: KindCallback | None = None,
+    on_update: KindCallback | None = None,
+    on_fail: KindCallback | None = None,
+    on_leave: KindCallback | None = None,
+) -> EventCallback:
+    """One event callback that calls the callback given for the event's kind, if any
+    (``listen`` here and in ``swimgossip.aio``)."""
+    table: dict[type[Any], KindCallback | None] = {
+        MemberJoined: on_join,
+        MemberUpdated: on_update,
+        MemberFailed: on_fail,
+        MemberLeft: on_leave,
+    }
+
+    def dispatch(event: NodeEvent) -> Awaitable[object] | object:
+        callback = table.get(type(event))
+        return None if callback is None else callback(event)
+
+    return dispatch
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +127,7 @@ class Node:
     _callbacks: list[EventCallback] = attrs.field(factory=list)
     _callback_task: bool = False
     _left: bool = False
+    _resolve_seed: SeedResolver | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -128,6 +152,12 @@ class Node:
     def metrics(self) -> dict[str, float]:
         """A snapshot of counters (engine and runtime), queue depths, lag and health."""
         return collect_metrics(self._engine, self._runtime)
+
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``swimgossip_*``
+        counters ending in ``_total``, gauges, HELP and TYPE lines); serve it at
+        ``/metrics`` (the agent's ``--status`` endpoint does)."""
+        return metrics_text(self.metrics())
 
     @property
     def security(self) -> SecurityMode:
@@ -245,18 +275,11 @@ class Node:
     ) -> Callable[[], None]:
         """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
         ``MemberFailed``, ``MemberLeft``). Returns a function that unregisters them."""
-        table: dict[type[Any], KindCallback | None] = {
-            MemberJoined: on_join,
-            MemberUpdated: on_update,
-            MemberFailed: on_fail,
-            MemberLeft: on_leave,
-        }
-
-        def dispatch(event: NodeEvent) -> Awaitable[object] | object:
-            callback = table.get(type(event))
-            return None if callback is None else callback(event)
-
-        return self.on_event(dispatch)
+        return self.on_event(
+            dispatch_by_kind(
+                on_join=on_join, on_update=on_update, on_fail=on_fail, on_leave=on_leave
+            )
+        )
 
     async def _run_callbacks(self, subscription: Subscription) -> None:
         async for event in subscription:
@@ -272,7 +295,12 @@ class Node:
     # ------------------------------------------------------------------ acting
 
     async def join(self, seeds: Sequence[str]) -> int:
-        """Join the cluster through ``seeds`` ("host:port"); returns how many answered.
+        """Join the cluster through ``seeds``; returns how many answered.
+
+        A seed is "host:port", "[v6]:port", or "host" (port 7946). A host name that
+        resolves to several addresses (a Kubernetes headless service, a DNS round robin)
+        joins through all of them (with the node's own UDP transport; another transport
+        resolves a seed to one address).
 
         Retries with backoff until a seed answers; with a caller deadline
         (``trio.fail_after``) until shortly before it, otherwise a few times. If every seed
@@ -292,6 +320,7 @@ class Node:
             engine=self._engine,
             runtime=self._runtime,
             transport=self._transport,
+            resolve_seed=self._resolve_seed,
         )
         return await joiner.join(seeds)
 
@@ -350,6 +379,7 @@ async def open_node(
     meta: bytes = b"",
     seed: int | None = None,
     transport: Transport | None = None,
+    resolver: HostResolver | None = None,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the duration of the ``async with`` block.
 
@@ -371,6 +401,9 @@ async def open_node(
         transport: an open transport to use instead of binding UDP/TCP sockets at
             ``bind`` (``swimgossip.testing`` passes its in-memory network here); the
             caller keeps ownership of it.
+        resolver: resolves a seed's host name to its IP addresses (default: the system's,
+            ``getaddrinfo``); for service discovery of your own, and for tests. Used with
+            the node's own UDP transport.
 
     Raises:
         OSError: ``bind`` cannot be bound.
@@ -392,9 +425,11 @@ async def open_node(
     if keyring is not None and security is SecurityMode.OFF:
         overhead += SIGNATURE_OVERHEAD
     async with AsyncExitStack() as stack:
+        resolve_seed: SeedResolver | None = None
         if transport is None:
-            udp = await stack.enter_async_context(open_udp_transport(bind))
+            udp = await stack.enter_async_context(open_udp_transport(bind, resolver=resolver))
             transport, address = udp, advertised_address(udp, advertise)
+            resolve_seed = udp.resolve_all
         else:
             address = advertise if advertise is not None else transport.address
         engine = Engine(
@@ -410,7 +445,16 @@ async def open_node(
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
             node = Node(
-                name, address, config, keyring, settings, engine, runtime, transport, nursery
+                name,
+                address,
+                config,
+                keyring,
+                settings,
+                engine,
+                runtime,
+                transport,
+                nursery,
+                resolve_seed=resolve_seed,
             )
             try:
                 yield node
