@@ -45,10 +45,12 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_doors.py
 	$(PY) benchmarks/compare/run.py
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_core.py --quick
+	$(PY) benchmarks/bench_doors.py --quick
 	$(PY) benchmarks/compare/run.py --quick
 
 clean:

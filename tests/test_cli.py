@@ -188,7 +188,7 @@ async def test_status_endpoint_answers_members_metrics_and_errors() -> None:
         where = await nursery.start(serve_status, node, "127.0.0.1:0")
         members = await trio.to_thread.run_sync(fetch_status, where, "/members")
         assert members == [member_record(m) for m in node.members()]
-        metrics = await trio.to_thread.run_sync(fetch_status, where, "/metrics")
+        metrics = await trio.to_thread.run_sync(fetch_status, where, "/metrics.json")
         assert metrics["members_alive"] == 1
         with pytest.raises(StatusError, match="404"):
             await trio.to_thread.run_sync(fetch_status, where, "/nope")

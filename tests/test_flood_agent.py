@@ -3,7 +3,7 @@
 Three signed agents (``--preset local``) run on 127.0.0.1; the target serves its status
 endpoint. A separate process sends 50,000 garbage, forged, replayed and foreign datagrams
 at the target's port. Asserted from outside, as an operator would see it: the agent keeps
-running and probing (``/metrics``), no agent prints ``failed`` for anyone, the agent
+running and probing (``/metrics.json``), no agent prints ``failed`` for anyone, the agent
 counted what it refused, and its resident memory (``/proc/PID/statm``) grows by at most
 ``RSS_BOUND``. Bounded by count; nothing asserts on timing.
 """
@@ -31,7 +31,7 @@ def _rss(pid: int) -> int:
 
 
 def _metrics(status: str) -> dict[str, float]:
-    values: dict[str, float] = fetch_status(status, "/metrics")
+    values: dict[str, float] = fetch_status(status, "/metrics.json")
     return values
 
 

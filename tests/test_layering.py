@@ -2,12 +2,14 @@
 
 The layers, lowest first: core (sans-IO) <- security <- net <- node <- cli. ``testing``
 (the public fault-injection toolkit) may import every layer, and only the cli imports it
-(``swimgossip simulate`` drives the simulator). The facade (``swimgossip/__init__.py``,
-``__main__.py``, ``_moved.py``, and ``ring.py``, a re-export of ``core/ring.py``) sits above
-them all. Two independent checks: the import
+(``swimgossip simulate`` drives the simulator). The doors for asyncio and threaded code,
+``aio`` and ``blocking``, sit on the node layer beside the cli: each imports the node layer
+and those below it, never the cli, ``testing`` or the other door, and no layer imports them.
+The facade (``swimgossip/__init__.py``, ``__main__.py``, ``_moved.py``, and ``ring.py``, a
+re-export of ``core/ring.py``) sits above them all. Two independent checks: the import
 statements of every module (parsed, so an import inside a function or under
-``TYPE_CHECKING`` counts too), and what a fresh interpreter has loaded after importing
-each layer.
+``TYPE_CHECKING`` counts too), and what a fresh interpreter has loaded after importing each
+layer.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from swimgossip import _moved
 LAYERS = ("core", "security", "net", "node", "cli")
 #: Beside the stack: may import any layer; only the layers named here may import it.
 TESTING_IMPORTED_BY = frozenset({"cli"})
+
+#: Doors onto the node layer for code outside Trio: may import the node layer and below.
+DOORS = ("aio", "blocking")
 
 PACKAGE = pathlib.Path(swimgossip.__file__).parent
 
@@ -99,7 +104,7 @@ def _layer_modules(layer: str) -> list[pathlib.Path]:
 
 
 def test_every_module_belongs_to_a_layer_or_the_facade() -> None:
-    layered = {*LAYERS, "testing"}
+    layered = {*LAYERS, *DOORS, "testing"}
     facade = {"__init__.py", "__main__.py", "_moved.py", "py.typed", "ring.py"}
     for path in PACKAGE.iterdir():
         if path.name == "__pycache__":
@@ -115,12 +120,32 @@ def test_a_layer_imports_only_the_layers_below_it(layer: str) -> None:
     if layer in TESTING_IMPORTED_BY:
         allowed.add("testing")
     for path in _layer_modules(layer):
-        imported = {name for name in _imported_packages(path) if name in {*LAYERS, "testing"}}
+        imported = {
+            name for name in _imported_packages(path) if name in {*LAYERS, *DOORS, "testing"}
+        }
         upward = imported - allowed
         assert not upward, f"{path.relative_to(PACKAGE)} imports a higher layer: {upward}"
         # nothing imports the facade (or an old flat path) from inside a layer
-        others = _imported_packages(path) - {*LAYERS, "testing"}
+        others = _imported_packages(path) - {*LAYERS, *DOORS, "testing"}
         assert not others, f"{path.relative_to(PACKAGE)} imports {others}"
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_a_door_imports_the_node_layer_and_below_only(door: str) -> None:
+    allowed = {*LAYERS[: LAYERS.index("node") + 1], door}
+    paths = _layer_modules(door)
+    assert paths, door
+    for path in paths:
+        imported = _imported_packages(path)
+        assert imported <= allowed, f"{path.relative_to(PACKAGE)} imports {imported - allowed}"
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_importing_a_door_loads_no_cli_testing_or_other_door(door: str) -> None:
+    loaded = _loaded_after_importing(f"swimgossip.{door}")
+    assert door in loaded and "node" in loaded
+    forbidden = {"cli", "testing", *DOORS} - {door}
+    assert not loaded & forbidden, f"importing swimgossip.{door} loaded {loaded & forbidden}"
 
 
 def test_the_import_check_catches_an_upward_import(tmp_path: pathlib.Path) -> None:
@@ -155,7 +180,7 @@ def _loaded_after_importing(module: str) -> set[str]:
 @pytest.mark.parametrize("layer", LAYERS)
 def test_importing_a_layer_loads_no_higher_layer(layer: str) -> None:
     loaded = _loaded_after_importing(f"swimgossip.{layer}")
-    higher = set(LAYERS[LAYERS.index(layer) + 1 :])
+    higher = set(LAYERS[LAYERS.index(layer) + 1 :]) | set(DOORS)
     if layer not in TESTING_IMPORTED_BY:
         higher.add("testing")
     assert layer in loaded

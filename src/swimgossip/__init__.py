@@ -5,7 +5,9 @@ at once; the names of the layers above it load on first use, so that
 ``import swimgossip.core`` stays free of trio, sockets and cryptography. The layers, each
 importing only the ones before it: ``core`` (sans-IO protocol), ``security`` (keys,
 signing), ``net`` (transports), ``node`` (the Trio runtime, ``open_node``), ``cli``; and
-``testing``, the fault-injection toolkit, which may use them all.
+``testing``, the fault-injection toolkit, which may use them all. Code that is not Trio
+gets the same node through ``swimgossip.aio`` (asyncio) and ``swimgossip.blocking``
+(threads), two doors onto the node layer (import them by name).
 """
 
 from __future__ import annotations

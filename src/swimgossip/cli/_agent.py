@@ -284,7 +284,9 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
                     return outcome
             _log_running(node, args)
             if where is not None:
-                logger.info("status endpoint on http://%s/ (/members, /metrics)", where)
+                logger.info(
+                    "status endpoint on http://%s/ (/members, /metrics, /metrics.json)", where
+                )
             nursery.start_soon(_reload_on_sighup, node, args)
             if args.join:
                 await _join(node, args.join, args.join_timeout, outcome)

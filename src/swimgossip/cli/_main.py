@@ -50,6 +50,16 @@ def _address(text: str) -> str:
     return text
 
 
+def _seed(text: str) -> str:
+    from ..net import split_seed
+
+    try:
+        split_seed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _meta_pair(text: str) -> tuple[str, str]:
     from ._format import parse_meta_pair
 
@@ -93,10 +103,13 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
     agent.add_argument(
         "--join",
         action="append",
-        type=_address,
+        type=_seed,
         default=[],
-        metavar="HOST:PORT",
-        help="a seed to join through (repeat for several)",
+        metavar="HOST[:PORT]",
+        help=(
+            "a seed to join through (repeat for several); port 7946 if none; a name with "
+            "several addresses joins through all of them"
+        ),
     )
     agent.add_argument(
         "--join-timeout",
@@ -156,7 +169,10 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--status",
         type=_address,
         metavar="HOST:PORT",
-        help="serve read-only JSON (GET /members, /metrics) over HTTP/1.0 here; loopback only",
+        help=(
+            "serve a read-only endpoint over HTTP/1.0 here (GET /members, /metrics.json: JSON; "
+            "/metrics: Prometheus text); loopback only"
+        ),
     )
     agent.add_argument(
         "--log-level",

@@ -5,7 +5,9 @@ connection with one HTTP/1.0 response, then closes it:
 
 * ``GET /members`` -> a JSON list of ``member_record`` values, by name; filtered with
   ``?status=alive`` and ``&tag=role:db`` (both repeatable: any of the statuses, every tag);
-* ``GET /metrics`` -> ``node.metrics()`` as a JSON object;
+* ``GET /metrics`` -> ``node.metrics_text()``: the Prometheus text exposition format, for
+  a Prometheus server to scrape;
+* ``GET /metrics.json`` -> ``node.metrics()`` as a JSON object;
 * ``GET /`` -> the list of endpoints; anything else -> 404, another method -> 405,
   an unparsable request -> 400, all with a JSON ``{"error": ...}`` body.
 
@@ -23,7 +25,7 @@ import ipaddress
 import json
 import urllib.parse
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -41,7 +43,9 @@ MAX_REQUEST_HEAD = 8192
 REQUEST_TIMEOUT = 5.0
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-_ENDPOINTS = ("/members", "/metrics")
+_ENDPOINTS = ("/members", "/metrics", "/metrics.json")
+#: The content type of the Prometheus text exposition format.
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def check_loopback(address: str) -> tuple[str, int]:
@@ -130,6 +134,8 @@ def _route(node: Node, head: bytes | None) -> tuple[int, Any]:
         members = node.members(status=statuses, tags=tags)
         return 200, [member_record(member) for member in members]
     if path == "/metrics":
+        return 200, _Text(node.metrics_text(), PROMETHEUS_CONTENT_TYPE)
+    if path == "/metrics.json":
         return 200, node.metrics()
     return 200, {"node": node.name, "address": node.address, "endpoints": list(_ENDPOINTS)}
 
@@ -161,11 +167,21 @@ def parse_member_query(query: str) -> tuple[set[Status] | None, dict[str, str]]:
     return statuses, tags
 
 
+class _Text(NamedTuple):
+    """A response body that is not JSON."""
+
+    text: str
+    content_type: str
+
+
 def _response(code: int, body: Any) -> bytes:
-    payload = (json.dumps(body) + "\n").encode("utf-8")
+    if isinstance(body, _Text):
+        payload, content_type = body.text.encode("utf-8"), body.content_type
+    else:
+        payload, content_type = (json.dumps(body) + "\n").encode("utf-8"), "application/json"
     head = (
         f"HTTP/1.0 {code} {_REASONS[code]}\r\n"
-        "Content-Type: application/json\r\n"
+        f"Content-Type: {content_type}\r\n"
         f"Content-Length: {len(payload)}\r\n"
         "Connection: close\r\n\r\n"
     )

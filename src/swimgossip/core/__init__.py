@@ -41,7 +41,6 @@ from .inputs import (
     StreamFailed,
     StreamFailure,
     StreamReceived,
-    TimerFired,
     UpdateMetaCommand,
 )
 from .member import Member, Status, supersedes
@@ -105,7 +104,6 @@ __all__ = [
     "StreamReply",
     "StreamRequest",
     "SwimError",
-    "TimerFired",
     "UnknownMember",
     "UpdateMetaCommand",
     "UserDelivery",

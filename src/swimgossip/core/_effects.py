@@ -5,8 +5,8 @@ it: the outputs of the entry point being run (and its ``now``), the sequence num
 pings, the tokens of timers and streams, the event ``seq``, the registry of our stream
 requests in flight, the datagram budget, and the two piggyback queues (membership gossip
 and application broadcasts) that fill each datagram's free space. The other parts call it
-to send, gossip, schedule, stream and emit; the engine facade calls ``begin`` at the start
-of each entry point and ``flush`` at its end.
+to send, gossip, schedule, stream and emit; the engine facade sets ``now`` at the start of
+each entry point and calls ``flush`` at its end.
 
 Packet assembly gives application broadcasts at most half of a datagram's free space, so
 user traffic and membership gossip never starve each other (memberlist#299). Gossip rounds
@@ -70,7 +70,8 @@ class Effects:
     user_broadcasts: BroadcastQueue = attrs.field(
         factory=lambda: BroadcastQueue(max_items=MAX_USER_QUEUE), init=False
     )
-    #: The ``now`` of the entry point being run (for timers armed deep inside it).
+    #: The ``now`` of the entry point being run (set by the engine; for timers armed deep
+    #: inside it).
     now: float = attrs.field(default=0.0, init=False)
     _out: list[Output] = attrs.field(factory=list, init=False)
     _streams: dict[int, PendingStream] = attrs.field(factory=dict, init=False)
@@ -83,10 +84,6 @@ class Effects:
         self.broadcasts = BroadcastQueue(max_items=self.config.max_members + 16)
 
     # ------------------------------------------------------------------ per entry point
-
-    def begin(self, now: float) -> None:
-        """An entry point starts at ``now``."""
-        self.now = now
 
     def flush(self) -> list[Output]:
         """The outputs gathered since the last flush, in order."""

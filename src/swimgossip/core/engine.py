@@ -58,7 +58,6 @@ from .inputs import (
     StreamFailed,
     StreamFailure,
     StreamReceived,
-    TimerFired,
     UpdateMetaCommand,
 )
 from .member import Member
@@ -207,7 +206,6 @@ class Engine:
             StreamReceived: lambda i, now: self.receive_stream(i.payload, i.source, i.token, now),
             StreamAnswered: lambda i, now: self.stream_reply(i.token, i.payload, now),
             StreamFailed: lambda i, now: self.stream_failed(i.token, i.failure, now, i.detail),
-            TimerFired: lambda i, now: self.handle_timer(i.timer, now),
             JoinCommand: lambda i, now: self.join(list(i.seeds), now),
             UpdateMetaCommand: lambda i, now: self.update_meta(i.meta, now),
             BroadcastCommand: lambda i, now: self.broadcast(i.payload, now),
@@ -303,16 +301,26 @@ class Engine:
     # ------------------------------------------------------------------ entry points
 
     def handle(self, item: Input, now: float) -> list[Output]:
-        """Handle one typed input (``inputs.py``): the single door a driver's inbox needs.
+        """Handle one typed input (``inputs.py``) or a due timer: the single door a
+        driver's inbox needs.
 
         Raises what the matching entry point raises (commands only: network inputs never
         raise for bad bytes).
         """
+        # The two inputs of nearly every step, datagrams and timers, take the short way.
+        if type(item) is DatagramReceived:
+            return self.receive(item.payload, item.source, now)
+        on_timer = self._on_timer.get(type(item))
+        if on_timer is not None:
+            self._effects.now = now
+            on_timer(item, now)
+            return self._flush()
         return self._on_input[type(item)](item, now)
 
     def start(self, now: float) -> list[Output]:
         """Begin protocol periods. Timers start at random phases so nodes do not align."""
-        effects = self._begin(now)
+        effects = self._effects
+        effects.now = now
         effects.emit(MemberJoined(member=self.local_member))
         cfg = self.config
         effects.schedule(now + self._rng.uniform(0, cfg.probe_interval), ProbeTick())
@@ -326,7 +334,7 @@ class Engine:
             MetadataTooLarge: over ``config.meta_max_size``; nothing is sent.
             NotRunning: after leave.
         """
-        self._begin(now)
+        self._effects.now = now
         self._membership.update_meta(meta, now)
         return self._flush()
 
@@ -337,7 +345,7 @@ class Engine:
             MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
             NotRunning: after leave.
         """
-        self._begin(now)
+        self._effects.now = now
         if self._membership.leaving:
             raise NotRunning("cannot broadcast after leaving")
         self._user.broadcast(payload)
@@ -355,7 +363,7 @@ class Engine:
             MessageTooLarge: it does not fit (a datagram, or ``MAX_RELIABLE_PAYLOAD``).
             NotRunning: after leave.
         """
-        self._begin(now)
+        self._effects.now = now
         if self._membership.leaving:
             raise NotRunning("cannot send after leaving")
         self._direct.send(target, payload, reliable=reliable, ref=ref)
@@ -367,7 +375,7 @@ class Engine:
         Raises:
             NotRunning: after leave.
         """
-        self._begin(now)
+        self._effects.now = now
         self._sync.join(seeds, now)
         return self._flush()
 
@@ -376,7 +384,7 @@ class Engine:
 
         ``LeaveComplete`` is output once the message went out (at once when alone).
         """
-        self._begin(now)
+        self._effects.now = now
         self._membership.leave(now)
         return self._flush()
 
@@ -385,7 +393,8 @@ class Engine:
 
         Malformed input is counted (``counters["packets_malformed"]``) and dropped.
         """
-        effects = self._begin(now)
+        effects = self._effects
+        effects.now = now
         try:
             messages = codec.decode_packet(payload)
         except DecodeError:
@@ -405,7 +414,8 @@ class Engine:
     def receive_message(self, message: Message, source: str, now: float) -> list[Output]:
         """Handle one decoded message as if it came alone in a datagram from ``source``
         (for simulators and tests that work with message values)."""
-        effects = self._begin(now)
+        effects = self._effects
+        effects.now = now
         handler = self._on_message.get(type(message))
         if handler is None:
             effects.counters["messages_unexpected"] += 1
@@ -418,7 +428,8 @@ class Engine:
 
         Malformed frames are counted and get no reply (the runtime closes the stream).
         """
-        effects = self._begin(now)
+        effects = self._effects
+        effects.now = now
         try:
             message = codec.decode_stream(payload)
         except DecodeError:
@@ -431,7 +442,8 @@ class Engine:
 
     def stream_reply(self, token: int, payload: bytes, now: float) -> list[Output]:
         """The reply to our ``StreamRequest(token)`` arrived."""
-        effects = self._begin(now)
+        effects = self._effects
+        effects.now = now
         pending = effects.take_stream(token)
         if pending is None:
             return []
@@ -467,7 +479,8 @@ class Engine:
     ) -> list[Output]:
         """Our ``StreamRequest(token)`` failed (refused, timed out, closed...); ``detail``
         says why in words (it becomes a join's reason)."""
-        effects = self._begin(now)
+        effects = self._effects
+        effects.now = now
         pending = effects.take_stream(token)
         if pending is None:
             return []
@@ -477,16 +490,11 @@ class Engine:
 
     def handle_timer(self, timer: Timer, now: float) -> list[Output]:
         """Run a timer the engine scheduled earlier. Stale timers do nothing."""
-        self._begin(now)
+        self._effects.now = now
         self._on_timer[type(timer)](timer, now)
         return self._flush()
 
     # ------------------------------------------------------------------ plumbing
-
-    def _begin(self, now: float) -> Effects:
-        effects = self._effects
-        effects.begin(now)
-        return effects
 
     def _flush(self) -> list[Output]:
         self._sync.arm_upkeep()

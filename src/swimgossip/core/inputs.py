@@ -3,9 +3,10 @@
 The runtime and the simulator both queue these values and give each to
 ``Engine.handle(item, now)``, which routes it to the entry point that owns it. Network
 inputs (a datagram, an incoming stream frame, the reply or failure of our own stream
-request, a due timer) and the local user's commands (join, update metadata, broadcast,
-leave) are all plain frozen values: a driver never queues a closure, and a recorded inbox
-replays exactly.
+request) and the local user's commands (join, update metadata, broadcast, leave) are all
+plain frozen values: a driver never queues a closure, and a recorded inbox replays exactly.
+A due timer needs no wrapper: the timer value the engine scheduled (``timers.py``) is
+handed back as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ __all__ = [
     "StreamFailed",
     "StreamFailure",
     "StreamReceived",
-    "TimerFired",
     "UpdateMetaCommand",
 ]
 
@@ -90,13 +90,6 @@ class StreamFailed:
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class TimerFired:
-    """A timer the engine scheduled is due."""
-
-    timer: Timer
-
-
-@attrs.frozen(kw_only=True, slots=True)
 class JoinCommand:
     """Join through these seed addresses."""
 
@@ -133,6 +126,6 @@ class LeaveCommand:
     """Leave the cluster gracefully."""
 
 
-NetworkInput = DatagramReceived | StreamReceived | StreamAnswered | StreamFailed | TimerFired
+NetworkInput = DatagramReceived | StreamReceived | StreamAnswered | StreamFailed | Timer
 Command = JoinCommand | UpdateMetaCommand | BroadcastCommand | SendCommand | LeaveCommand
 Input = NetworkInput | Command

@@ -8,6 +8,8 @@ so nothing is ever cancelled.
 
 from __future__ import annotations
 
+import typing
+
 import attrs
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "ReapTick",
     "ReconnectTick",
     "SuspicionTimeout",
+    "TIMER_TYPES",
     "Timer",
 ]
 
@@ -93,3 +96,6 @@ Timer = (
     | ReapTick
     | ReconnectTick
 )
+
+#: Every timer class (a driver tells a due timer from other inputs by its type).
+TIMER_TYPES: frozenset[type] = frozenset(typing.get_args(Timer))

@@ -10,11 +10,14 @@ from ._framing import FRAME_PREFIX_SIZE, MAX_FRAME_SIZE, frame_length, frame_pre
 from ._transport import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_INCOMING_STREAMS,
+    DEFAULT_PORT,
+    HostResolver,
     StreamHandler,
     Transport,
     format_address,
     parse_address,
     read_frame,
+    split_seed,
     write_frame,
 )
 from ._udp import UdpTransport, advertised_address, open_udp_transport
@@ -23,10 +26,12 @@ from .errors import FrameError, FrameTooLarge, MalformedFramePrefix
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_MAX_INCOMING_STREAMS",
+    "DEFAULT_PORT",
     "FRAME_PREFIX_SIZE",
     "MAX_FRAME_SIZE",
     "FrameError",
     "FrameTooLarge",
+    "HostResolver",
     "MalformedFramePrefix",
     "StreamHandler",
     "Transport",
@@ -38,5 +43,6 @@ __all__ = [
     "open_udp_transport",
     "parse_address",
     "read_frame",
+    "split_seed",
     "write_frame",
 ]

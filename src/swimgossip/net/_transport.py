@@ -2,7 +2,9 @@
 
 The core treats addresses as opaque strings. The runtime spells them ``"host:port"`` for
 IPv4 and names, and ``"[v6]:port"`` for IPv6 (``parse_address`` / ``format_address``), so an
-address the engine learns from a UDP source can be handed back to the socket unchanged.
+address the engine learns from a UDP source can be handed back to the socket unchanged. A
+seed may leave the port out (``"host"``, ``"[v6]"``, a bare IPv6 literal): ``split_seed``
+gives it ``DEFAULT_PORT``; a ``HostResolver`` turns a host name into its IP addresses.
 
 A ``Transport`` moves two kinds of bytes:
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -33,11 +35,14 @@ from .errors import FrameError, FrameTooLarge, MalformedFramePrefix
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_MAX_INCOMING_STREAMS",
+    "DEFAULT_PORT",
+    "HostResolver",
     "StreamHandler",
     "Transport",
     "format_address",
     "parse_address",
     "read_frame",
+    "split_seed",
     "write_frame",
 ]
 
@@ -46,6 +51,14 @@ __all__ = [
 DEFAULT_MAX_FRAME = MAX_FRAME_SIZE
 #: Incoming streams served at once; a connection beyond it is closed at once and counted.
 DEFAULT_MAX_INCOMING_STREAMS = 64
+
+#: The port of a seed given without one (``"host"``), and of ``open_node``'s default bind.
+DEFAULT_PORT = 7946
+
+#: Resolves a host name to its IP addresses (``"10.0.0.7"``, ``"fd00::7"``), in order; one
+#: name may stand for several members (a Kubernetes headless service, a DNS round robin).
+#: Raises ``OSError`` when the name does not resolve.
+HostResolver = Callable[[str], Awaitable[Sequence[str]]]
 
 #: Serves one incoming request frame: returns the reply frame, or None to close the stream.
 StreamHandler = Callable[[bytes, str], Awaitable[bytes | None]]
@@ -76,6 +89,21 @@ def parse_address(address: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"address {address!r}: port out of range")
     return host, port
+
+
+def split_seed(seed: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    """Split a seed into ``(host, port)``: ``"host:port"``, ``"[v6]:port"``, or without a
+    port (``"host"``, ``"[v6]"``, ``"fd00::1"``), which gets ``default_port``.
+
+    Raises:
+        ValueError: not a host, or a port that is not 0..65535.
+    """
+    text = seed.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = f"{text}:{default_port}"
+    elif not text.startswith("[") and text.count(":") != 1:
+        text = f"[{text}]:{default_port}" if ":" in text else f"{text}:{default_port}"
+    return parse_address(text)
 
 
 def format_address(host: str, port: int) -> str:

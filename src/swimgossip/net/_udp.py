@@ -4,6 +4,10 @@
 port), then a TCP listening socket on that same port; if the TCP port is taken it tries a
 new pair, a few times. IPv6 is used when the bind host is an IPv6 literal (``"[::1]:0"``).
 
+Seeds resolve with ``resolve_all``: a numeric address as it is, a host name to every
+address of this socket's family that the resolver gives (``getaddrinfo`` unless a
+``HostResolver`` was passed), each with the seed's port (``DEFAULT_PORT`` if it has none).
+
 Datagrams go out with ``sendto`` and come in with ``recvfrom``; the source is formatted
 back to ``"host:port"`` so the engine can reply to it. Stream exchanges are one
 length-prefixed frame each way (``_transport``). The server side bounds what a peer can
@@ -17,10 +21,11 @@ truncated, oversized or slow frames) are counted, logged at debug and never stop
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket as stdlib_socket
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -29,10 +34,12 @@ import trio
 from ._transport import (
     DEFAULT_MAX_FRAME,
     DEFAULT_MAX_INCOMING_STREAMS,
+    HostResolver,
     StreamHandler,
     format_address,
     parse_address,
     read_frame,
+    split_seed,
     write_frame,
 )
 from .errors import FrameError
@@ -57,6 +64,14 @@ def _family(host: str) -> int:
     return stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
 
 
+def _is_numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def _peer(sockaddr: tuple[object, ...]) -> str:
     return format_address(str(sockaddr[0]), int(sockaddr[1]))  # type: ignore[call-overload]
 
@@ -71,6 +86,7 @@ class UdpTransport:
     port: int
     max_frame: int = DEFAULT_MAX_FRAME
     max_streams: int = DEFAULT_MAX_INCOMING_STREAMS
+    resolver: HostResolver | None = None
 
     @property
     def address(self) -> str:
@@ -83,13 +99,40 @@ class UdpTransport:
         return int(self.udp.family)
 
     async def resolve(self, address: str) -> str:
-        """Resolve ``"host:port"`` to a numeric address of this socket's family."""
-        host, port = parse_address(address)
+        """The first address of ``resolve_all(address)``."""
+        return (await self.resolve_all(address))[0]
+
+    async def resolve_all(self, address: str) -> list[str]:
+        """Every numeric address of this socket's family that the seed ``address``
+        ("host:port", "host", "[v6]:port"...) stands for, in the resolver's order.
+
+        Raises:
+            ValueError: ``address`` is malformed.
+            OSError: the name does not resolve to an address of this family.
+        """
+        host, port = split_seed(address)
+        if _is_numeric(host):
+            hosts: Sequence[str] = [host]
+        elif self.resolver is not None:
+            hosts = await self.resolver(host)
+        else:
+            hosts = await self._system_resolve(host)
+        found: list[str] = []
+        for ip in hosts:
+            if _is_numeric(ip) and _family(ip) == self.family:
+                numeric = format_address(ip, port)
+                if numeric not in found:
+                    found.append(numeric)
+        if not found:
+            family = "IPv6" if self.family == stdlib_socket.AF_INET6 else "IPv4"
+            raise OSError(f"{host!r} has no {family} address")
+        return found
+
+    async def _system_resolve(self, host: str) -> list[str]:
         infos = await trio.socket.getaddrinfo(
-            host, port, family=self.family, type=stdlib_socket.SOCK_DGRAM
+            host, None, family=self.family, type=stdlib_socket.SOCK_DGRAM
         )
-        sockaddr = infos[0][4]
-        return format_address(str(sockaddr[0]), int(sockaddr[1]))
+        return [str(info[4][0]) for info in infos]
 
     async def send_datagram(self, address: str, payload: bytes) -> None:
         """Send ``payload`` to ``address`` (a numeric "host:port")."""
@@ -218,11 +261,13 @@ async def open_udp_transport(
     *,
     max_frame: int = DEFAULT_MAX_FRAME,
     max_streams: int = DEFAULT_MAX_INCOMING_STREAMS,
+    resolver: HostResolver | None = None,
 ) -> AsyncIterator[UdpTransport]:
     """Bind UDP and TCP on ``bind`` ("host:port", "[v6]:port"; port 0 picks one).
 
     ``max_frame`` bounds an incoming stream frame's body in bytes; ``max_streams`` the
-    incoming streams served at once.
+    incoming streams served at once; ``resolver`` resolves seed host names (default: the
+    system's, ``getaddrinfo``).
 
     Raises:
         ValueError: ``bind`` is not an address.
@@ -238,6 +283,7 @@ async def open_udp_transport(
         port=int(udp.getsockname()[1]),
         max_frame=max_frame,
         max_streams=max_streams,
+        resolver=resolver,
     )
     try:
         yield transport

@@ -3,10 +3,13 @@
 ``open_node`` / ``serve_node`` / ``Node`` are in ``_node``; the one task that owns the
 engine in ``_runtime``; joining through seeds in ``_joining``; the metrics snapshot in
 ``_metrics``; event fan-out to subscribers (``Subscription``, ``EventsLost``) in
-``_events``; the errors in ``errors``. It imports the core, security and net layers.
+``_events``; the errors in ``errors``; ``host_node`` (``_hosted``) holds a node for the
+asyncio and threaded doors (``swimgossip.aio``, ``swimgossip.blocking``). It imports the
+core, security and net layers.
 """
 
 from ._events import DirectMessageStream, EventsLost, MessageStream, NodeEvent, Subscription
+from ._hosted import host_node, join_within
 from ._node import Node, open_node, serve_node
 from .errors import JoinError, SendFailed
 
@@ -19,6 +22,8 @@ __all__ = [
     "NodeEvent",
     "SendFailed",
     "Subscription",
+    "host_node",
+    "join_within",
     "open_node",
     "serve_node",
 ]

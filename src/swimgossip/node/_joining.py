@@ -1,20 +1,23 @@
 """Joining a cluster through seeds: resolve, exchange state, retry, explain failures.
 
-``Joiner.join`` resolves each seed with the transport, asks the engine for a join
+``Joiner.join`` resolves each seed (``resolve_seed``: every address a name stands for,
+so a headless service or DNS round robin joins through all of its members; else the
+transport's ``resolve``), asks the engine for a join
 exchange (a push-pull over a stream) with every seed at once, and counts the
 ``JoinOutcome`` values the runtime routes back. It retries with backoff until a seed
 answers or the caller's deadline (``trio.fail_after``) is near; without a deadline it tries
 a few times. When every seed refuses our primary key as unknown (we were down while the
 cluster rotated it out), it tries the other installed keys as primary. Failing all that, a
 ``JoinError`` says, per seed, why: refused, timed out, cannot resolve, or the refusal the
-seed reported (label mismatch, unknown key, unsigned, clock skew).
+seed reported (label mismatch, unknown key, unsigned, clock skew). A seed that stands for
+several addresses is reported per address, as ``"seed (address)"``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 import trio
@@ -26,11 +29,14 @@ from ..security import Keyring, RejectReason, key_id
 from ._runtime import Runtime
 from .errors import JoinError
 
-__all__ = ["Joiner"]
+__all__ = ["Joiner", "SeedResolver"]
 
 logger = logging.getLogger("swimgossip")
 
 _JOIN_ATTEMPTS_WITHOUT_DEADLINE = 3
+
+#: Every address a seed stands for (``UdpTransport.resolve_all``).
+SeedResolver = Callable[[str], Awaitable[list[str]]]
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -43,6 +49,7 @@ class Joiner:
     engine: Engine
     runtime: Runtime
     transport: Transport
+    resolve_seed: SeedResolver | None = None
 
     async def join(self, seeds: Sequence[str]) -> int:
         """Run the join; ``Node.join`` documents the behaviour (see also the module comment).
@@ -110,15 +117,23 @@ class Joiner:
             )
 
     async def _resolve(self, seeds: Sequence[str], reasons: dict[str, str]) -> dict[str, str]:
+        """Seed label -> address to join: the seed itself, or ``"seed (address)"`` for each
+        address of a seed that stands for several."""
         addresses: dict[str, str] = {}
         for seed in seeds:
             try:
-                address = await self.transport.resolve(seed)
+                if self.resolve_seed is not None:
+                    found = await self.resolve_seed(seed)
+                else:
+                    found = [await self.transport.resolve(seed)]
             except (ValueError, OSError) as exc:
                 reasons[seed] = f"cannot resolve: {exc}"
                 continue
-            if address not in (self.address, self.transport.address):
-                addresses[seed] = address
+            reasons.pop(seed, None)
+            ours = (self.address, self.transport.address)
+            found = [a for a in found if a not in ours and a not in addresses.values()]
+            for address in found:
+                addresses[seed if len(found) == 1 else f"{seed} ({address})"] = address
         return addresses
 
     async def _join_once(

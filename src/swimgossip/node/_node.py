@@ -48,7 +48,7 @@ from ..core.inputs import BroadcastCommand, LeaveCommand, SendCommand, UpdateMet
 from ..core.member import Member, Status
 from ..core.outputs import DirectDelivery, UserDelivery
 from ..core.tags import encode_tags, matches_tags
-from ..net import Transport, advertised_address, open_udp_transport
+from ..net import HostResolver, Transport, advertised_address, open_udp_transport
 from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW,
@@ -65,12 +65,12 @@ from ._events import (
     NodeEvent,
     Subscription,
 )
-from ._joining import Joiner
-from ._metrics import collect_metrics
+from ._joining import Joiner, SeedResolver
+from ._metrics import collect_metrics, metrics_text
 from ._runtime import Runtime
 from .errors import SendFailed
 
-__all__ = ["Node", "open_node", "serve_node"]
+__all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
@@ -78,8 +78,51 @@ _M = TypeVar("_M", UserDelivery, DirectDelivery)
 
 #: An ``on_event`` callback, sync or async (an awaitable result is awaited).
 EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
+#: A callback for one kind of event, untyped (``swimgossip.aio``'s ``listen`` uses it).
+KindCallback = Callable[[Any], Awaitable[object] | object]
 
 _DEFAULT_BUFFER = 1024
+
+
+def dispatch_by_kind(
+    *,
+    on_join: Callable[[MemberJoined], object] | None = None,
+    on_update: Callable[[MemberUpdated], object] | None = None,
+    on_suspect: Callable[[MemberSuspected], object] | None = None,
+    on_recover: Callable[[MemberRecovered], object] | None = None,
+    on_fail: Callable[[MemberFailed], object] | None = None,
+    on_leave: Callable[[MemberLeft], object] | None = None,
+    on_lost: Callable[[EventsLost], object] | None = None,
+    on_restart: Callable[[MemberJoined], object] | None = None,
+) -> EventCallback:
+    """One event callback that calls the callback given for the event's kind, if any
+    (``listen`` here and in ``swimgossip.aio``); a ``MemberJoined`` with ``restarted``
+    goes to ``on_join`` and then to ``on_restart``."""
+    table: dict[type[Any], Callable[[Any], object] | None] = {
+        MemberJoined: on_join,
+        MemberUpdated: on_update,
+        MemberSuspected: on_suspect,
+        MemberRecovered: on_recover,
+        MemberFailed: on_fail,
+        MemberLeft: on_leave,
+        EventsLost: on_lost,
+    }
+
+    def dispatch(event: NodeEvent) -> Awaitable[object] | object:
+        callback = table.get(type(event))
+        restarted = isinstance(event, MemberJoined) and event.restarted
+        if on_restart is None or not restarted:
+            return None if callback is None else callback(event)
+        return _call_in_order([c for c in (callback, on_restart) if c is not None], event)
+
+    return dispatch
+
+
+async def _call_in_order(callbacks: list[Callable[[Any], object]], event: NodeEvent) -> None:
+    for callback in callbacks:
+        result = callback(event)
+        if inspect.isawaitable(result):
+            await result
 
 
 @attrs.frozen(kw_only=True)
@@ -121,6 +164,7 @@ class Node:
     _callbacks: list[EventCallback] = attrs.field(factory=list)
     _callback_task: bool = False
     _left: bool = False
+    _resolve_seed: SeedResolver | None = None
     #: The signal that made the node leave (``open_node(handle_signals=True)``), or None.
     stop_signal: signal.Signals | None = None
 
@@ -170,6 +214,12 @@ class Node:
     def metrics(self) -> dict[str, float]:
         """A snapshot of counters (engine and runtime), queue depths, lag and health."""
         return collect_metrics(self._engine, self._runtime)
+
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``swimgossip_*``
+        counters ending in ``_total``, gauges, HELP and TYPE lines); serve it at
+        ``/metrics`` (the agent's ``--status`` endpoint does)."""
+        return metrics_text(self.metrics())
 
     @property
     def security(self) -> SecurityMode:
@@ -303,28 +353,18 @@ class Node:
         (``DirectDelivery``), each in a task of its own. Returns a function that
         unregisters them all.
         """
-        table: dict[type[Any], Callable[[Any], object] | None] = {
-            MemberJoined: on_join,
-            MemberUpdated: on_update,
-            MemberSuspected: on_suspect,
-            MemberRecovered: on_recover,
-            MemberFailed: on_fail,
-            MemberLeft: on_leave,
-            EventsLost: on_lost,
-        }
-
-        async def dispatch(event: NodeEvent) -> None:
-            for callback in (table.get(type(event)), _restart_callback(event)):
-                if callback is not None:
-                    result = callback(event)
-                    if inspect.isawaitable(result):
-                        await result
-
-        def _restart_callback(event: NodeEvent) -> Callable[[Any], object] | None:
-            restarted = isinstance(event, MemberJoined) and event.restarted
-            return on_restart if restarted else None
-
-        remove_events = self.on_event(dispatch)
+        remove_events = self.on_event(
+            dispatch_by_kind(
+                on_join=on_join,
+                on_update=on_update,
+                on_suspect=on_suspect,
+                on_recover=on_recover,
+                on_fail=on_fail,
+                on_leave=on_leave,
+                on_lost=on_lost,
+                on_restart=on_restart,
+            )
+        )
         streams: list[MessageStream | DirectMessageStream] = []
         if on_message is not None:
             broadcasts = self.messages(buffer=64 * _DEFAULT_BUFFER)
@@ -368,7 +408,12 @@ class Node:
     # ------------------------------------------------------------------ acting
 
     async def join(self, seeds: Sequence[str]) -> int:
-        """Join the cluster through ``seeds`` ("host:port"); returns how many answered.
+        """Join the cluster through ``seeds``; returns how many answered.
+
+        A seed is "host:port", "[v6]:port", or "host" (port 7946). A host name that
+        resolves to several addresses (a Kubernetes headless service, a DNS round robin)
+        joins through all of them (with the node's own UDP transport; another transport
+        resolves a seed to one address).
 
         Retries with backoff until a seed answers; with a caller deadline
         (``trio.fail_after``) until shortly before it, otherwise a few times. If every seed
@@ -388,6 +433,7 @@ class Node:
             engine=self._engine,
             runtime=self._runtime,
             transport=self._transport,
+            resolve_seed=self._resolve_seed,
         )
         return await joiner.join(seeds)
 
@@ -488,6 +534,7 @@ async def open_node(
     tags: Mapping[str, str] | None = None,
     seed: int | None = None,
     transport: Transport | None = None,
+    resolver: HostResolver | None = None,
     handle_signals: bool = False,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the duration of the ``async with`` block.
@@ -519,6 +566,9 @@ async def open_node(
         transport: an open transport to use instead of binding UDP/TCP sockets at
             ``bind`` (``swimgossip.testing`` passes its in-memory network here); the
             caller keeps ownership of it.
+        resolver: resolves a seed's host name to its IP addresses (default: the system's,
+            ``getaddrinfo``); for service discovery of your own, and for tests. Used with
+            the node's own UDP transport.
         handle_signals: leave gracefully on SIGTERM / SIGINT (see above).
 
     Raises:
@@ -547,9 +597,11 @@ async def open_node(
     if keyring is not None and security is SecurityMode.OFF:
         overhead += SIGNATURE_OVERHEAD
     async with AsyncExitStack() as stack:
+        resolve_seed: SeedResolver | None = None
         if transport is None:
-            udp = await stack.enter_async_context(open_udp_transport(bind))
+            udp = await stack.enter_async_context(open_udp_transport(bind, resolver=resolver))
             transport, address = udp, advertised_address(udp, advertise)
+            resolve_seed = udp.resolve_all
         else:
             address = advertise if advertise is not None else transport.address
         engine = Engine(
@@ -566,7 +618,16 @@ async def open_node(
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
             node = Node(
-                name, address, config, keyring, settings, engine, runtime, transport, nursery
+                name,
+                address,
+                config,
+                keyring,
+                settings,
+                engine,
+                runtime,
+                transport,
+                nursery,
+                resolve_seed=resolve_seed,
             )
             if handle_signals:
                 await nursery.start(_leave_on_signal, node, body_scope)
@@ -618,6 +679,7 @@ async def serve_node(
     tags: Mapping[str, str] | None = None,
     seed: int | None = None,
     transport: Transport | None = None,
+    resolver: HostResolver | None = None,
     handle_signals: bool = False,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -641,6 +703,7 @@ async def serve_node(
         tags=tags,
         seed=seed,
         transport=transport,
+        resolver=resolver,
         handle_signals=handle_signals,
     ) as node:
         task_status.started(node)

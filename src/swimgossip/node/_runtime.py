@@ -58,7 +58,6 @@ from ..core.inputs import (
     StreamFailed,
     StreamFailure,
     StreamReceived,
-    TimerFired,
 )
 from ..core.outputs import (
     DirectDelivery,
@@ -284,7 +283,7 @@ class Runtime:
                 at, _, timer = heapq.heappop(self._timers)
                 self.counters["timers_run"] += 1
                 self._note_lag(now - at, now)
-                await self._apply(self.engine.handle(TimerFired(timer=timer), now))
+                await self._apply(self.engine.handle(timer, now))
                 now = trio.current_time()
             # Drop timers that would do nothing (an answered probe's timeout): no wake-up.
             while self._timers and self.engine.is_stale(self._timers[0][2]):

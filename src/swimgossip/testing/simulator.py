@@ -42,7 +42,6 @@ from ..core.inputs import (
     StreamFailed,
     StreamFailure,
     StreamReceived,
-    TimerFired,
 )
 from ..core.member import Member, Status
 from ..core.outputs import (
@@ -56,6 +55,7 @@ from ..core.outputs import (
     StreamRequest,
     UserDelivery,
 )
+from ..core.timers import TIMER_TYPES
 from ..security import AuthenticationError, Keyring, PacketSigner, SecurityMode
 
 __all__ = ["RecordedEvent", "SimNode", "Simulation"]
@@ -321,7 +321,7 @@ class Simulation:
             if isinstance(item, _Resume):
                 self._resume(node)
             elif node.paused_until > at or (
-                type(item) is not TimerFired and node.stalled_until > at
+                type(item) not in TIMER_TYPES and node.stalled_until > at
             ):
                 node.backlog.append(item)
             else:
@@ -336,10 +336,10 @@ class Simulation:
         if node.paused_until > self.now:
             return
         backlog, node.backlog = node.backlog, []
-        backlog.sort(key=lambda item: type(item) is not TimerFired)  # timers first, in order
+        backlog.sort(key=lambda item: type(item) not in TIMER_TYPES)  # timers first, in order
         for item in backlog:
             held = node.paused_until > self.now or (
-                type(item) is not TimerFired and node.stalled_until > self.now
+                type(item) not in TIMER_TYPES and node.stalled_until > self.now
             )
             if node.crashed or held:
                 node.backlog.append(item)
@@ -397,7 +397,7 @@ class Simulation:
             handlers[type(output)](node, output)
 
     def _schedule(self, node: SimNode, output: ScheduleTimer) -> None:
-        self._push(output.at, node.name, node.epoch, TimerFired(timer=output.timer))
+        self._push(output.at, node.name, node.epoch, output.timer)
 
     def _publish(self, node: SimNode, output: PublishEvent) -> None:
         self.events.append(RecordedEvent(self.now, node.name, output.event))

@@ -1,0 +1,366 @@
+"""``swimgossip.aio.open_node``: a node for asyncio programs, run by the same Trio runtime.
+
+How this works. The node is an ordinary ``swimgossip.open_node`` node, held by
+``node.host_node`` in the loop's Trio guest run (``_guest``); ``AioNode`` is the asyncio
+handle on it. Reads (``members``, ``member``, ``health``, ``metrics``...) look at the node
+directly: Trio steps and asyncio callbacks take turns on one thread, so nothing is
+half-done. Actions (``join``, ``update_meta``, ``broadcast``, ``leave``) run as Trio tasks
+and are awaited from asyncio; their errors are the Trio API's, unchanged.
+
+Streams (``subscribe``, ``messages``) are the node's own bounded ``Subscription`` and
+``MessageStream``: every read is one Trio ``receive``, so events keep their order and
+``seq``, a reader that falls behind gets ``EventsLost`` and a fresh snapshot, and the
+protocol never waits for asyncio. An item whose reader stopped waiting (a timeout) just as
+it arrived is kept for the next read.
+
+Leaving the ``async with`` normally leaves the cluster gracefully; cancelling the task that
+holds it, or an exception in the block, stops the node at once without leaving (a crash, as
+the others see it) and the exception comes out as it was raised. Either way the node's
+Trio tasks, its sockets and the callback task are gone when the block has ended, and the
+last node on a loop ends the loop's Trio run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+import attrs
+import trio
+
+from ..core.config import Config
+from ..core.errors import NotRunning
+from ..core.member import Member
+from ..core.outputs import UserDelivery
+from ..node import Node, NodeEvent, host_node, join_within
+from ..node._node import EventCallback, KindCallback, dispatch_by_kind
+from ..security import SecurityMode
+from ._guest import TrioGuest, acquire_guest, release_guest, wait_even_if_cancelled
+
+__all__ = ["AioNode", "AioStream", "open_node"]
+
+logger = logging.getLogger("swimgossip")
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+_DEFAULT_BUFFER = 1024
+
+
+class _TrioStream(Protocol[T_co]):
+    async def receive(self) -> T_co: ...
+
+    def close(self) -> None: ...
+
+
+@attrs.define(eq=False)
+class AioStream(Generic[T]):
+    """An asyncio view of a node's event or message stream: ``async with`` it and
+    ``async for`` over it; ends when the node stops or the stream is closed."""
+
+    _guest: TrioGuest
+    _stream: _TrioStream[T]
+    _held: collections.deque[T] = attrs.field(factory=collections.deque)
+    _ended: bool = False
+
+    async def receive(self) -> T:
+        """The next item; waits for it.
+
+        Raises:
+            StopAsyncIteration: the node stopped or the stream was closed.
+        """
+        if self._held:
+            return self._held.popleft()
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            return await self._guest.call(self._stream.receive, orphan=self._held.append)
+        except (trio.EndOfChannel, NotRunning):
+            self._ended = True
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Stop receiving; what is buffered is discarded."""
+        self._ended = True
+        self._held.clear()
+        self._guest.run_sync_soon(self._stream.close)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self.receive()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@attrs.define(eq=False)
+class AioNode:
+    """A running cluster member, for asyncio code. Get one from ``open_node``.
+
+    The same reads, actions, events and errors as ``swimgossip.Node``; actions are
+    coroutines of the asyncio loop, callbacks run on the asyncio loop. Use it on the
+    thread of that loop (from another thread, hand calls over with
+    ``asyncio.run_coroutine_threadsafe``).
+    """
+
+    _node: Node
+    _guest: TrioGuest
+    _callbacks: list[EventCallback] = attrs.field(factory=list)
+    _listener: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def name(self) -> str:
+        """This member's name."""
+        return self._node.name
+
+    @property
+    def address(self) -> str:
+        """The address others reach this node at (the bound one unless ``advertise``)."""
+        return self._node.address
+
+    @property
+    def config(self) -> Config:
+        """The protocol tunables in force."""
+        return self._node.config
+
+    def members(self) -> list[Member]:
+        """Every member this node knows (itself included, also suspect/dead/left), by name."""
+        return self._node.members()
+
+    def member(self, name: str) -> Member | None:
+        """What this node holds about ``name``, or None."""
+        return self._node.member(name)
+
+    @property
+    def health(self) -> int:
+        """Lifeguard local health score: 0 is healthy."""
+        return self._node.health
+
+    @property
+    def running(self) -> bool:
+        """False once the node has left or stopped."""
+        return self._node.running
+
+    def metrics(self) -> dict[str, float]:
+        """A snapshot of counters, queue depths, lag and health (``Node.metrics``)."""
+        return self._node.metrics()
+
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``Node.metrics_text``)."""
+        return self._node.metrics_text()
+
+    @property
+    def security(self) -> SecurityMode:
+        """The security mode in force."""
+        return self._node.security
+
+    # ------------------------------------------------------------------ security
+
+    def install_key(self, key: bytes) -> None:
+        """``Node.install_key``: accept packets made with ``key`` too."""
+        self._node.install_key(key)
+
+    def use_key(self, key: bytes) -> None:
+        """``Node.use_key``: send with the installed ``key`` from the next packet on."""
+        self._node.use_key(key)
+
+    def remove_key(self, key: bytes) -> None:
+        """``Node.remove_key``: refuse packets made with ``key`` from now on."""
+        self._node.remove_key(key)
+
+    def reload_keys(self, path: str | os.PathLike[str]) -> tuple[str, ...]:
+        """``Node.reload_keys``: replace the keys with those of a key file."""
+        return self._node.reload_keys(path)
+
+    def set_security(self, mode: SecurityMode) -> None:
+        """``Node.set_security``: switch the security mode from the next packet on."""
+        self._node.set_security(mode)
+
+    # ------------------------------------------------------------------ acting
+
+    async def join(self, seeds: Sequence[str], *, timeout: float | None = None) -> int:
+        """Join the cluster through ``seeds``; returns how many answered (``Node.join``).
+
+        Args:
+            seeds: "host:port", "host" (default port) or a name resolving to several
+                addresses.
+            timeout: keep retrying until shortly before this many seconds (the Trio API
+                takes the caller's ``trio.fail_after``); default: a few attempts.
+
+        Raises:
+            JoinError: no seed answered; ``reasons`` says why, per seed.
+            NotRunning: the node has left.
+        """
+        return await self._guest.call(join_within, self._node, seeds, timeout)
+
+    async def update_meta(self, meta: bytes) -> None:
+        """Announce new metadata to the cluster.
+
+        Raises:
+            MetadataTooLarge: over ``config.meta_max_size``.
+            NotRunning: the node has left.
+        """
+        await self._guest.call(self._node.update_meta, meta)
+
+    async def broadcast(self, payload: bytes) -> None:
+        """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
+
+        Raises:
+            MessageTooLarge: it cannot fit in one datagram.
+            NotRunning: the node has left.
+        """
+        await self._guest.call(self._node.broadcast, payload)
+
+    async def leave(self) -> None:
+        """Leave gracefully now (at most ``config.leave_timeout``); again does nothing."""
+        await self._guest.call(self._node.leave)
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = _DEFAULT_BUFFER
+    ) -> AioStream[NodeEvent]:
+        """Stream membership events: ``async with node.subscribe() as events``.
+
+        Args:
+            snapshot: first yield a ``MemberJoined`` per current member (not dead or left),
+                taken atomically with subscribing.
+            buffer: events held for a slow reader; beyond it the reader gets
+                ``EventsLost`` and a fresh snapshot.
+        """
+        return AioStream(self._guest, self._node.subscribe(snapshot=snapshot, buffer=buffer))
+
+    def messages(self, *, buffer: int = _DEFAULT_BUFFER) -> AioStream[UserDelivery]:
+        """Application broadcasts from other members (``UserDelivery``) from now on."""
+        return AioStream(self._guest, self._node.messages(buffer=buffer))
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(event)`` (a function or a coroutine function) on the asyncio
+        loop for every event from now on, in order. Returns a function that unregisters
+        it. Exceptions are logged, never raised."""
+        self._callbacks.append(callback)
+        if self._listener is None:
+            events = self.subscribe(buffer=64 * _DEFAULT_BUFFER)
+            self._listener = asyncio.get_running_loop().create_task(
+                self._run_callbacks(events), name=f"swimgossip callbacks {self.name}"
+            )
+
+        def remove() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return remove
+
+    def listen(
+        self,
+        *,
+        on_join: KindCallback | None = None,
+        on_update: KindCallback | None = None,
+        on_fail: KindCallback | None = None,
+        on_leave: KindCallback | None = None,
+    ) -> Callable[[], None]:
+        """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
+        ``MemberFailed``, ``MemberLeft``), run on the asyncio loop. Returns a function that
+        unregisters them."""
+        return self.on_event(
+            dispatch_by_kind(
+                on_join=on_join, on_update=on_update, on_fail=on_fail, on_leave=on_leave
+            )
+        )
+
+    async def _run_callbacks(self, events: AioStream[NodeEvent]) -> None:
+        async with events:
+            async for event in events:
+                for callback in list(self._callbacks):
+                    try:
+                        result = callback(event)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        logger.exception("%s: event callback %r raised", self.name, callback)
+
+    async def _stop_callbacks(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with suppress(asyncio.CancelledError):
+                await listener
+
+
+@asynccontextmanager
+async def open_node(name: str, **options: Any) -> AsyncIterator[AioNode]:
+    """Run a cluster member on the running asyncio loop for the ``async with`` block.
+
+    Takes the keyword arguments of ``swimgossip.open_node`` (``bind``, ``advertise``,
+    ``config``, ``keyring``, ``security``, ``label``, ``meta``, ``seed``...) and returns
+    once the node is bound. Leaving the block normally leaves the cluster gracefully;
+    cancelling the task, or an exception in the block, is a crash (no leave), and the
+    exception propagates unchanged.
+
+    Raises:
+        OSError: ``bind`` cannot be bound.
+        ConfigError, MetadataTooLarge: invalid arguments.
+        RuntimeError: this thread already runs Trio (``trio.run`` or another guest).
+    """
+    guest = await acquire_guest()
+    try:
+        async with _hosted(guest, name, options) as node:
+            yield node
+    finally:
+        await release_guest(guest)
+
+
+@asynccontextmanager
+async def _hosted(guest: TrioGuest, name: str, options: dict[str, Any]) -> AsyncIterator[AioNode]:
+    started: asyncio.Future[tuple[Node, trio.CancelScope]] = guest.loop.create_future()
+
+    def on_started(node: Node, scope: trio.CancelScope) -> None:
+        started.set_result((node, scope))
+
+    hosting = guest.submit(host_node, name, dict(options), on_started)
+    try:
+        waits: list[asyncio.Future[Any]] = [started, hosting.future]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        hosting.cancel()
+        await wait_even_if_cancelled(hosting.future)
+        raise
+    if not started.done():
+        hosting.future.result()  # the error that stopped it opening, unchanged
+        raise AssertionError("host_node returned without opening")  # pragma: no cover
+    trio_node, scope = started.result()
+    node = AioNode(trio_node, guest)
+    try:
+        yield node
+    except BaseException:  # cancelled, or the block raised: a crash, then re-raise
+        await node._stop_callbacks()
+        guest.run_sync_soon(scope.cancel)
+        await wait_even_if_cancelled(hosting.future)
+        raise
+    try:
+        await guest.call(trio_node.leave)
+    except BaseException:
+        guest.run_sync_soon(scope.cancel)
+        raise
+    finally:
+        await node._stop_callbacks()
+        await wait_even_if_cancelled(hosting.future)

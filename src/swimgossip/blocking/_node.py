@@ -1,0 +1,357 @@
+"""``swimgossip.blocking.start_node``: a node for plain threaded code, run by the Trio runtime.
+
+How this works. ``start_node`` starts one background thread that runs ``trio.run`` around
+``node.host_node`` (an ordinary ``swimgossip.open_node`` node) and returns once the node
+is bound, with a ``BlockingNode``. Every method of the handle runs in that Trio run through
+``trio.from_thread`` with the run's ``TrioToken`` and blocks the calling thread until it is
+done; any number of threads may call it. Errors are the Trio API's, unchanged.
+
+``events()`` is the node's own bounded ``Subscription`` read one event per ``next()``, so
+events keep their order and ``seq`` and a reader that falls behind gets ``EventsLost`` and
+a fresh snapshot; the protocol never waits for a reader.
+
+``close()`` leaves gracefully (at most ``config.leave_timeout``) and joins the thread;
+``abort()`` stops at once without leaving (a crash, as the others see it). Both are
+idempotent. As a context manager the node closes on a normal exit and aborts when the
+block raises (the exception propagates unchanged), like ``swimgossip.open_node``. A node
+still open when the interpreter exits is aborted then.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+import trio
+
+from ..core.config import Config
+from ..core.errors import NotRunning
+from ..core.member import Member
+from ..core.outputs import UserDelivery
+from ..node import Node, NodeEvent, host_node, join_within
+
+__all__ = ["BlockingNode", "BlockingStream", "start_node"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+_DEFAULT_BUFFER = 1024
+
+#: Nodes not yet closed, aborted when the interpreter exits.
+_open_nodes: weakref.WeakSet[BlockingNode] = weakref.WeakSet()
+
+
+class _TrioStream(Protocol[T_co]):
+    async def receive(self) -> T_co: ...
+
+    def close(self) -> None: ...
+
+
+class BlockingStream(Generic[T]):
+    """An iterator over a node's events or messages, for plain threads.
+
+    ``next()`` waits at most ``timeout`` seconds (None: no limit) for the next item; the
+    iteration ends on that timeout, when the node stops, or on ``close()``. Use it as a
+    context manager, or ``close()`` it, to stop holding a buffer in the node.
+    """
+
+    def __init__(self, node: BlockingNode, stream: _TrioStream[T], timeout: float | None):
+        self._node = node
+        self._stream = stream
+        self._timeout = timeout
+        self._closed = False
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> T:
+        if self._closed:
+            raise StopIteration
+        try:
+            found: list[T] = self._node._run(_receive_within, self._stream, self._timeout)
+        except NotRunning:
+            found = []
+        if not found:
+            self.close()
+            raise StopIteration
+        return found[0]
+
+    def close(self) -> None:
+        """Stop receiving; what is buffered is discarded. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._node._call_soon(self._stream.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _receive_within(stream: _TrioStream[T], timeout: float | None) -> list[T]:
+    """``[item]``, or ``[]`` on timeout or once the stream has ended."""
+    with trio.move_on_after(float("inf") if timeout is None else timeout):
+        try:
+            return [await stream.receive()]
+        except trio.EndOfChannel:
+            return []
+    return []
+
+
+class BlockingNode:
+    """A running cluster member, for threaded code. Get one from ``start_node``.
+
+    The same reads, actions, events and errors as ``swimgossip.Node``; every method blocks
+    the calling thread until the node's Trio thread has done it.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        scope: trio.CancelScope,
+        token: trio.lowlevel.TrioToken,
+        thread: threading.Thread,
+    ) -> None:
+        self._node = node
+        self._scope = scope
+        self._token = token
+        self._thread = thread
+        self._lock = threading.Lock()
+        self._closing = False
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await fn(*args)`` in the node's Trio thread; NotRunning once it has ended."""
+        try:
+            return trio.from_thread.run(fn, *args, trio_token=self._token)
+        except trio.RunFinishedError:
+            raise NotRunning("the node has stopped") from None
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in the Trio thread, or here once that thread has ended."""
+        if self._thread.is_alive():
+            try:
+                return trio.from_thread.run_sync(fn, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join()
+        return fn()
+
+    def _call_soon(self, fn: Callable[[], object]) -> None:
+        """``fn()`` in the Trio thread soon, without waiting; nothing once it has ended."""
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(fn)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def name(self) -> str:
+        """This member's name."""
+        return self._node.name
+
+    @property
+    def address(self) -> str:
+        """The address others reach this node at (the bound one unless ``advertise``)."""
+        return self._node.address
+
+    @property
+    def config(self) -> Config:
+        """The protocol tunables in force."""
+        return self._node.config
+
+    def members(self) -> list[Member]:
+        """Every member this node knows (itself included, also suspect/dead/left), by name."""
+        return self._read(self._node.members)
+
+    def member(self, name: str) -> Member | None:
+        """What this node holds about ``name``, or None."""
+        return self._read(lambda: self._node.member(name))
+
+    @property
+    def health(self) -> int:
+        """Lifeguard local health score: 0 is healthy."""
+        return self._read(lambda: self._node.health)
+
+    @property
+    def running(self) -> bool:
+        """False once the node has left or stopped."""
+        return self._thread.is_alive() and self._read(lambda: self._node.running)
+
+    def metrics(self) -> dict[str, float]:
+        """A snapshot of counters, queue depths, lag and health (``Node.metrics``)."""
+        return self._read(self._node.metrics)
+
+    def metrics_text(self) -> str:
+        """``metrics()`` in the Prometheus text exposition format (``Node.metrics_text``)."""
+        return self._read(self._node.metrics_text)
+
+    # ------------------------------------------------------------------ acting
+
+    def join(self, seeds: Sequence[str], *, timeout: float | None = None) -> int:
+        """Join the cluster through ``seeds``; returns how many answered (``Node.join``).
+
+        Args:
+            seeds: "host:port", "host" (default port) or a name resolving to several
+                addresses.
+            timeout: keep retrying until shortly before this many seconds; default: a few
+                attempts.
+
+        Raises:
+            JoinError: no seed answered; ``reasons`` says why, per seed.
+            NotRunning: the node has left.
+        """
+        return self._run(join_within, self._node, list(seeds), timeout)
+
+    def update_meta(self, meta: bytes) -> None:
+        """Announce new metadata to the cluster.
+
+        Raises:
+            MetadataTooLarge: over ``config.meta_max_size``.
+            NotRunning: the node has left.
+        """
+        self._run(self._node.update_meta, meta)
+
+    def broadcast(self, payload: bytes) -> None:
+        """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
+
+        Raises:
+            MessageTooLarge: it cannot fit in one datagram.
+            NotRunning: the node has left.
+        """
+        self._run(self._node.broadcast, payload)
+
+    def events(
+        self,
+        *,
+        timeout: float | None = None,
+        snapshot: bool = False,
+        buffer: int = _DEFAULT_BUFFER,
+    ) -> BlockingStream[NodeEvent]:
+        """Membership events from now on: ``for event in node.events(timeout=1.0)``.
+
+        Args:
+            timeout: the iteration ends when no event came for this many seconds
+                (None: it ends only when the node stops or the stream is closed).
+            snapshot: first yield a ``MemberJoined`` per current member (not dead or left).
+            buffer: events held for a slow reader; beyond it the reader gets
+                ``EventsLost`` and a fresh snapshot.
+
+        Raises:
+            NotRunning: the node has stopped.
+        """
+        subscription = self._read(lambda: self._node.subscribe(snapshot=snapshot, buffer=buffer))
+        return BlockingStream(self, subscription, timeout)
+
+    def messages(
+        self, *, timeout: float | None = None, buffer: int = _DEFAULT_BUFFER
+    ) -> BlockingStream[UserDelivery]:
+        """Application broadcasts from other members (``UserDelivery``) from now on; the
+        iteration ends as for ``events``."""
+        stream = self._read(lambda: self._node.messages(buffer=buffer))
+        return BlockingStream(self, stream, timeout)
+
+    # ------------------------------------------------------------------ stopping
+
+    def close(self) -> None:
+        """Leave gracefully (at most ``config.leave_timeout``), then wait for the node's
+        thread to end. Calling it again, or after ``abort``, does nothing more."""
+        if self._begin_stop():
+            with contextlib.suppress(NotRunning):
+                self._run(self._node.leave)
+        self._thread.join()
+
+    def abort(self) -> None:
+        """Stop at once without leaving (the others will declare this node failed), then
+        wait for the node's thread to end. Idempotent."""
+        if self._begin_stop():
+            self._call_soon(self._scope.cancel)
+        self._thread.join()
+
+    def _begin_stop(self) -> bool:
+        with self._lock:
+            first, self._closing = not self._closing, True
+        _open_nodes.discard(self)
+        return first
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def start_node(name: str, **options: Any) -> BlockingNode:
+    """Start a cluster member in a background thread; returns once it is bound.
+
+    Takes the keyword arguments of ``swimgossip.open_node`` (``bind``, ``advertise``,
+    ``config``, ``keyring``, ``security``, ``label``, ``meta``, ``seed``...). Call
+    ``close()`` (graceful leave) or use ``with start_node(...) as node``.
+
+    Raises:
+        OSError: ``bind`` cannot be bound.
+        ConfigError, MetadataTooLarge: invalid arguments.
+    """
+    started: concurrent.futures.Future[tuple[Node, trio.CancelScope, trio.lowlevel.TrioToken]]
+    started = concurrent.futures.Future()
+
+    def on_started(node: Node, scope: trio.CancelScope) -> None:
+        started.set_result((node, scope, trio.lowlevel.current_trio_token()))
+
+    def run() -> None:
+        try:
+            trio.run(host_node, name, dict(options), on_started)
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+                return
+            raise
+
+    thread = threading.Thread(target=run, name=f"swimgossip node {name}", daemon=True)
+    thread.start()
+    try:
+        node, scope, token = started.result()
+    except BaseException:
+        if started.done():  # it failed to open: its thread has ended or is ending
+            thread.join()
+        else:  # interrupted while waiting (KeyboardInterrupt): stop it once it is up
+            started.add_done_callback(_abort_when_started)
+        raise
+    handle = BlockingNode(node, scope, token, thread)
+    _open_nodes.add(handle)
+    return handle
+
+
+def _abort_when_started(
+    started: concurrent.futures.Future[tuple[Node, trio.CancelScope, trio.lowlevel.TrioToken]],
+) -> None:
+    if started.exception() is None:
+        _, scope, token = started.result()
+        token.run_sync_soon(scope.cancel)
+
+
+@atexit.register
+def _abort_open_nodes() -> None:
+    """Stop the nodes still open at interpreter exit (no leave: the process is going)."""
+    for node in list(_open_nodes):
+        node.abort()
