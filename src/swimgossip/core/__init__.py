@@ -19,6 +19,7 @@ from .errors import (
     SwimError,
 )
 from .events import (
+    MemberConflict,
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -71,6 +72,7 @@ __all__ = [
     "LeaveComplete",
     "LocalError",
     "Member",
+    "MemberConflict",
     "MemberEvent",
     "MemberFailed",
     "MemberJoined",

@@ -24,6 +24,7 @@ from ._membership import Membership
 from .config import Config
 from .errors import NotRunning
 from .inputs import StreamFailure
+from .member import Member
 from .messages import Message, PushPull
 from .outputs import JoinOutcome, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick
@@ -88,6 +89,19 @@ class Sync:
         Returns False if it does not answer the request (not a state): a failure."""
         if type(reply) is not PushPull:
             return False
+        if purpose is StreamPurpose.JOIN:
+            conflict = self._name_conflict(reply)
+            if conflict is not None:
+                self.effects.counters["name_conflicts"] += 1
+                reason = (
+                    f"name {conflict.name!r} is held by a live member at {conflict.address} "
+                    f"({conflict.status.name.lower()}); choose another name, or wait until "
+                    "that member leaves or is declared failed"
+                )
+                self.effects.output(
+                    JoinOutcome(address=address, ok=False, reason=reason, conflict=conflict)
+                )
+                return True
         self.membership.merge_state(reply, now)
         if purpose is not StreamPurpose.JOIN:
             return True
@@ -105,6 +119,17 @@ class Sync:
             delay = self.rng.uniform(2.0, 4.0) * self.config.probe_interval
             self.effects.schedule(now + delay, PushPullTick(settle=True))
         return True
+
+    def _name_conflict(self, state: PushPull) -> Member | None:
+        """The member a seed's ``state`` holds under our name at another address, if it
+        is alive or suspect there (a join under that name would be refused)."""
+        me = self.membership.local_member
+        for member in state.members:
+            if member.name == me.name:
+                if member.address != me.address and not member.status.is_gone:
+                    return member
+                return None
+        return None
 
     def failed(
         self, purpose: StreamPurpose, address: str, failure: StreamFailure, detail: str = ""
