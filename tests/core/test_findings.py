@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from wire import Wire, address_of, make_engine, of_type
+from wire import Wire, address_of, make_engine, messages_in, of_type
 
 from swimgossip.core.codec import encode_packet, encode_stream
 from swimgossip.core.config import Config, check_member_name
@@ -90,6 +90,21 @@ def test_a_merged_remote_dead_does_not_revive_a_member_we_hold_dead() -> None:
     state = PushPull(source="c", join=False, members=(remote,), suspected_by=())
     a.receive_stream(encode_stream(state), C, 1, 1.0)
     assert a.member("b").status is Status.DEAD
+
+
+def test_a_suspicion_of_a_member_we_hold_left_is_answered_with_the_left_claim() -> None:
+    """A member that missed every gossiped copy of a "left" suspects the silent member;
+    whoever sends it that suspicion and knows better answers it directly, so the member
+    hears "left", not a failure (once per probe interval per address)."""
+    wire = Wire.converged("a", "b", "c")
+    a = wire["a"]
+    a.receive(encode_packet([Left(name="b", incarnation=0)]), B, 0.0)
+    wire.take()
+    out = a.receive(encode_packet([Suspect(name="b", incarnation=0, source="c")]), C, 1.0)
+    assert messages_in(out, C)[0] == Left(name="b", incarnation=0)
+    out = a.receive(encode_packet([Suspect(name="b", incarnation=0, source="c")]), C, 1.5)
+    assert messages_in(out, C) == []  # rate-limited
+    assert a.counters["stale_claims_corrected"] == 1
 
 
 # ---------------------------------------------------------------- 3. name conflicts

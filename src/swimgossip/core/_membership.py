@@ -117,6 +117,8 @@ class Membership:
         self._suspicions: dict[str, Suspicion] = {}
         #: Failed members to retry: name -> (address, when it failed).
         self._failed: dict[str, tuple[str, float]] = {}
+        #: When we last corrected each address that sent a suspicion of a gone member.
+        self._corrected: dict[str, float] = {}
         #: Name conflicts reported: (name, claimed address) -> claimed incarnation.
         self._conflicts: dict[tuple[str, str], int] = {}
         #: When we last sent our alive claim straight to each address that accused us.
@@ -253,6 +255,26 @@ class Membership:
         elif old.address != change.new.address or old.meta != change.new.meta:
             self.effects.emit(MemberUpdated(member=change.new, previous=old))
 
+    def _correct(self, address: str, held: Member, now: float) -> None:
+        """``address`` sent a suspicion of ``held``, a member we hold dead or left: send it
+        our claim straight back (at most once per probe interval per address). Gossip
+        carries a "left" a bounded number of times; a member that missed every copy
+        suspects the silent member and would declare it failed, not left."""
+        if not address:
+            return
+        last = self._corrected.get(address)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        if len(self._corrected) >= MAX_ANSWERED_ACCUSERS:
+            self._corrected.clear()
+        self._corrected[address] = now
+        self.effects.counters["stale_claims_corrected"] += 1
+        if held.status == Status.LEFT:
+            claim: Left | Dead = Left(name=held.name, incarnation=held.incarnation)
+        else:
+            claim = Dead(name=held.name, incarnation=held.incarnation, source=self.name)
+        self.effects.send(address, [claim])
+
     def _report_conflict(self, held: Member, claim: Alive) -> None:
         """Count a refused claim of ``held``'s name from another address, and emit a
         ``MemberConflict`` the first time we see this address at this incarnation."""
@@ -274,7 +296,11 @@ class Membership:
             return
         change = self.table.claim_suspect(suspect.name, suspect.incarnation, now)
         if change is None:
-            self._confirm(suspect)
+            held = self.table.get(suspect.name)
+            if held is not None and held.status.is_gone:
+                self._correct(sender, held, now)
+            else:
+                self._confirm(suspect)
             return
         self.effects.gossip(suspect.name, suspect)
         self._start_suspicion(change, suspect.source, now)
