@@ -283,3 +283,59 @@ def test_failed_members_remembered_for_reconnect_are_bounded_in_count() -> None:
     for i, name in enumerate(names):
         a.receive(encode_packet([Dead(name=name, incarnation=0, source="x")]), "x", float(i))
     assert a._membership.failed_count == MAX_RECONNECT_CANDIDATES
+
+
+# ---------------------------------------------------------------- broadcasts exactly once
+
+
+def user_message(wire: Wire, sender: str, payload: bytes, now: float) -> bytes:
+    """Broadcast ``payload`` from ``sender``; the packet of its UserMessage (taken off the
+    sender's queue: newest first, and retired)."""
+    from swimgossip.core.codec import join_packet
+
+    wire[sender].broadcast(payload, now)
+    (encoded,) = wire[sender]._effects.user_broadcasts.take(1400, limit=1, max_count=1)
+    return join_packet([encoded])
+
+
+def deliveries(outputs: list) -> list[bytes]:
+    from swimgossip.core.outputs import UserDelivery
+
+    return [o.payload for o in of_type(outputs, UserDelivery)]
+
+
+def test_a_duplicated_broadcast_is_delivered_once() -> None:
+    wire = Wire.converged("a", "b")
+    packet = user_message(wire, "a", b"hello", 0.0)
+    assert deliveries(wire["b"].receive(packet, A, 0.1)) == [b"hello"]
+    for step in range(5):  # network duplication, copies relayed by others
+        assert deliveries(wire["b"].receive(packet, C, 0.2 + step)) == []
+    assert wire["b"].counters["user_broadcasts_duplicate"] == 5
+
+
+def test_broadcasts_stay_exactly_once_long_after_the_old_seen_set_would_overflow() -> None:
+    """20,000 broadcasts of one sender (the old memory forgot after 8,192): every copy of
+    every one of them, arriving again at the end, is refused; nothing is delivered twice."""
+    wire = Wire.converged("a", "b")
+    b = wire["b"]
+    packets = []
+    for number in range(20_000):
+        packet = user_message(wire, "a", number.to_bytes(4, "big"), float(number))
+        packets.append(packet)
+        assert deliveries(b.receive(packet, A, float(number))) == [number.to_bytes(4, "big")]
+    redelivered = [p for p in packets if deliveries(b.receive(p, A, 30_000.0))]
+    assert redelivered == []
+    assert b.counters["user_broadcasts_received"] == 20_000
+
+
+def test_a_first_copy_far_behind_its_senders_newest_is_refused_not_delivered_twice() -> None:
+    from swimgossip.core._broadcasts import SEEN_WINDOW
+
+    wire = Wire.converged("a", "b")
+    b = wire["b"]
+    packets = [user_message(wire, "a", b"%d" % n, 0.0) for n in range(SEEN_WINDOW + 2)]
+    assert deliveries(b.receive(packets[-1], A, 1.0)) == [b"%d" % (SEEN_WINDOW + 1)]
+    assert deliveries(b.receive(packets[0], A, 1.0)) == []  # too old to tell: at most once
+    assert b.counters["user_broadcasts_too_old"] == 1
+    assert deliveries(b.receive(packets[2], A, 1.0)) == [b"2"]  # inside the window
+    assert deliveries(b.receive(packets[2], A, 1.0)) == []
