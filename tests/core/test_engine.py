@@ -141,9 +141,11 @@ def test_dead_and_left_members_are_not_probed() -> None:
     wire["a"].receive(encode_packet([Left(name="c", incarnation=0)]), C, 0.0)
     wire.take()
     for step in range(4):
-        _, datagram = start_probe(wire, "a", 1.0 + step)
-        wire.take()
-        assert datagram.address == D
+        wire.fire("a", ProbeTick(), 1.0 + step)
+        probe, *reconnect_pings = wire.take()  # failed members may get a reconnect ping
+        assert probe.address == D
+        assert all(d.address == B for d in reconnect_pings)  # b failed; c left
+    assert wire["a"].counters["probes"] == 4
 
 
 def test_answered_probe_succeeds_without_suspicion() -> None:

@@ -173,6 +173,7 @@ class Detector:
         membership = self.membership
         name = membership.cycle.next(membership.is_probeable)
         if name is None:
+            self._reconnect_ping()
             return
         target = membership.get(name)
         assert target is not None
@@ -192,6 +193,16 @@ class Detector:
         self.effects.counters["probes"] += 1
         self.effects.send(target.address, primary)
         self.effects.schedule(now + self.awareness.scale(cfg.probe_timeout), ProbeTimeout(seq=seq))
+        self._reconnect_ping()
+
+    def _reconnect_ping(self) -> None:
+        """Now and then ping a failed member: if it answers, the partition that hid it has
+        healed, and its ack is a first contact (``Sync.contact``)."""
+        target = self.membership.reconnect_ping_target()
+        if target is not None:
+            name, address = target
+            self.effects.counters["reconnect_pings"] += 1
+            self.effects.send(address, [Ping(seq=self.effects.next_seq(), target=name)])
 
     def on_probe_timeout(self, timer: ProbeTimeout, now: float) -> None:
         """The direct ping went unanswered: go indirect, and over a stream."""

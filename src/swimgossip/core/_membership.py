@@ -115,8 +115,9 @@ class Membership:
         )
         self.cycle = ProbeCycle(rng)
         self._suspicions: dict[str, Suspicion] = {}
-        #: Failed members to retry: name -> (address, when it failed).
+        #: Failed members to retry: name -> (address, when it failed), and by address.
         self._failed: dict[str, tuple[str, float]] = {}
+        self._failed_at: dict[str, str] = {}
         #: When we last corrected each address that sent a suspicion of a gone member.
         self._corrected: dict[str, float] = {}
         #: Name conflicts reported: (name, claimed address) -> claimed incarnation.
@@ -245,7 +246,7 @@ class Membership:
             return
         self.effects.gossip(alive.name, alive)
         self.cycle.add(alive.name)
-        self._failed.pop(alive.name, None)
+        self._forget_failed(alive.name)
         suspicion = self._suspicions.pop(alive.name, None)
         old = change.old
         if old is None or old.status.is_gone:
@@ -331,7 +332,7 @@ class Membership:
             return
         self.effects.gossip(left.name, left)
         self._suspicions.pop(left.name, None)
-        self._failed.pop(left.name, None)
+        self._forget_failed(left.name)
         if change.old is None or change.old.status != Status.LEFT:
             self.effects.emit(MemberLeft(member=change.new))
 
@@ -427,8 +428,10 @@ class Membership:
         self.effects.gossip(dead.name, dead)
         failed = self._failed
         if dead.name not in failed and len(failed) >= MAX_RECONNECT_CANDIDATES:
-            del failed[next(iter(failed))]  # the oldest failure
+            self._forget_failed(next(iter(failed)))  # the oldest failure
+        self._forget_failed(dead.name)
         failed[dead.name] = (change.new.address, self.table.changed_at(dead.name))
+        self._failed_at[change.new.address] = dead.name
         self.effects.emit(
             MemberFailed(
                 member=change.new,
@@ -578,8 +581,32 @@ class Membership:
         forget = now - self.config.reconnect_timeout
         for name, (_, failed_at) in list(self._failed.items()):
             if failed_at <= forget:
-                del self._failed[name]
+                self._forget_failed(name)
         if self.leaving or not self._failed:
             return None
         name = self.rng.choice(list(self._failed))
         return self._failed[name][0]
+
+    def failed_member_at(self, address: str) -> str | None:
+        """The name of the failed member remembered at ``address``, if any."""
+        return self._failed_at.get(address)
+
+    def reconnect_ping_target(self) -> tuple[str, str] | None:
+        """(name, address) of a failed member to ping after this probe period, or None.
+
+        Each period, with probability ``gossip_nodes / N``, a node pings one random failed
+        member: about ``gossip_nodes`` such datagrams per probe period in the whole
+        cluster, whatever its size, so a healed partition is noticed within about a period
+        (the ack is a first contact; see ``Sync.contact``) at a cost that does not grow
+        with the cluster."""
+        if self.leaving or not self._failed:
+            return None
+        if self.rng.random() >= self.config.gossip_nodes / max(self.table.active_count, 1):
+            return None
+        name = self.rng.choice(list(self._failed))
+        return name, self._failed[name][0]
+
+    def _forget_failed(self, name: str) -> None:
+        entry = self._failed.pop(name, None)
+        if entry is not None and self._failed_at.get(entry[0]) == name:
+            del self._failed_at[entry[0]]

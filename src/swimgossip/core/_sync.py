@@ -29,7 +29,10 @@ from .messages import Message, PushPull
 from .outputs import JoinOutcome, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick
 
-__all__ = ["Sync", "push_pull_interval"]
+__all__ = ["MAX_CONTACTS", "Sync", "push_pull_interval"]
+
+#: Addresses remembered for rate-limiting first-contact exchanges (then the memory restarts).
+MAX_CONTACTS = 1024
 
 
 def push_pull_interval(base: float, cluster_size: int) -> float:
@@ -62,6 +65,8 @@ class Sync:
         self._reconnect_armed = False
         #: The one-off push-pull a few probe periods after a join is armed (once per engine).
         self._settle_armed = False
+        #: When we last exchanged state with each failed member's address on contact.
+        self._contacts: dict[str, float] = {}
 
     def join(self, seeds: list[str], now: float) -> None:
         """Exchange full state with each seed address; each gives one ``JoinOutcome``.
@@ -130,6 +135,23 @@ class Sync:
                     return member
                 return None
         return None
+
+    def contact(self, address: str, now: float) -> None:
+        """A datagram came from ``address``. If a failed member lives there, the network
+        that hid it is back: exchange full state with it at once (first contact), rather
+        than wait for the reconnect timer. At most once per ``probe_interval`` per
+        address (``MAX_CONTACTS`` addresses remembered)."""
+        if self.membership.failed_member_at(address) is None or self.membership.leaving:
+            return
+        last = self._contacts.get(address)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        if len(self._contacts) >= MAX_CONTACTS:
+            self._contacts.clear()
+        self._contacts[address] = now
+        self.effects.counters["first_contacts"] += 1
+        payload = codec.encode_stream(self.membership.local_state())
+        self.effects.stream(StreamPurpose.RECONNECT, address, payload)
 
     def failed(
         self, purpose: StreamPurpose, address: str, failure: StreamFailure, detail: str = ""

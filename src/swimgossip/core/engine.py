@@ -366,6 +366,7 @@ class Engine:
             return []
         effects.counters["datagrams_received"] += 1
         effects.counters["bytes_received"] += len(payload)
+        self._sync.contact(source, now)
         handlers = self._on_message
         for message in messages:
             handler = handlers.get(type(message))
