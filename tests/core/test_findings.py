@@ -339,3 +339,40 @@ def test_a_first_copy_far_behind_its_senders_newest_is_refused_not_delivered_twi
     assert b.counters["user_broadcasts_too_old"] == 1
     assert deliveries(b.receive(packets[2], A, 1.0)) == [b"2"]  # inside the window
     assert deliveries(b.receive(packets[2], A, 1.0)) == []
+
+
+# ---------------------------------------------------------------- first contact after a cut
+
+
+def test_a_datagram_from_a_failed_member_triggers_a_state_exchange_at_once() -> None:
+    from swimgossip.core.outputs import StreamPurpose
+
+    wire = Wire.converged("a", "b", "c")
+    a = wire["a"]
+    a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    out = a.receive(encode_packet([Ack(seq=999)]), B, 5.0)  # the cut healed
+    (request,) = of_type(out, StreamRequest)
+    assert request.purpose is StreamPurpose.RECONNECT and request.address == B
+    assert of_type(a.receive(encode_packet([Ack(seq=998)]), B, 5.5), StreamRequest) == []
+    assert of_type(a.receive(encode_packet([Ack(seq=997)]), B, 6.1), StreamRequest)
+    assert of_type(a.receive(encode_packet([Ack(seq=996)]), C, 6.1), StreamRequest) == []
+
+
+def test_failed_members_get_a_reconnect_ping_now_and_then() -> None:
+    from swimgossip.core.messages import Ping
+
+    wire = Wire.converged("a", "b", "c")
+    a = wire["a"]
+    a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    wire.take()
+    pings_to_b = 0
+    for step in range(10):
+        wire.fire("a", ProbeTick(), 1.0 + step)
+        pings_to_b += sum(
+            type(m) is Ping and m.target == "b"
+            for d in wire.take()
+            if d.address == B
+            for m in d.messages
+        )
+    # With 2 active members, gossip_nodes / N >= 1: one reconnect ping every period.
+    assert pings_to_b == 10 == a.counters["reconnect_pings"]
