@@ -92,7 +92,10 @@ def status_server() -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
         (b"[1, 2]", "did not answer a list of members"),
         (b'[{"address": "x"}]', "did not answer a list of members"),
         (b'[{"name": 5, "address": "x", "status": "alive"}]', "did not answer a list of members"),
-        (b'[{"name": "a", "address": "x", "status": "alive", "meta": [1]}]', "did not answer a list"),
+        (
+            b'[{"name": "a", "address": "x", "status": "alive", "meta": [1]}]',
+            "did not answer a list",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "JSON"),  # nesting deep enough to blow the stack
     ],
 )

@@ -137,7 +137,7 @@ def test_an_idle_node_arms_no_gossip_round() -> None:
 
 def test_dead_and_left_members_are_not_probed() -> None:
     wire = Wire.converged("a", "b", "c", "d")
-    wire["a"].receive(encode_packet([Dead(name="b", incarnation=0, source="d")]), D, 0.0)
+    wire["a"].receive(encode_packet([Dead(name="b", incarnation=1, source="d")]), D, 0.0)
     wire["a"].receive(encode_packet([Left(name="c", incarnation=0)]), C, 0.0)
     wire.take()
     for step in range(4):

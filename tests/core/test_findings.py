@@ -20,6 +20,7 @@ from swimgossip.core.engine import Engine
 from swimgossip.core.errors import ConfigError
 from swimgossip.core.events import (
     MemberConflict,
+    MemberFailed,
     MemberJoined,
     MemberRecovered,
     MemberSuspected,
@@ -68,7 +69,7 @@ def test_relay_timeout_leaves_room_for_the_nack_in_every_preset() -> None:
 
 
 @pytest.mark.parametrize(
-    "gone", [Dead(name="b", incarnation=0, source="c"), Left(name="b", incarnation=0)]
+    "gone", [Dead(name="b", incarnation=1, source="c"), Left(name="b", incarnation=0)]
 )
 def test_a_suspicion_never_revives_a_gone_member_and_its_return_is_a_join(gone: object) -> None:
     wire = Wire.converged("a", "b", "c")
@@ -85,7 +86,7 @@ def test_a_suspicion_never_revives_a_gone_member_and_its_return_is_a_join(gone: 
 def test_a_merged_remote_dead_does_not_revive_a_member_we_hold_dead() -> None:
     wire = Wire.converged("a", "b", "c")
     a = wire["a"]
-    a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    a.receive(encode_packet([Dead(name="b", incarnation=1, source="c")]), C, 0.0)
     remote = Member(name="b", address=B, status=Status.DEAD, incarnation=5)
     state = PushPull(source="c", join=False, members=(remote,), suspected_by=())
     a.receive_stream(encode_stream(state), C, 1, 1.0)
@@ -166,11 +167,11 @@ def test_the_name_of_a_left_or_long_dead_member_can_be_taken_at_a_new_address() 
     config = Config.lan(dead_reclaim_time=10.0)
     wire, _twin = twin_wire(config)
     a = wire["a"]
-    a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    a.receive(encode_packet([Dead(name="b", incarnation=1, source="c")]), C, 0.0)
     # Dead for less than the reclaim time: still refused.
-    out = a.receive(alive("b", TWIN, 1), TWIN, 5.0)
+    out = a.receive(alive("b", TWIN, 2), TWIN, 5.0)
     assert of_type(out, MemberConflict) and a.member("b").address == B
-    out = a.receive(alive("b", TWIN, 1), TWIN, 10.0)
+    out = a.receive(alive("b", TWIN, 2), TWIN, 10.0)
     (joined,) = of_type(out, MemberJoined)
     assert joined.member.address == TWIN
     a.receive(encode_packet([Left(name="c", incarnation=0)]), C, 11.0)
@@ -281,7 +282,7 @@ def test_failed_members_remembered_for_reconnect_are_bounded_in_count() -> None:
     }
     a.install_view(view, names)
     for i, name in enumerate(names):
-        a.receive(encode_packet([Dead(name=name, incarnation=0, source="x")]), "x", float(i))
+        a.receive(encode_packet([Dead(name=name, incarnation=1, source="x")]), "x", float(i))
     assert a._membership.failed_count == MAX_RECONNECT_CANDIDATES
 
 
@@ -349,7 +350,7 @@ def test_a_datagram_from_a_failed_member_triggers_a_state_exchange_at_once() -> 
 
     wire = Wire.converged("a", "b", "c")
     a = wire["a"]
-    a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    a.receive(encode_packet([Dead(name="b", incarnation=1, source="c")]), C, 0.0)
     out = a.receive(encode_packet([Ack(seq=999)]), B, 5.0)  # the cut healed
     (request,) = of_type(out, StreamRequest)
     assert request.purpose is StreamPurpose.RECONNECT and request.address == B
@@ -363,7 +364,7 @@ def test_failed_members_get_a_reconnect_ping_now_and_then() -> None:
 
     wire = Wire.converged("a", "b", "c")
     a = wire["a"]
-    a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    a.receive(encode_packet([Dead(name="b", incarnation=1, source="c")]), C, 0.0)
     wire.take()
     pings_to_b = 0
     for step in range(10):
@@ -376,3 +377,17 @@ def test_failed_members_get_a_reconnect_ping_now_and_then() -> None:
         )
     # With 2 active members, gossip_nodes / N >= 1: one reconnect ping every period.
     assert pings_to_b == 10 == a.counters["reconnect_pings"]
+
+
+def test_another_members_verdict_about_a_live_member_is_only_a_suspicion_to_us() -> None:
+    """After a partition heals, each side's "dead" about the other reaches members that
+    reach them fine: it must not fail them at once. A dead claim at the incarnation we
+    hold live is a suspicion credited to its source; the member refutes in time."""
+    wire = Wire.converged("a", "b", "c")
+    a = wire["a"]
+    out = a.receive(encode_packet([Dead(name="b", incarnation=0, source="c")]), C, 0.0)
+    assert not of_type(out, MemberFailed)
+    (suspected,) = of_type(out, MemberSuspected)
+    assert suspected.by == "c" and a.member("b").status is Status.SUSPECT
+    out = a.receive(alive("b", B, 1), B, 0.5)  # b heard it too and refutes
+    assert of_type(out, MemberRecovered) and a.member("b").status is Status.ALIVE

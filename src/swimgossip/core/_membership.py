@@ -311,6 +311,23 @@ class Membership:
         if dead.name == self.name:
             self._accused(dead.incarnation, sender, now)
             return
+        held = self.table.get(dead.name)
+        if (
+            held is not None
+            and not held.status.is_gone
+            and dead.incarnation == held.incarnation
+            and dead.source != self.name
+        ):
+            # Someone else's verdict about a member we hold live: to us it is a suspicion
+            # (credited to its source), so the member can still refute, and our own timer,
+            # shortened by confirmations, gives the verdict. After a partition heals, each
+            # side's "dead" about the other then cannot fail a member its own side reaches.
+            self.on_suspect(
+                Suspect(name=dead.name, incarnation=dead.incarnation, source=dead.source),
+                sender,
+                now,
+            )
+            return
         change = self.table.claim_dead(dead.name, dead.incarnation, now)
         if change is None:
             return
