@@ -29,9 +29,13 @@ def test_an_even_cut_is_detected_in_serfs_time_and_heals_within_3_s() -> None:
     assert max(detections) <= 30.0, detections
 
 
-def test_a_one_way_cut_is_detected_both_ways_and_heals_within_3_s() -> None:
-    report = measure_partition(config=Config.lan(), one_way=True, seed=1)
-    assert report.same_side_failures == 0
+@pytest.mark.parametrize("seed", [1, 4])
+def test_a_one_way_cut_is_detected_both_ways_and_heals_within_3_s(seed: int) -> None:
+    report = measure_partition(config=Config.lan(), one_way=True, seed=seed)
+    # Documented (docs/protocol.md, Partitions): the far side's confirmed suspicions of
+    # our members reach us while their refutations reach only our half of the gossip;
+    # at most one same-side verdict, taken back by the refutation (seed 4 has one).
+    assert report.same_side_failures <= 1, f"seed={seed}"
     assert report.a_sees_b_failed_s is not None and report.a_sees_b_failed_s <= 30.0
     assert report.b_sees_a_failed_s is not None and report.b_sees_a_failed_s <= 30.0
     assert report.heal_s is not None and report.heal_s <= 3.0
