@@ -35,6 +35,7 @@ import trio
 from ..core.config import PRESETS
 from ..core.errors import ConfigError, MetadataTooLarge
 from ..core.events import (
+    MemberConflict,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -60,6 +61,7 @@ _EVENT_NAMES: dict[type[Any], str] = {
     MemberFailed: "failed",
     MemberLeft: "left",
     MemberRecovered: "recovered",
+    MemberConflict: "conflict",
 }
 
 
@@ -78,6 +80,8 @@ def event_record(event: NodeEvent, ts: float) -> dict[str, Any]:
         record["by"] = event.by
     if isinstance(event, MemberFailed):
         record["confirmations"] = event.confirmations
+    if isinstance(event, MemberConflict):
+        record["claimed_from"] = event.address
     return record
 
 

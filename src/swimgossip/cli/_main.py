@@ -216,10 +216,10 @@ def _agent(args: argparse.Namespace) -> int:
 
 def _members(args: argparse.Namespace) -> int:
     from ._format import format_table
-    from ._status import fetch_status
+    from ._status import fetch_members
 
     try:
-        records = fetch_status(args.status, "/members")
+        records = fetch_members(args.status)
     except StatusError as exc:
         return _fail("members", str(exc), 1)
     print(json.dumps(records) if args.json else format_table(records))

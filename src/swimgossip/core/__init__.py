@@ -19,6 +19,7 @@ from .errors import (
     SwimError,
 )
 from .events import (
+    MemberConflict,
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -70,6 +71,7 @@ __all__ = [
     "LeaveComplete",
     "LocalError",
     "Member",
+    "MemberConflict",
     "MemberEvent",
     "MemberFailed",
     "MemberJoined",
