@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck unit demo bench bench-quick clean
+.PHONY: setup test lint typecheck unit soak demo bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ unit: $(STAMP)
 	$(PY) -m pytest -q
 
 test: lint typecheck unit
+
+# The long nemesis soak (docs/testing.md): 200 seeds x 10 virtual minutes of random faults.
+SOAK_SEEDS ?= 200
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(PY) -m swimgossip.testing.nemesis --seeds $(SOAK_SEEDS) --minutes $(SOAK_MINUTES)
 
 # The demo's live table needs the optional `demo` extra (rich); without a terminal (CI) the
 # demo prints plain lines instead.

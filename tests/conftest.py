@@ -6,6 +6,8 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["ci_guard"]
+
 settings.register_profile(
     "ci",
     derandomize=True,

@@ -36,7 +36,10 @@ DETECT_WITHIN = 45.0
 HEAL_WITHIN = 60.0
 
 _why_not = unavailable()
-pytestmark = pytest.mark.skipif(_why_not is not None, reason=f"real network: {_why_not}")
+pytestmark = [
+    pytest.mark.real_network,
+    pytest.mark.skipif(_why_not is not None, reason=f"real network: {_why_not}"),
+]
 
 
 @pytest.fixture(scope="module")

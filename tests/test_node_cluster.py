@@ -221,6 +221,7 @@ async def test_body_exception_is_not_wrapped_and_serve_node_starts() -> None:
             await node.leave()  # ends serve_node, so the nursery exits by itself
 
 
+@pytest.mark.real_network
 async def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 support")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -234,3 +235,33 @@ def test_max_items_bound_holds_under_many_pushes(max_items: int, keys: list[int]
         assert len(queue) <= max_items
         assert key in queue  # the newest push is always kept
     assert len(queue) == min(max_items, len(set(keys)))
+
+
+def test_take_never_sorts_the_whole_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datagram's piggyback costs O(taken log n): a queue of 20,000 updates (a large
+    cluster after a partition) is never sorted per datagram (issue 15, side note)."""
+    from swimgossip.core import broadcast
+
+    def no_sorting(*args: object, **kwargs: object) -> object:
+        raise AssertionError("take() sorted the whole queue")
+
+    queue = BroadcastQueue(max_items=20_000)
+    for i in range(20_000):
+        queue.push(i, b"x" * 40)
+    monkeypatch.setattr(broadcast, "sorted", no_sorting, raising=False)
+    taken = [queue.take(1400, limit=3) for _ in range(200)]
+    assert all(len(batch) == 35 for batch in taken)
+    # Newest first among the never-sent: the first datagram carries the last 35 pushed.
+    assert taken[0] == [b"x" * 40] * 35 and queue.transmits(19_999) == 1
+    assert queue.transmits(0) == 0
+
+
+def test_skipping_too_large_messages_is_bounded() -> None:
+    from swimgossip.core.broadcast import MAX_SKIPPED
+
+    queue = BroadcastQueue(max_items=1000)
+    queue.push("small", b"s" * 20)
+    for i in range(MAX_SKIPPED + 10):
+        queue.push(i, b"L" * 500)  # newer, so ahead of "small"
+    assert queue.take(100, limit=5) == []  # gave up after MAX_SKIPPED too-large ones
+    assert len(queue) == MAX_SKIPPED + 11

@@ -20,6 +20,7 @@ from swimgossip.core.config import Config
 from swimgossip.core.engine import Engine
 from swimgossip.core.errors import MetadataTooLarge, NotRunning
 from swimgossip.core.events import (
+    MemberConflict,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -136,13 +137,15 @@ def test_an_idle_node_arms_no_gossip_round() -> None:
 
 def test_dead_and_left_members_are_not_probed() -> None:
     wire = Wire.converged("a", "b", "c", "d")
-    wire["a"].receive(encode_packet([Dead(name="b", incarnation=0, source="d")]), D, 0.0)
+    wire["a"].receive(encode_packet([Dead(name="b", incarnation=1, source="d")]), D, 0.0)
     wire["a"].receive(encode_packet([Left(name="c", incarnation=0)]), C, 0.0)
     wire.take()
     for step in range(4):
-        _, datagram = start_probe(wire, "a", 1.0 + step)
-        wire.take()
-        assert datagram.address == D
+        wire.fire("a", ProbeTick(), 1.0 + step)
+        probe, *reconnect_pings = wire.take()  # failed members may get a reconnect ping
+        assert probe.address == D
+        assert all(d.address == B for d in reconnect_pings)  # b failed; c left
+    assert wire["a"].counters["probes"] == 4
 
 
 def test_answered_probe_succeeds_without_suspicion() -> None:
@@ -223,7 +226,7 @@ def test_intermediary_pings_with_its_own_seq_and_relays_the_ack_with_the_origina
     assert relay_ping.seq == 2 != seq  # c's own sequence, not a's
     (timeout,) = of_type(outputs, ScheduleTimer)
     assert timeout.timer == IndirectProbeTimeout(seq=relay_ping.seq)
-    assert timeout.at == pytest.approx(1.01)
+    assert timeout.at == pytest.approx(0.51 + wire["c"].config.relay_timeout)
 
     wire.deliver(ping_datagram, 0.52)  # b acks c's seq to c
     (ack_to_c,) = wire.take("b")
@@ -235,7 +238,7 @@ def test_intermediary_pings_with_its_own_seq_and_relays_the_ack_with_the_origina
     assert wire["a"].counters["probes_succeeded"] == 1
     # The probe is over: the deadline suspects nobody; c's timer sends no nack.
     assert wire.fire("a", ProbeDeadline(seq=seq), 0.999) == []
-    assert wire.fire("c", IndirectProbeTimeout(seq=relay_ping.seq), 1.01) == []
+    assert wire.fire("c", IndirectProbeTimeout(seq=relay_ping.seq), 0.91) == []
 
 
 def test_intermediary_nacks_the_requester_when_the_target_is_silent() -> None:
@@ -243,7 +246,7 @@ def test_intermediary_nacks_the_requester_when_the_target_is_silent() -> None:
     request = PingReq(seq=77, target="b", target_address=B, nack=True)
     outputs = wire.absorb("c", wire["c"].receive(encode_packet([request]), A, 5.0))
     ((at, timer),) = [(o.at, o.timer) for o in of_type(outputs, ScheduleTimer)]
-    assert at == 5.5 and type(timer) is IndirectProbeTimeout
+    assert at == pytest.approx(5.4) and type(timer) is IndirectProbeTimeout
     wire.take()  # the ping to b is lost
     outputs = wire.fire("c", timer, at)
     assert [(s.address, decode_packet(s.payload)) for s in of_type(outputs, SendDatagram)] == [
@@ -325,7 +328,7 @@ def test_stream_reply_with_another_seq_does_not_save_the_probe() -> None:
     assert of_type(wire.fire("a", ProbeDeadline(seq=seq), 0.999), MemberSuspected)
 
 
-def test_refused_stream_ping_suspects_at_once_without_hurting_our_health() -> None:
+def test_refused_stream_ping_suspects_at_the_deadline_without_hurting_our_health() -> None:
     wire = indirect_wire()
     a = wire["a"]
     seq, _ = start_probe(wire, "a", 0.0)
@@ -333,12 +336,12 @@ def test_refused_stream_ping_suspects_at_once_without_hurting_our_health() -> No
     (request,) = of_type(wire.fire("a", ProbeTimeout(seq=seq), 0.5), StreamRequest)
     (deadline,) = [t for _, t in wire.scheduled("a", ProbeDeadline)]
     outputs = a.stream_failed(request.token, StreamFailure.REFUSED, 0.51)
-    (suspected,) = of_type(outputs, MemberSuspected)
-    assert suspected.member.name == "b" and suspected.by == "a"
+    assert of_type(outputs, MemberSuspected) == []  # an indirect ack may still come
     assert a.counters["probes_refused"] == 1
+    assert not a.is_stale(deadline)
+    (suspected,) = of_type(wire.fire("a", deadline, 0.999), MemberSuspected)
+    assert suspected.member.name == "b" and suspected.by == "a"
     assert a.health == 0  # nothing listens at b: the fault is not ours
-    assert a.is_stale(deadline)  # the period's verdict was given already
-    assert wire.fire("a", deadline, 0.999) == []
 
 
 @pytest.mark.parametrize("reason", [StreamFailure.TIMED_OUT, StreamFailure.BROKEN])
@@ -609,12 +612,16 @@ def test_no_refutation_of_alive_after_leave() -> None:
     assert not a.gossip_queue_depth
 
 
-def test_alive_about_self_with_another_address_is_a_name_conflict_refuted() -> None:
+def test_alive_about_self_with_another_address_is_a_name_conflict_not_refuted() -> None:
     wire = Wire.converged("a", "b")
     a = wire["a"]
-    a.receive(encode_packet([Alive(name="a", address="elsewhere", incarnation=0, meta=b"")]), B, 1)
+    out = a.receive(
+        encode_packet([Alive(name="a", address="elsewhere", incarnation=0, meta=b"")]), B, 1
+    )
     assert a.counters["name_conflicts"] == 1
-    assert a.incarnation == 1 and a.local_member.address == A
+    assert a.incarnation == 0 and a.local_member.address == A  # no incarnation war
+    (conflict,) = of_type(out, MemberConflict)
+    assert conflict.address == "elsewhere" and conflict.member == a.local_member
 
 
 # ---------------------------------------------------------------- leave

@@ -436,7 +436,7 @@ def test_config_evolve_validates_again() -> None:
     [
         {"indirect_checks": 0},
         {"awareness_max_multiplier": 1},
-        {"udp_payload_size": 512},
+        {"udp_payload_size": 512, "meta_max_size": 384},
         {"udp_payload_size": 65_000},
         {"meta_max_size": 0},
         {"max_members": 2},

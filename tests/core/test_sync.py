@@ -342,12 +342,14 @@ class TimerChains:
 
 
 def failed_b(config: Config) -> tuple[Engine, TimerChains]:
-    """Engine a, started at 0, that hears at t=10 that b was declared dead."""
+    """Engine a, started at 0, that hears at t=10 that b was declared dead (at an
+    incarnation newer than a holds: a verdict about a member a holds live at the same
+    incarnation is only a suspicion to a)."""
     wire = Wire.converged("a", "b", config=config)
     a = wire["a"]
     chains = TimerChains(a, a.start(0.0))
     assert of_type([o for _, o in chains.run(10.0)], StreamRequest) == []
-    dead = Dead(name="b", incarnation=0, source="c")
+    dead = Dead(name="b", incarnation=1, source="c")
     (failed,) = of_type(chains.absorb(a.receive(encode_packet([dead]), C, 10.0)), MemberFailed)
     assert failed.by == "c" and failed.confirmations == 0
     return a, chains
@@ -402,8 +404,8 @@ def test_reconnect_stops_once_the_member_is_back() -> None:
     a, _ = failed_b(config)
     (request,) = of_type(a.handle_timer(ReconnectTick(), 15.0), StreamRequest)
     assert request.purpose is StreamPurpose.RECONNECT
-    outputs = a.stream_reply(request.token, push_pull("b", member("b", incarnation=1)), 15.1)
-    assert of_type(outputs, MemberJoined)[0].member.incarnation == 1
+    outputs = a.stream_reply(request.token, push_pull("b", member("b", incarnation=2)), 15.1)
+    assert of_type(outputs, MemberJoined)[0].member.incarnation == 2
     assert of_type(a.handle_timer(ReconnectTick(), 20.0), StreamRequest) == []
 
 

@@ -62,6 +62,8 @@ def _documented_accepts(kind: str, old: Member | None, incarnation: int, room: b
     """The acceptance rule of ``table.py``'s docstring."""
     if old is None:
         return kind == "alive" and room
+    if kind == "suspect" and old.status.is_gone:
+        return False  # only the member's own alive claim brings a gone member back
     return supersedes(incarnation, KINDS[kind], old.incarnation, old.status)
 
 
@@ -326,12 +328,13 @@ def test_engine_refutes_an_accusation_at_its_own_incarnation() -> None:
     assert engine.incarnation == 8
     engine.receive_message(
         Alive(name="a", address="a:2", incarnation=8, meta=b"", boot=engine.boot), "", 5.0
-    )  # impostor
-    assert engine.incarnation == 9
+    )  # impostor: a name conflict, reported, never refuted (no incarnation war)
+    assert engine.incarnation == 8
+    assert engine.counters["name_conflicts"] == 1
     engine.receive_message(
-        Alive(name="a", address="a:1", incarnation=9, meta=b"", boot=engine.boot + 1), "", 6.0
-    )  # our previous process (another boot id), still remembered by someone
-    assert engine.incarnation == 10
+        Alive(name="a", address="a:1", incarnation=8, meta=b"", boot=engine.boot + 1), "", 6.0
+    )  # our previous process (another boot id, our address), still remembered by someone
+    assert engine.incarnation == 9
     assert engine.local_member.status == Status.ALIVE
 
 
@@ -341,7 +344,7 @@ def test_engine_refutes_an_accusation_at_its_own_incarnation() -> None:
 def _final_state(claims: Sequence[tuple[str, int]], name: str = "m") -> tuple[Status, int]:
     """Apply ``(kind, incarnation)`` claims to a table holding ``name`` alive at 0."""
     table = MemberTable(local_name="me", max_members=10)
-    table.claim_alive(name, "m:1", 0, b"", 0.0)
+    table.claim_alive(name, "x", 0, b"", 0.0)
     for step, (kind, incarnation) in enumerate(claims, start=1):
         _apply(table, kind, name, incarnation, float(step))
     member = table.get(name)
@@ -358,7 +361,12 @@ def _max_claim(claims: Sequence[tuple[str, int]]) -> tuple[Status, int]:
     return best
 
 
-_claims = st.lists(st.tuples(_kinds, st.integers(min_value=0, max_value=4)), max_size=7)
+# Order independence holds for alive, dead and left claims. A suspicion of a member held
+# dead or left is dropped (memberlist's rule, finding 2 of issue 15), so a suspect claim
+# is order-dependent until the suspicion resolves, by a refutation (an alive claim) or a
+# failure (a dead claim) at its incarnation, both order-independent again.
+_order_kinds = st.sampled_from(["alive", "dead", "left"])
+_claims = st.lists(st.tuples(_order_kinds, st.integers(min_value=0, max_value=4)), max_size=7)
 
 
 @given(claims=_claims, data=st.data())
@@ -369,7 +377,10 @@ def test_any_order_of_the_same_claims_converges_to_the_highest(
     assert _final_state(claims) == _final_state(shuffled) == _max_claim(claims)
 
 
-@given(claims=st.lists(st.tuples(_kinds, _incarnations), min_size=1, max_size=8), data=st.data())
+@given(
+    claims=st.lists(st.tuples(_order_kinds, _incarnations), min_size=1, max_size=8),
+    data=st.data(),
+)
 def test_any_order_converges_across_a_table_of_names(
     claims: list[tuple[str, int]], data: st.DataObject
 ) -> None:
@@ -395,11 +406,10 @@ def test_any_order_converges_across_a_table_of_names(
         ([("dead", 0), ("dead", 1)], (Status.DEAD, 1)),
         ([("left", 0), ("left", 1)], (Status.LEFT, 1)),
         ([("left", 0), ("dead", 1)], (Status.DEAD, 1)),
-        ([("dead", 0), ("suspect", 1)], (Status.SUSPECT, 1)),
         ([("dead", 0), ("dead", 1), ("alive", 1)], (Status.DEAD, 1)),
         ([("dead", 1), ("left", 1), ("alive", 1)], (Status.LEFT, 1)),
     ],
-    ids=["dead-dead", "left-left", "left-dead", "dead-suspect", "dead-dead-alive", "dead-left"],
+    ids=["dead-dead", "left-left", "left-dead", "dead-dead-alive", "dead-left"],
 )
 def test_minimal_order_counter_examples_now_converge(
     claims: list[tuple[str, int]], expected: tuple[Status, int]

@@ -36,6 +36,7 @@ import trio
 from ..core.config import PRESETS
 from ..core.errors import ConfigError, MetadataTooLarge
 from ..core.events import (
+    MemberConflict,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -61,6 +62,7 @@ _EVENT_NAMES: dict[type[Any], str] = {
     MemberFailed: "failed",
     MemberLeft: "left",
     MemberRecovered: "recovered",
+    MemberConflict: "conflict",
 }
 
 
@@ -81,6 +83,8 @@ def event_record(event: NodeEvent, ts: float) -> dict[str, Any]:
         record["confirmations"] = event.confirmations
     if isinstance(event, MemberJoined) and event.restarted:
         record["restarted"] = True  # a new process under this name (new boot id)
+    if isinstance(event, MemberConflict):
+        record["claimed_from"] = event.address
     return record
 
 

@@ -283,7 +283,7 @@ def _members_query(args: argparse.Namespace) -> tuple[str | None, str]:
 
 def _members(args: argparse.Namespace) -> int:
     from ._format import format_table
-    from ._status import fetch_status
+    from ._status import fetch_members
 
     try:
         endpoint, path = _members_query(args)
@@ -292,7 +292,7 @@ def _members(args: argparse.Namespace) -> int:
     if endpoint is None:
         return _fail("members", "give the agent's status endpoint: --endpoint HOST:PORT", 2)
     try:
-        records = fetch_status(endpoint, path)
+        records = fetch_members(endpoint, path)
     except StatusError as exc:
         return _fail("members", str(exc), 1)
     print(json.dumps(records) if args.json else format_table(records))

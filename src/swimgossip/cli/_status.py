@@ -35,7 +35,10 @@ from ..node import Node
 from ._format import member_record
 from .errors import StatusError
 
-__all__ = ["check_loopback", "fetch_status", "serve_status"]
+__all__ = ["MAX_STATUS_BODY", "check_loopback", "fetch_members", "fetch_status", "serve_status"]
+
+#: Largest status answer the CLI reads (a 20,000-member table is about 3 MB).
+MAX_STATUS_BODY = 32 * 1024 * 1024
 
 #: Largest request head read; beyond it the request is refused with 400.
 MAX_REQUEST_HEAD = 8192
@@ -204,14 +207,40 @@ def fetch_status(address: str, path: str, *, timeout: float = 5.0) -> Any:
     try:
         connection.request("GET", path)
         response = connection.getresponse()
-        body = response.read()
+        body = response.read(MAX_STATUS_BODY + 1)
     except (OSError, http.client.HTTPException) as exc:
         raise StatusError(f"cannot reach the status endpoint at {address}: {exc}") from None
     finally:
         connection.close()
     if response.status != 200:
         raise StatusError(f"{address}{path} answered {response.status} {response.reason}")
+    if len(body) > MAX_STATUS_BODY:
+        raise StatusError(f"{address}{path} answered more than {MAX_STATUS_BODY} bytes")
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StatusError(f"{address}{path} did not answer JSON") from None
+
+
+def fetch_members(
+    address: str, path: str = "/members", *, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """GET ``path`` (``/members``, with filters if any: ``/members?status=alive``) and
+    check its shape: a list of member records, each with a string ``name``, ``address``
+    and ``status`` and (if present) a JSON object ``meta``.
+
+    Raises:
+        StatusError: as ``fetch_status``, or the answer is not a list of members.
+    """
+    records = fetch_status(address, path, timeout=timeout)
+    if not isinstance(records, list) or not all(_is_member_record(r) for r in records):
+        raise StatusError(f"{address}{path} did not answer a list of members")
+    return records
+
+
+def _is_member_record(record: object) -> bool:
+    return (
+        isinstance(record, dict)
+        and all(isinstance(record.get(key), str) for key in ("name", "address", "status"))
+        and isinstance(record.get("meta", {}), dict)
+    )

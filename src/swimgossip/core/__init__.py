@@ -20,6 +20,7 @@ from .errors import (
     UnknownMember,
 )
 from .events import (
+    MemberConflict,
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -77,6 +78,7 @@ __all__ = [
     "LeaveComplete",
     "LocalError",
     "Member",
+    "MemberConflict",
     "MemberEvent",
     "MemberFailed",
     "MemberJoined",

@@ -1,11 +1,24 @@
 """Application broadcasts: gossip a user's payload to every member, deliver each once.
 
-A broadcast is a ``UserMessage`` with a random 63-bit id, queued in its own
-transmit-limited queue (``Effects.user_broadcasts``), which packet assembly gives at most
-half of a datagram's free space, so user traffic and membership gossip never starve each
-other (memberlist#299). ``UserBroadcasts`` is the one owner of the memory of recent ids:
-a receiver delivers a message the first time it sees its ``(source, id)`` and gossips it
-on.
+A broadcast is a ``UserMessage`` queued in its own transmit-limited queue
+(``Effects.user_broadcasts``), which packet assembly gives at most half of a datagram's
+free space, so user traffic and membership gossip never starve each other (memberlist#299).
+A receiver delivers a message the first time it sees it and gossips it on.
+
+Exactly once, in bounded memory. A message's 63-bit id is its sender's *run* (a random
+31-bit epoch drawn when the engine starts, so a restarted process starts a new run) in the
+high bits and a counter in the low 32. ``UserBroadcasts`` is the one owner of what each run
+delivered: the newest counter seen and a bitmap of the ``SEEN_WINDOW`` counters below it.
+So a duplicate is refused whenever it comes (network duplication, gossip from several
+members, a copy that circulates for long), and memory does not grow with the number of
+messages: 512 bytes per run, at most ``MAX_USER_RUNS`` runs. What the bound costs, stated
+exactly: a first copy arriving ``SEEN_WINDOW`` or more messages behind the newest one of
+its run is refused (at most once; counted in ``user_broadcasts_too_old``; a sender's own
+queue holds at most 1,024 messages, so only a member cut off for that many broadcasts of
+one sender sees it); and once more than ``MAX_USER_RUNS`` runs were heard, the least
+recently heard run is forgotten, so a copy of its messages still in circulation would be
+delivered again (counted in ``user_runs_forgotten``). Ids of older versions (random) are
+one run each: exactly once for the last ``MAX_USER_RUNS`` of them, as before.
 """
 
 from __future__ import annotations
@@ -13,16 +26,32 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 
+import attrs
+
 from . import codec
 from ._effects import Effects
 from .errors import MessageTooLarge
 from .messages import UserMessage
 from .outputs import UserDelivery
 
-__all__ = ["MAX_USER_SEEN", "UserBroadcasts"]
+__all__ = ["MAX_USER_RUNS", "SEEN_WINDOW", "UserBroadcasts"]
 
-#: Application broadcasts remembered to deliver each exactly once.
-MAX_USER_SEEN = 8192
+#: Counters told apart below the newest one seen of each sender run.
+SEEN_WINDOW = 4096
+#: Sender runs remembered (the least recently heard is forgotten first).
+MAX_USER_RUNS = 1024
+_COUNTER_BITS = 32
+_COUNTER_MASK = (1 << _COUNTER_BITS) - 1
+_WINDOW_MASK = (1 << SEEN_WINDOW) - 1
+
+
+@attrs.define(eq=False, slots=True)
+class _Run:
+    """What one sender run delivered: the newest counter, and a bitmap whose bit ``i``
+    says counter ``newest - i`` was seen."""
+
+    newest: int
+    bits: int = 1
 
 
 class UserBroadcasts:
@@ -30,7 +59,7 @@ class UserBroadcasts:
 
     Args:
         name: our member name (the ``source`` of what we send).
-        rng: the engine's only source of randomness (message ids).
+        rng: the engine's only source of randomness (our run's epoch).
         effects: where the queue and deliveries are.
     """
 
@@ -38,7 +67,9 @@ class UserBroadcasts:
         self.name = name
         self.rng = rng
         self.effects = effects
-        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._epoch = -1  # drawn at our first broadcast
+        self._counter = 0
+        self._runs: OrderedDict[tuple[str, int], _Run] = OrderedDict()
 
     def broadcast(self, payload: bytes) -> None:
         """Queue ``payload`` for every member.
@@ -46,24 +77,52 @@ class UserBroadcasts:
         Raises:
             MessageTooLarge: if it cannot fit in half a datagram; nothing is queued.
         """
-        message = UserMessage(source=self.name, id=self.rng.getrandbits(63), payload=payload)
+        if self._epoch < 0 or self._counter > _COUNTER_MASK:  # 4 billion: a new run
+            self._epoch, self._counter = self.rng.getrandbits(31), 0
+        message_id = (self._epoch << _COUNTER_BITS) | self._counter
+        message = UserMessage(source=self.name, id=message_id, payload=payload)
         encoded = codec.encode_message(message)
         limit = self.effects.budget // 2
         if len(encoded) > limit:
             raise MessageTooLarge(len(payload), limit - (len(encoded) - len(payload)))
-        key = (message.source, message.id)
-        self._seen[key] = None
-        self.effects.gossip_user(key, encoded)
+        self._counter += 1
+        self._first_time(message.source, message.id)
+        self.effects.gossip_user((message.source, message.id), encoded)
         self.effects.counters["user_broadcasts_sent"] += 1
 
     def on_message(self, message: UserMessage, source: str, now: float) -> None:
         """Deliver ``message`` if it is new to us, and gossip it on."""
-        key = (message.source, message.id)
-        if key in self._seen:
+        if not self._first_time(message.source, message.id):
             return
-        self._seen[key] = None
-        if len(self._seen) > MAX_USER_SEEN:
-            self._seen.popitem(last=False)
-        self.effects.gossip_user(key, codec.encode_message(message))
+        self.effects.gossip_user((message.source, message.id), codec.encode_message(message))
         self.effects.counters["user_broadcasts_received"] += 1
         self.effects.output(UserDelivery(source=message.source, payload=message.payload))
+
+    def _first_time(self, source: str, message_id: int) -> bool:
+        """Record ``message_id`` of ``source``; whether it is new (see the module comment)."""
+        key = (source, message_id >> _COUNTER_BITS)
+        counter = message_id & _COUNTER_MASK
+        runs = self._runs
+        run = runs.get(key)
+        if run is None:
+            if len(runs) >= MAX_USER_RUNS:
+                runs.popitem(last=False)
+                self.effects.counters["user_runs_forgotten"] += 1
+            runs[key] = _Run(newest=counter)
+            return True
+        runs.move_to_end(key)
+        if counter > run.newest:
+            ahead = counter - run.newest
+            run.bits = ((run.bits << ahead) | 1) & _WINDOW_MASK if ahead < SEEN_WINDOW else 1
+            run.newest = counter
+            return True
+        behind = run.newest - counter
+        if behind >= SEEN_WINDOW:
+            self.effects.counters["user_broadcasts_too_old"] += 1
+            return False
+        bit = 1 << behind
+        if run.bits & bit:
+            self.effects.counters["user_broadcasts_duplicate"] += 1
+            return False
+        run.bits |= bit
+        return True

@@ -7,11 +7,15 @@ suspect, that suspicion (Lifeguard's buddy system, so the suspect can refute at 
 acks to a suspect's pings carry it too). No ack by the probe timeout: ask
 ``indirect_checks`` random alive members to ping it (ping-req; each answers a nack if the
 target stays silent) and ping it over the stream transport too, so UDP-only loss does not
-raise suspicions. No ack by the end of the period: suspect it. A stream ping refused by
-the member's host (nothing listens there any more: the process is gone) suspects it at
-once, half a period earlier. Our own health score rises by the nacks we expected and did
-not get (a failed probe with no helpers counts 1): if even the helpers cannot answer us,
-the fault is likely ours, and we slow down.
+raise suspicions. No ack by the end of the period: suspect it. A helper nacks after
+``Config.relay_timeout``, a fraction of the gap between our ping-req and our verdict, so
+its nack arrives before the verdict in every preset. A stream ping refused by the
+member's host (nothing listens there, or a firewall rejects the stream) is noted, not
+acted on at once: the probe stays open for the indirect path, and if no ack came by the
+end of the period the member is suspected without counting the refusal against our own
+health. Our own health score rises by the nacks we expected and did not get (a failed
+probe with no helpers counts 1): if even the helpers cannot answer us, the fault is likely
+ours, and we slow down.
 
 The verdict itself is a claim handed to ``Membership.suspect``; the detector never touches
 the member table.
@@ -49,6 +53,8 @@ class Probe:
     ends: float
     expected_nacks: int = 0
     nacks: int = 0
+    #: The member's host refused our stream ping: its silence is not our fault.
+    refused: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -145,7 +151,7 @@ class Detector:
         seq = self.effects.next_seq()
         self._relays[seq] = Relay(requester=source, seq=request.seq, nack=request.nack)
         self.effects.send(request.target_address, [Ping(seq=seq, target=request.target)])
-        self.effects.schedule(now + self.config.probe_timeout, IndirectProbeTimeout(seq=seq))
+        self.effects.schedule(now + self.config.relay_timeout, IndirectProbeTimeout(seq=seq))
 
     def on_relay_timeout(self, timer: IndirectProbeTimeout, now: float) -> None:
         """The ping we relay got no ack in time: nack the requester if it asked for one."""
@@ -167,6 +173,7 @@ class Detector:
         membership = self.membership
         name = membership.cycle.next(membership.is_probeable)
         if name is None:
+            self._reconnect_ping()
             return
         target = membership.get(name)
         assert target is not None
@@ -186,6 +193,16 @@ class Detector:
         self.effects.counters["probes"] += 1
         self.effects.send(target.address, primary)
         self.effects.schedule(now + self.awareness.scale(cfg.probe_timeout), ProbeTimeout(seq=seq))
+        self._reconnect_ping()
+
+    def _reconnect_ping(self) -> None:
+        """Now and then ping a failed member: if it answers, the partition that hid it has
+        healed, and its ack is a first contact (``Sync.contact``)."""
+        target = self.membership.reconnect_ping_target()
+        if target is not None:
+            name, address = target
+            self.effects.counters["reconnect_pings"] += 1
+            self.effects.send(address, [Ping(seq=self.effects.next_seq(), target=name)])
 
     def on_probe_timeout(self, timer: ProbeTimeout, now: float) -> None:
         """The direct ping went unanswered: go indirect, and over a stream."""
@@ -232,20 +249,21 @@ class Detector:
 
     def stream_ping_failed(self, seq: int, failure: StreamFailure, now: float) -> None:
         """The stream ping of probe ``seq`` failed. Refused by the member's host means
-        nothing listens there any more: suspect it now rather than at the end of the
-        period (and without counting it against our own health: the fault is not ours)."""
+        nothing listens there (or a firewall rejects streams while datagrams pass): the
+        probe stays open, since an indirect ack may still come, and if none does the
+        verdict at the end of the period does not count against our own health."""
         probe = self._probe
         if failure is not StreamFailure.REFUSED or probe is None or probe.seq != seq:
             return
         self.effects.counters["probes_refused"] += 1
-        self._probe_failed(now, refused=True)
+        probe.refused = True
 
-    def _probe_failed(self, now: float, *, refused: bool = False) -> None:
+    def _probe_failed(self, now: float) -> None:
         probe = self._probe
         assert probe is not None
         self._probe = None
         self.effects.counters["probes_failed"] += 1
-        if not refused:  # silence: count the nacks we expected and did not get
+        if not probe.refused:  # silence: count the nacks we expected and did not get
             missing = max(probe.expected_nacks - probe.nacks, 0) if probe.expected_nacks else 1
             self.awareness.apply_delta(missing)
         target = self.membership.get(probe.target)

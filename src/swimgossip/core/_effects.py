@@ -176,12 +176,25 @@ class Effects:
         return bool(self.broadcasts) or bool(self.user_broadcasts)
 
     def gossip(self, key: Hashable, message: Message) -> None:
-        """Queue membership gossip under ``key`` (replacing older news under it)."""
-        self.broadcasts.push(key, codec.encode_message(message))
+        """Queue membership gossip under ``key`` (replacing older news under it).
+
+        A message larger than a whole datagram's budget could never be sent: it is not
+        queued (counted in ``gossip_too_large``; push-pull still carries the state), and
+        older news under ``key`` is dropped, being superseded."""
+        encoded = codec.encode_message(message)
+        if len(encoded) > self.budget:
+            self.counters["gossip_too_large"] += 1
+            self.broadcasts.discard(key)
+            return
+        self.broadcasts.push(key, encoded)
         self.arm_gossip()
 
     def gossip_user(self, key: Hashable, encoded: bytes) -> None:
-        """Queue an encoded application broadcast under ``key``."""
+        """Queue an encoded application broadcast under ``key`` (not if it is larger than
+        the half datagram user traffic may take: counted in ``gossip_too_large``)."""
+        if len(encoded) > self.budget // 2:
+            self.counters["gossip_too_large"] += 1
+            return
         self.user_broadcasts.push(key, encoded)
         self.arm_gossip()
 

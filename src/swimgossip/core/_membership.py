@@ -12,6 +12,12 @@ are leaving. Whoever sent us such a claim also gets our current alive claim stra
 even when the claim is stale (memberlist ignores stale ones): it holds the suspicion, and
 if it misses every gossiped copy of the refutation it declares us failed.
 
+A member's name is one identity: an alive claim from another address than the one we hold
+(two processes under one name, see ``MemberTable.conflict``) is refused and reported as a
+``MemberConflict`` event and the ``name_conflicts`` counter, also when the name is ours:
+we do not refute it, so two live processes under one name never bump incarnations
+against each other. The event comes once per conflicting address and incarnation.
+
 Full-state merges apply the same rules (memberlist's mergeState): alive and left claims
 as they are, while a remote "dead" or "suspect" only makes us *suspect* the member, so the
 member can refute before it is declared failed. Failed members are remembered apart from
@@ -31,6 +37,7 @@ from .broadcast import retransmit_limit
 from .config import Config
 from .errors import MetadataTooLarge, NotRunning
 from .events import (
+    MemberConflict,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -51,12 +58,22 @@ from .suspicion import (
 from .table import Change, MemberTable
 from .timers import GossipTick, SuspicionTimeout
 
-__all__ = ["MAX_ACK_BUDDY_SCAN", "MAX_ANSWERED_ACCUSERS", "Membership"]
+__all__ = [
+    "MAX_ACK_BUDDY_SCAN",
+    "MAX_ANSWERED_ACCUSERS",
+    "MAX_CONFLICTS_REMEMBERED",
+    "MAX_RECONNECT_CANDIDATES",
+    "Membership",
+]
 
 #: Most accusers remembered for rate-limiting direct answers (then the memory restarts).
 MAX_ANSWERED_ACCUSERS = 1024
 #: Acks carry a suspicion of the pinger only while we hold at most this many suspicions.
 MAX_ACK_BUDDY_SCAN = 32
+#: Failed members remembered for reconnecting at most (the oldest failure is forgotten).
+MAX_RECONNECT_CANDIDATES = 1024
+#: Name conflicts remembered to report each once (then the memory restarts).
+MAX_CONFLICTS_REMEMBERED = 256
 
 
 class Membership:
@@ -93,11 +110,20 @@ class Membership:
         self.rng = rng
         self.effects = effects
         self.awareness = awareness
-        self.table = MemberTable(local_name=name, max_members=config.max_members)
+        self.table = MemberTable(
+            local_name=name,
+            max_members=config.max_members,
+            dead_reclaim_time=config.dead_reclaim_time,
+        )
         self.cycle = ProbeCycle(rng)
         self._suspicions: dict[str, Suspicion] = {}
-        #: Failed members to retry: name -> (address, when it failed).
+        #: Failed members to retry: name -> (address, when it failed), and by address.
         self._failed: dict[str, tuple[str, float]] = {}
+        self._failed_at: dict[str, str] = {}
+        #: When we last corrected each address that sent a suspicion of a gone member.
+        self._corrected: dict[str, float] = {}
+        #: Name conflicts reported: (name, claimed address) -> claimed incarnation.
+        self._conflicts: dict[tuple[str, str], int] = {}
         #: When we last sent our alive claim straight to each address that accused us.
         self._answered_accusers: dict[str, float] = {}
         #: Transmissions of our "left" to wait for before ``LeaveComplete`` (-1: done).
@@ -135,6 +161,11 @@ class Membership:
     def has_failed(self) -> bool:
         """Whether any failed member is remembered for reconnecting."""
         return bool(self._failed)
+
+    @property
+    def failed_count(self) -> int:
+        """How many failed members are remembered for reconnecting."""
+        return len(self._failed)
 
     def get(self, name: str) -> Member | None:
         """What we hold about ``name``, or None."""
@@ -193,21 +224,31 @@ class Membership:
         """Apply an alive claim (from gossip or a merged state)."""
         if alive.name == self.name:
             me = self.local_member
+            if alive.address != me.address:
+                if not self.leaving and alive.incarnation >= me.incarnation:
+                    self._report_conflict(me, alive)
+                return
             if (
                 self.leaving
                 or alive.incarnation < me.incarnation
                 or (
                     alive.incarnation == me.incarnation
-                    and alive.address == me.address
                     and alive.meta == me.meta
-                    and alive.boot == me.boot  # else a previous process of ours: refute
+                    # Another boot id at our address is a previous process of ours that
+                    # someone still holds: refute it (another address is a name conflict).
+                    and (alive.boot == me.boot or alive.address != me.address)
                 )
             ):
                 return
-            counter = "name_conflicts" if alive.address != me.address else "refutations"
-            self.effects.counters[counter] += 1
+            self.effects.counters["refutations"] += 1
             self._refute(alive.incarnation, now)
             return
+        held = self.table.get(alive.name)
+        if held is not None and alive.incarnation >= held.incarnation:
+            conflict = self.table.conflict(alive.name, alive.address, now)
+            if conflict is not None:
+                self._report_conflict(conflict, alive)
+                return
         change = self.table.claim_alive(
             alive.name, alive.address, alive.incarnation, alive.meta, now, alive.boot
         )
@@ -215,7 +256,7 @@ class Membership:
             return
         self.effects.gossip(alive.name, alive)
         self.cycle.add(alive.name)
-        self._failed.pop(alive.name, None)
+        self._forget_failed(alive.name)
         suspicion = self._suspicions.pop(alive.name, None)
         old = change.old
         if old is not None and old.boot != change.new.boot:
@@ -228,6 +269,38 @@ class Membership:
         elif old.address != change.new.address or old.meta != change.new.meta:
             self.effects.emit(MemberUpdated(member=change.new, previous=old))
 
+    def _correct(self, address: str, held: Member, now: float) -> None:
+        """``address`` sent a suspicion of ``held``, a member we hold dead or left: send it
+        our claim straight back (at most once per probe interval per address). Gossip
+        carries a "left" a bounded number of times; a member that missed every copy
+        suspects the silent member and would declare it failed, not left."""
+        if not address:
+            return
+        last = self._corrected.get(address)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        if len(self._corrected) >= MAX_ANSWERED_ACCUSERS:
+            self._corrected.clear()
+        self._corrected[address] = now
+        self.effects.counters["stale_claims_corrected"] += 1
+        if held.status == Status.LEFT:
+            claim: Left | Dead = Left(name=held.name, incarnation=held.incarnation)
+        else:
+            claim = Dead(name=held.name, incarnation=held.incarnation, source=self.name)
+        self.effects.send(address, [claim])
+
+    def _report_conflict(self, held: Member, claim: Alive) -> None:
+        """Count a refused claim of ``held``'s name from another address, and emit a
+        ``MemberConflict`` the first time we see this address at this incarnation."""
+        self.effects.counters["name_conflicts"] += 1
+        key = (held.name, claim.address)
+        if self._conflicts.get(key, -1) >= claim.incarnation:
+            return
+        if len(self._conflicts) >= MAX_CONFLICTS_REMEMBERED:
+            self._conflicts.clear()
+        self._conflicts[key] = claim.incarnation
+        self.effects.emit(MemberConflict(member=held, address=claim.address))
+
     def on_suspect(self, suspect: Suspect, sender: str, now: float) -> None:
         """Apply a suspicion claim sent from ``sender``: about us, refute it; else track it.
 
@@ -237,7 +310,11 @@ class Membership:
             return
         change = self.table.claim_suspect(suspect.name, suspect.incarnation, now)
         if change is None:
-            self._confirm(suspect)
+            held = self.table.get(suspect.name)
+            if held is not None and held.status.is_gone:
+                self._correct(sender, held, now)
+            else:
+                self._confirm(suspect)
             return
         self.effects.gossip(suspect.name, suspect)
         self._start_suspicion(change, suspect.source, now)
@@ -246,6 +323,23 @@ class Membership:
         """Apply a failure claim (sent from ``sender``): refute it if it is about us."""
         if dead.name == self.name:
             self._accused(dead.incarnation, sender, now)
+            return
+        held = self.table.get(dead.name)
+        if (
+            held is not None
+            and not held.status.is_gone
+            and dead.incarnation == held.incarnation
+            and dead.source != self.name
+        ):
+            # Someone else's verdict about a member we hold live: to us it is a suspicion
+            # (credited to its source), so the member can still refute, and our own timer,
+            # shortened by confirmations, gives the verdict. After a partition heals, each
+            # side's "dead" about the other then cannot fail a member its own side reaches.
+            self.on_suspect(
+                Suspect(name=dead.name, incarnation=dead.incarnation, source=dead.source),
+                sender,
+                now,
+            )
             return
         change = self.table.claim_dead(dead.name, dead.incarnation, now)
         if change is None:
@@ -268,7 +362,7 @@ class Membership:
             return
         self.effects.gossip(left.name, left)
         self._suspicions.pop(left.name, None)
-        self._failed.pop(left.name, None)
+        self._forget_failed(left.name)
         if change.old is None or change.old.status != Status.LEFT:
             self.effects.emit(MemberLeft(member=change.new))
 
@@ -290,6 +384,7 @@ class Membership:
                 held is not None
                 and member.name != self.name
                 and not supersedes(member.incarnation, claimed, held.incarnation, held.status)
+                and (status != Status.ALIVE or member.address == held.address)
             ):
                 continue  # no news (the common case in a converged cluster): skip the claim
             if status == Status.ALIVE:
@@ -361,7 +456,12 @@ class Membership:
 
     def _declare_failed(self, change: Change, dead: Dead, suspicion: Suspicion | None) -> None:
         self.effects.gossip(dead.name, dead)
-        self._failed[dead.name] = (change.new.address, self.table.changed_at(dead.name))
+        failed = self._failed
+        if dead.name not in failed and len(failed) >= MAX_RECONNECT_CANDIDATES:
+            self._forget_failed(next(iter(failed)))  # the oldest failure
+        self._forget_failed(dead.name)
+        failed[dead.name] = (change.new.address, self.table.changed_at(dead.name))
+        self._failed_at[change.new.address] = dead.name
         self.effects.emit(
             MemberFailed(
                 member=change.new,
@@ -511,8 +611,32 @@ class Membership:
         forget = now - self.config.reconnect_timeout
         for name, (_, failed_at) in list(self._failed.items()):
             if failed_at <= forget:
-                del self._failed[name]
+                self._forget_failed(name)
         if self.leaving or not self._failed:
             return None
         name = self.rng.choice(list(self._failed))
         return self._failed[name][0]
+
+    def failed_member_at(self, address: str) -> str | None:
+        """The name of the failed member remembered at ``address``, if any."""
+        return self._failed_at.get(address)
+
+    def reconnect_ping_target(self) -> tuple[str, str] | None:
+        """(name, address) of a failed member to ping after this probe period, or None.
+
+        Each period, with probability ``gossip_nodes / N``, a node pings one random failed
+        member: about ``gossip_nodes`` such datagrams per probe period in the whole
+        cluster, whatever its size, so a healed partition is noticed within about a period
+        (the ack is a first contact; see ``Sync.contact``) at a cost that does not grow
+        with the cluster."""
+        if self.leaving or not self._failed:
+            return None
+        if self.rng.random() >= self.config.gossip_nodes / max(self.table.active_count, 1):
+            return None
+        name = self.rng.choice(list(self._failed))
+        return name, self._failed[name][0]
+
+    def _forget_failed(self, name: str) -> None:
+        entry = self._failed.pop(name, None)
+        if entry is not None and self._failed_at.get(entry[0]) == name:
+            del self._failed_at[entry[0]]

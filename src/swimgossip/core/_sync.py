@@ -24,11 +24,15 @@ from ._membership import Membership
 from .config import Config
 from .errors import NotRunning
 from .inputs import StreamFailure
+from .member import Member
 from .messages import Message, PushPull
 from .outputs import JoinOutcome, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick
 
-__all__ = ["Sync", "push_pull_interval"]
+__all__ = ["MAX_CONTACTS", "Sync", "push_pull_interval"]
+
+#: Addresses remembered for rate-limiting first-contact exchanges (then the memory restarts).
+MAX_CONTACTS = 1024
 
 
 def push_pull_interval(base: float, cluster_size: int) -> float:
@@ -61,6 +65,8 @@ class Sync:
         self._reconnect_armed = False
         #: The one-off push-pull a few probe periods after a join is armed (once per engine).
         self._settle_armed = False
+        #: When we last exchanged state with each failed member's address on contact.
+        self._contacts: dict[str, float] = {}
 
     def join(self, seeds: list[str], now: float) -> None:
         """Exchange full state with each seed address; each gives one ``JoinOutcome``.
@@ -88,6 +94,19 @@ class Sync:
         Returns False if it does not answer the request (not a state): a failure."""
         if type(reply) is not PushPull:
             return False
+        if purpose is StreamPurpose.JOIN:
+            conflict = self._name_conflict(reply)
+            if conflict is not None:
+                self.effects.counters["name_conflicts"] += 1
+                reason = (
+                    f"name {conflict.name!r} is held by a live member at {conflict.address} "
+                    f"({conflict.status.name.lower()}); choose another name, or wait until "
+                    "that member leaves or is declared failed"
+                )
+                self.effects.output(
+                    JoinOutcome(address=address, ok=False, reason=reason, conflict=conflict)
+                )
+                return True
         self.membership.merge_state(reply, now)
         if purpose is not StreamPurpose.JOIN:
             return True
@@ -105,6 +124,34 @@ class Sync:
             delay = self.rng.uniform(2.0, 4.0) * self.config.probe_interval
             self.effects.schedule(now + delay, PushPullTick(settle=True))
         return True
+
+    def _name_conflict(self, state: PushPull) -> Member | None:
+        """The member a seed's ``state`` holds under our name at another address, if it
+        is alive or suspect there (a join under that name would be refused)."""
+        me = self.membership.local_member
+        for member in state.members:
+            if member.name == me.name:
+                if member.address != me.address and not member.status.is_gone:
+                    return member
+                return None
+        return None
+
+    def contact(self, address: str, now: float) -> None:
+        """A datagram came from ``address``. If a failed member lives there, the network
+        that hid it is back: exchange full state with it at once (first contact), rather
+        than wait for the reconnect timer. At most once per ``probe_interval`` per
+        address (``MAX_CONTACTS`` addresses remembered)."""
+        if self.membership.failed_member_at(address) is None or self.membership.leaving:
+            return
+        last = self._contacts.get(address)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        if len(self._contacts) >= MAX_CONTACTS:
+            self._contacts.clear()
+        self._contacts[address] = now
+        self.effects.counters["first_contacts"] += 1
+        payload = codec.encode_stream(self.membership.local_state())
+        self.effects.stream(StreamPurpose.RECONNECT, address, payload)
 
     def failed(
         self, purpose: StreamPurpose, address: str, failure: StreamFailure, detail: str = ""

@@ -10,17 +10,22 @@ analysis reaches all but ~N^-(2*lambda-2) of the members.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Hashable
 
 import attrs
 
-__all__ = ["BroadcastQueue", "retransmit_limit"]
+__all__ = ["MAX_SKIPPED", "BroadcastQueue", "retransmit_limit"]
 
 
 def retransmit_limit(retransmit_mult: int, cluster_size: int) -> int:
     """How many times each update is sent: ``retransmit_mult * ceil(log10(N + 1))``."""
     return retransmit_mult * math.ceil(math.log10(cluster_size + 1))
+
+
+#: Messages too big for what is left of a datagram that one ``take`` skips at most.
+MAX_SKIPPED = 64
 
 
 @attrs.define(eq=False, slots=True)
@@ -33,10 +38,17 @@ class _Item:
 
 @attrs.define(eq=False)
 class BroadcastQueue:
-    """Encoded gossip waiting to be piggybacked. Holds at most ``max_items``."""
+    """Encoded gossip waiting to be piggybacked. Holds at most ``max_items``.
+
+    The items live in a dict (by key) and a heap ordered by (transmits, newest first), so a
+    datagram costs O((taken + skipped) log n), not a sort of the whole queue: a replaced,
+    discarded or re-sent item leaves a stale heap entry behind, skipped when it surfaces
+    and swept out when stale entries outnumber live ones.
+    """
 
     max_items: int
     _items: dict[Hashable, _Item] = attrs.field(factory=dict, init=False)
+    _heap: list[tuple[int, int, _Item]] = attrs.field(factory=list, init=False)
     _order: int = attrs.field(default=0, init=False)
 
     def __len__(self) -> int:
@@ -55,11 +67,15 @@ class BroadcastQueue:
         if len(self._items) >= self.max_items:
             victim = max(self._items.values(), key=lambda item: (item.transmits, -item.order))
             del self._items[victim.key]
-        self._items[key] = _Item(key=key, payload=payload, order=self._order)
+        item = _Item(key=key, payload=payload, order=self._order)
+        self._items[key] = item
+        heapq.heappush(self._heap, (0, -item.order, item))
+        self._sweep()
 
     def discard(self, key: Hashable) -> None:
         """Forget the message under ``key`` if any."""
         self._items.pop(key, None)
+        self._sweep()
 
     def transmits(self, key: Hashable) -> int | None:
         """How often the message under ``key`` was sent, or None if it is not queued."""
@@ -75,22 +91,40 @@ class BroadcastQueue:
         Counts one transmission for each message taken and retires those that reach
         ``limit``. Returns them fewest-sent first, newest first among equals. A message
         too big for what is left is skipped for smaller ones, until fewer than 16 bytes
-        remain (no message is that small).
+        remain (no message is that small) or ``MAX_SKIPPED`` were skipped.
         """
         if not self._items or budget <= 0 or max_count <= 0:
             return []
+        heap, items = self._heap, self._items
         chosen: list[bytes] = []
-        for item in sorted(self._items.values(), key=lambda i: (i.transmits, -i.order)):
+        put_back: list[tuple[int, int, _Item]] = []
+        skipped = 0
+        while heap and len(chosen) < max_count:
+            transmits, newest, item = heap[0]
+            if items.get(item.key) is not item or item.transmits != transmits:
+                heapq.heappop(heap)  # stale: replaced, discarded or re-sent since
+                continue
             cost = len(item.payload) + overhead
             if cost > budget:
-                if budget < 16:
+                if budget < 16 or skipped >= MAX_SKIPPED:
                     break
+                skipped += 1
+                put_back.append(heapq.heappop(heap))
                 continue
+            heapq.heappop(heap)
             budget -= cost
             chosen.append(item.payload)
             item.transmits += 1
             if item.transmits >= limit:
-                del self._items[item.key]
-            if len(chosen) >= max_count:
-                break
+                del items[item.key]
+            else:
+                put_back.append((item.transmits, newest, item))
+        for entry in put_back:
+            heapq.heappush(heap, entry)
         return chosen
+
+    def _sweep(self) -> None:
+        """Rebuild the heap once stale entries outnumber the live ones."""
+        if len(self._heap) > 2 * len(self._items) + 64:
+            self._heap = [(i.transmits, -i.order, i) for i in self._items.values()]
+            heapq.heapify(self._heap)

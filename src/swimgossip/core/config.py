@@ -16,9 +16,36 @@ from typing import Any
 
 import attrs
 
+from .codec import MAX_NAME_LENGTH
 from .errors import ConfigError
 
-__all__ = ["PRESETS", "Config"]
+__all__ = ["MAX_MEMBER_NAME_LENGTH", "MESSAGE_ROOM", "PRESETS", "Config", "check_member_name"]
+
+#: Longest member name, in characters (the wire's bound on every name).
+MAX_MEMBER_NAME_LENGTH = MAX_NAME_LENGTH
+#: Bytes a datagram must hold beyond the largest metadata: an alive claim's name, address
+#: and framing, the packet header and a signed or sealed envelope. ``Engine`` checks the
+#: exact size for its own name and address.
+MESSAGE_ROOM = 128
+
+
+def check_member_name(name: object) -> None:
+    """Refuse a member name that is empty, longer than ``MAX_MEMBER_NAME_LENGTH``
+    characters, or not printable (control characters, tabs, newlines).
+
+    Raises:
+        ConfigError: naming the problem (a ``ValueError`` too).
+    """
+    if type(name) is not str:
+        raise ConfigError("name", f"must be a string, got {name!r}")
+    if not name:
+        raise ConfigError("name", "must not be empty")
+    if len(name) > MAX_MEMBER_NAME_LENGTH:
+        raise ConfigError(
+            "name", f"must be at most {MAX_MEMBER_NAME_LENGTH} characters, got {len(name)}"
+        )
+    if not name.isprintable():
+        raise ConfigError("name", f"must be printable (no control characters), got {name!r}")
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -81,6 +108,11 @@ class Config:
     #: Failed (not left) members are retried this often, for this long after failing.
     reconnect_interval: float = 30.0
     reconnect_timeout: float = 6 * 3600.0
+    #: A member held dead for at least this long may be claimed by a process at another
+    #: address (a restart elsewhere); before that, and always while it is alive or suspect,
+    #: such a claim is a name conflict, refused and reported. Left members may always be
+    #: reclaimed. 0: as soon as it is declared dead.
+    dead_reclaim_time: float = 0.0
     #: A graceful leave waits at most this long for its broadcast to go out.
     leave_timeout: float = 5.0
     #: Largest member table accepted; unknown members beyond it are refused and counted.
@@ -101,6 +133,7 @@ class Config:
         ):
             _positive(name, getattr(self, name))
         _positive("suspicion_floor", self.suspicion_floor, allow_zero=True)
+        _positive("dead_reclaim_time", self.dead_reclaim_time, allow_zero=True)
         _at_least("indirect_checks", self.indirect_checks, 0)
         _at_least("suspicion_mult", self.suspicion_mult, 1)
         _at_least("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult, 1)
@@ -118,6 +151,27 @@ class Config:
             raise ConfigError("meta_max_size", "must be at most 65536 bytes")
         if self.probe_timeout >= self.probe_interval:
             raise ConfigError("probe_timeout", "must be shorter than probe_interval")
+        if self.udp_payload_size < self.meta_max_size + MESSAGE_ROOM:
+            raise ConfigError(
+                "udp_payload_size",
+                f"must hold the largest metadata plus {MESSAGE_ROOM} bytes for the rest of "
+                f"an alive claim (>= {self.meta_max_size + MESSAGE_ROOM} with meta_max_size="
+                f"{self.meta_max_size}), got {self.udp_payload_size}: a member could not "
+                "announce or refute",
+            )
+
+    @property
+    def relay_timeout(self) -> float:
+        """How long a member pinging on another's behalf (ping-req) waits for an ack
+        before it nacks the requester.
+
+        The requester asks at ``probe_timeout`` and judges just before ``probe_interval``
+        (both scaled by its health), so the nack must come within the gap between them:
+        80 % of the smaller of that gap and ``probe_timeout`` leaves the rest for the
+        round trips. (Lifeguard's relay timeout is a fraction of the prober's; with the
+        unscaled ``probe_timeout`` every nack of ``lan`` and ``wan`` came after the verdict.)
+        """
+        return 0.8 * min(self.probe_timeout, self.probe_interval - self.probe_timeout)
 
     @classmethod
     def lan(cls, **changes: Any) -> Config:

@@ -44,8 +44,8 @@ from ._effects import PACKET_HEADER, Effects
 from ._membership import Membership
 from ._sync import Sync
 from .awareness import Awareness
-from .config import Config
-from .errors import DecodeError, NotRunning
+from .config import Config, check_member_name
+from .errors import ConfigError, DecodeError, NotRunning
 from .events import MemberJoined
 from .inputs import (
     BroadcastCommand,
@@ -121,6 +121,9 @@ class Engine:
             the UDP payload budget.
 
     Raises:
+        ConfigError: ``name`` is empty, too long or not printable (``check_member_name``),
+            or our alive claim with metadata of ``config.meta_max_size`` bytes cannot fit
+            in a datagram (then we could never announce ourselves or refute).
         MetadataTooLarge: if ``meta`` is over the limit.
     """
 
@@ -134,6 +137,19 @@ class Engine:
         meta: bytes = b"",
         envelope_overhead: int = 0,
     ) -> None:
+        check_member_name(name)
+        budget = config.udp_payload_size - envelope_overhead - PACKET_HEADER
+        largest = Alive(
+            name=name, address=address, incarnation=2**63, meta=bytes(config.meta_max_size)
+        )
+        if len(codec.encode_message(largest)) > budget:
+            raise ConfigError(
+                "udp_payload_size",
+                f"{config.udp_payload_size} bytes cannot carry this member's alive claim with "
+                f"{config.meta_max_size} bytes of metadata ({len(codec.encode_message(largest))}"
+                f" bytes, {budget} left after headers and signing): raise it, or lower "
+                "meta_max_size",
+            )
         self.name = name
         self.address = address
         self.config = config
@@ -142,7 +158,7 @@ class Engine:
         self._effects = effects = Effects(
             config=config,
             rng=rng,
-            budget=config.udp_payload_size - envelope_overhead - PACKET_HEADER,
+            budget=budget,
             cluster_size=lambda: self._membership.active_count,
         )
         self._membership = membership = Membership(
@@ -402,6 +418,7 @@ class Engine:
             return []
         effects.counters["datagrams_received"] += 1
         effects.counters["bytes_received"] += len(payload)
+        self._sync.contact(source, now)
         handlers = self._on_message
         for message in messages:
             handler = handlers.get(type(message))

@@ -13,6 +13,7 @@ import attrs
 from .member import Member
 
 __all__ = [
+    "MemberConflict",
     "MemberEvent",
     "MemberFailed",
     "MemberJoined",
@@ -101,6 +102,28 @@ class MemberRecovered:
     seq: int = 0
 
 
+@attrs.frozen(kw_only=True)
+class MemberConflict:
+    """Another process claims ``member``'s name from ``address``: two live processes under
+    one name (a misconfiguration), or a restart elsewhere before the old process was
+    declared failed. The claim is refused and nothing changes; ``member`` is what we keep
+    (ourselves, if the name is ours). Reported once per conflicting address and
+    incarnation, and counted in ``name_conflicts``."""
+
+    member: Member
+    #: Per-node sequence number: 1, 2, ... in the order the node emitted its events
+    #: (0 for the synthetic events of a snapshot).
+    seq: int = 0
+    #: Where the conflicting claim says the member is.
+    address: str
+
+
 MemberEvent = (
-    MemberJoined | MemberUpdated | MemberSuspected | MemberFailed | MemberLeft | MemberRecovered
+    MemberJoined
+    | MemberUpdated
+    | MemberSuspected
+    | MemberFailed
+    | MemberLeft
+    | MemberRecovered
+    | MemberConflict
 )

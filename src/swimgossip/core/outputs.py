@@ -15,6 +15,7 @@ import attrs
 
 from .events import MemberEvent
 from .inputs import StreamFailure
+from .member import Member
 from .timers import Timer
 
 __all__ = [
@@ -93,6 +94,9 @@ class JoinOutcome:
     ok: bool
     failure: StreamFailure | None = None
     reason: str = ""
+    #: The live member the seed holds under our name at another address, when that is
+    #: why the join was refused (a name conflict); None otherwise.
+    conflict: Member | None = None
 
 
 @attrs.frozen(kw_only=True)

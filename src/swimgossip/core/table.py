@@ -5,11 +5,21 @@ exactly when it supersedes what we hold (``member.supersedes``: a higher incarna
 wins; at equal incarnation left > dead > suspect > alive). Claims about members we do not
 know are accepted only for alive (a join), and only while the table has room.
 
-Because acceptance is one total order, the same set of claims gives the same view in
-any order of arrival. It also gives the protocol rules: a member that left is not
-resurrected by a stale alive (only a higher incarnation, which only the member itself
-can mint, brings it back); a dead member is not re-suspected at its incarnation. Claims
-about the local member never reach the table: the engine refutes them.
+One identity per name: an alive claim from another address than the one we hold is a
+*name conflict* (two processes under one name, or a restart elsewhere before the old one
+was declared failed), refused whatever its incarnation unless the member we hold left, or
+has been dead for ``dead_reclaim_time`` (memberlist's rule). ``conflict`` tells the caller,
+which reports it; so two live processes under one name never bump incarnations against
+each other. A suspicion of a member we hold dead or left is refused too (memberlist
+ignores suspicions of members that are not alive): only the member itself, with a new
+alive claim, brings it back, as a join.
+
+Because acceptance is one total order, the same set of alive, dead and left claims gives
+the same view in any order of arrival (a suspicion is transient: it ends in an alive or a
+dead claim at its incarnation, and those converge). It also gives the protocol rules: a
+member that left is not resurrected by a stale alive (only a higher incarnation, which
+only the member itself can mint, brings it back); a dead member is not re-suspected.
+Claims about the local member never reach the table: the engine refutes them.
 
 The table stores frozen ``Member`` values, so a snapshot is free and identical values
 can be shared between tables (the simulator does).
@@ -40,6 +50,8 @@ class MemberTable:
 
     local_name: str
     max_members: int
+    #: A member dead at least this long may be claimed from another address.
+    dead_reclaim_time: float = 0.0
     _members: dict[str, Member] = attrs.field(factory=dict, init=False)
     _changed_at: dict[str, float] = attrs.field(factory=dict, init=False)
     _active: int = attrs.field(default=0, init=False)
@@ -113,17 +125,28 @@ class MemberTable:
         if old is not None and not old.status.is_gone:
             self._active -= 1
 
+    def conflict(self, name: str, address: str, now: float) -> Member | None:
+        """The member we hold under ``name`` if an alive claim from ``address`` would take
+        its identity: it is at another address and alive, suspect, or dead for less than
+        ``dead_reclaim_time``. None if the claim is no conflict."""
+        old = self._members.get(name)
+        if old is None or old.address == address or old.status == Status.LEFT:
+            return None
+        if old.status == Status.DEAD and now - self._changed_at[name] >= self.dead_reclaim_time:
+            return None
+        return old
+
     def claim_alive(
         self, name: str, address: str, incarnation: int, meta: bytes, now: float, boot: int = 0
     ) -> Change | None:
         """``name`` (boot id ``boot``) says it is alive at ``incarnation``. Returns the
-        change, if accepted."""
+        change, if accepted (never for a name ``conflict``)."""
         old = self._members.get(name)
         if old is None:
             if len(self._members) >= self.max_members:
                 self.refused_full += 1
                 return None
-        elif incarnation <= old.incarnation:
+        elif incarnation <= old.incarnation or self.conflict(name, address, now) is not None:
             return None
         member = Member(
             name=name,
@@ -151,4 +174,6 @@ class MemberTable:
         old = self._members.get(name)
         if old is None or not supersedes(incarnation, status, old.incarnation, old.status):
             return None
+        if status == Status.SUSPECT and old.status.is_gone:
+            return None  # only the member's own alive claim brings it back
         return self.store(attrs.evolve(old, status=status, incarnation=incarnation), now)

@@ -10,7 +10,8 @@ a few times. When every seed refuses our primary key as unknown (we were down wh
 cluster rotated it out), it tries the other installed keys as primary. Failing all that, a
 ``JoinError`` says, per seed, why: refused, timed out, cannot resolve, or the refusal the
 seed reported (label mismatch, unknown key, unsigned, clock skew). A seed that stands for
-several addresses is reported per address, as ``"seed (address)"``.
+several addresses is reported per address, as ``"seed (address)"``. A seed that holds our
+name for a live member at another address (a name conflict) ends the join at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trio
 
 from ..core.engine import Engine
 from ..core.inputs import JoinCommand
+from ..core.member import Member
 from ..net import Transport
 from ..security import Keyring, RejectReason, key_id
 from ._runtime import Runtime
@@ -67,10 +69,14 @@ class Joiner:
             attempt += 1
             addresses = await self._resolve(seeds, reasons)
             if addresses:
-                joined = await self._join_once(addresses, reasons, stop_at)
+                conflicts: list[Member] = []
+                joined = await self._join_once(addresses, reasons, stop_at, conflicts)
                 if joined:
                     self._note_key_fallback(original)
                     return joined
+                if conflicts:  # our name is taken: retrying cannot help
+                    logger.warning("%s: join refused: %s", self.name, next(iter(reasons.values())))
+                    raise JoinError(reasons, conflict=conflicts[0])
                 if self._try_another_key(addresses, tried):
                     attempt -= 1
                     continue
@@ -137,7 +143,11 @@ class Joiner:
         return addresses
 
     async def _join_once(
-        self, addresses: dict[str, str], reasons: dict[str, str], stop_at: float
+        self,
+        addresses: dict[str, str],
+        reasons: dict[str, str],
+        stop_at: float,
+        conflicts: list[Member],
     ) -> int:
         targets = list(addresses.values())
         for target in targets:
@@ -160,4 +170,6 @@ class Joiner:
                     reasons.pop(seed, None)
                 else:
                     reasons[seed] = outcome.reason
+                    if outcome.conflict is not None:
+                        conflicts.append(outcome.conflict)
         return joined

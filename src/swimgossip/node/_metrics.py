@@ -59,6 +59,8 @@ _ALWAYS_REPORTED = (
     "streams_refused_busy",
     "streams_dropped",
     "streams_refused_by_peer",
+    "name_conflicts",
+    "first_contacts",
 )
 
 

@@ -49,6 +49,7 @@ import trio
 
 from ..core.engine import Engine
 from ..core.errors import NotRunning
+from ..core.events import MemberConflict
 from ..core.inputs import (
     Command,
     DatagramReceived,
@@ -164,7 +165,7 @@ class Runtime:
             JoinOutcome: self._report_join,
             LeaveComplete: lambda _: self.leave_complete.set(),
             UserDelivery: self.hub.deliver,
-            PublishEvent: lambda output: self.hub.publish(output.event),
+            PublishEvent: self._publish,
             DirectDelivery: self.hub.deliver_direct,
             DirectOutcome: self._report_direct,
         }
@@ -343,6 +344,18 @@ class Runtime:
         if slot is not None:
             slot.reply = reply.payload
             slot.finish()
+
+    def _publish(self, output: PublishEvent) -> None:
+        event = output.event
+        if type(event) is MemberConflict:
+            logger.warning(
+                "%s: name conflict: %r at %s is also claimed from %s (refused)",
+                self.engine.name,
+                event.member.name,
+                event.member.address,
+                event.address,
+            )
+        self.hub.publish(event)
 
     def _report_join(self, outcome: JoinOutcome) -> None:
         waiters = self._join_waiters.get(outcome.address)

@@ -155,6 +155,9 @@ class PacketSigner:
             none. Works in every mode, OFF included.
         clock: wall clock in seconds since the Unix epoch, for packet timestamps and the
             replay window. Tests pass a fake one.
+        monotonic: a clock that never steps, in seconds: how long the replay guard holds
+            what it accepted (see ``_replay``). Default ``time.monotonic`` with the real
+            wall clock, else ``clock`` itself (a fake wall clock is its own monotonic one).
         replay_window: seconds a packet's timestamp may differ from ``clock()`` either way.
         replay_cache_size: the most nonces remembered (see ``_replay``).
         skew_warning_every: a clock-skew warning line is due on the first stale or future
@@ -175,6 +178,7 @@ class PacketSigner:
         *,
         label: bytes | str = b"",
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
         replay_window: float = DEFAULT_REPLAY_WINDOW,
         replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE,
         skew_warning_every: int = 1000,
@@ -196,6 +200,9 @@ class PacketSigner:
         self._label = _label_bytes(label)
         self._label_header = label_header(self._label)
         self._clock = clock
+        if monotonic is None:
+            monotonic = time.monotonic if clock is time.time else clock
+        self._monotonic = monotonic
         self._replay_window = replay_window
         self._guard = ReplayGuard(window_ms=round(replay_window * 1000), capacity=replay_cache_size)
         self._skew_warning_every = skew_warning_every
@@ -333,7 +340,7 @@ class PacketSigner:
                 RejectReason.FORGED,
             )
         now_ms = int(self._clock() * 1000)
-        verdict = self._admit(nonce, timestamp_ms, now_ms)
+        verdict = self._admit(nonce, timestamp_ms, now_ms, int(self._monotonic() * 1000))
         if verdict is not _FRESH:
             self._refuse_unfresh(verdict, timestamp_ms, now_ms)
         return payload, form
@@ -378,8 +385,9 @@ class PacketSigner:
             )
         if verdict is Freshness.FORGOTTEN:
             raise AuthenticationError(
-                "packet refused as a possible replay: the replay cache is full "
-                f"({self._guard.capacity} entries) and no longer covers packets this old",
+                "packet refused as a possible replay: the replay cache no longer covers "
+                "packets this old (it was full, or this node's clock stepped back over "
+                f"packets it had forgotten; {self._guard.capacity} entries at most)",
                 RejectReason.REPLAY,
             )
         skew = (timestamp_ms - now_ms) / 1000

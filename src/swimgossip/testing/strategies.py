@@ -22,7 +22,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from swimgossip.core.codec import MAX_NAME_LENGTH
-from swimgossip.core.config import Config
+from swimgossip.core.config import MESSAGE_ROOM, Config
 from swimgossip.core.member import Member, Status
 from swimgossip.core.messages import (
     Ack,
@@ -240,6 +240,7 @@ def configs(draw: st.DrawFn, *, max_probe_interval: float = 5.0) -> Config:
     gossip_interval = draw(st.floats(min_value=0.02, max_value=probe_interval))
     push_pull_interval = draw(st.floats(min_value=probe_interval, max_value=60.0))
     reconnect_interval = draw(st.floats(min_value=probe_interval, max_value=60.0))
+    udp_payload_size = draw(st.integers(512, 65_000))
     return Config(
         probe_interval=probe_interval,
         probe_timeout=probe_timeout,
@@ -254,8 +255,8 @@ def configs(draw: st.DrawFn, *, max_probe_interval: float = 5.0) -> Config:
         stream_timeout=draw(st.floats(min_value=0.1, max_value=30.0)),
         stream_fallback=draw(st.booleans()),
         awareness_max_multiplier=draw(st.integers(1, 10)),
-        udp_payload_size=draw(st.integers(512, 65_000)),
-        meta_max_size=draw(st.integers(0, 4096)),
+        udp_payload_size=udp_payload_size,
+        meta_max_size=draw(st.integers(0, min(4096, udp_payload_size - MESSAGE_ROOM))),
         reap_timeout=draw(st.floats(min_value=1.0, max_value=3600.0)),
         reconnect_interval=reconnect_interval,
         reconnect_timeout=draw(st.floats(min_value=reconnect_interval, max_value=86_400.0)),
