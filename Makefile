@@ -52,11 +52,19 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_doors.py
+	$(PY) benchmarks/bench_start.py
+	$(PY) benchmarks/bench_table.py
+	$(PY) benchmarks/bench_join.py
+	$(PY) benchmarks/bench_idle.py
 	$(PY) benchmarks/compare/run.py
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_core.py --quick
 	$(PY) benchmarks/bench_doors.py --quick
+	$(PY) benchmarks/bench_start.py --quick
+	$(PY) benchmarks/bench_table.py --quick
+	$(PY) benchmarks/bench_join.py --quick
+	$(PY) benchmarks/bench_idle.py --quick
 	$(PY) benchmarks/compare/run.py --quick
 
 clean:

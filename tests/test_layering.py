@@ -319,3 +319,21 @@ def test_only_entry_points_that_return_outputs_are_public_on_the_engine() -> Non
             continue
         returns = typing.get_type_hints(function)["return"]
         assert returns == list[Output], f"Engine.{name} is public but returns {returns}"
+
+
+# --- what an agent loads at start (cold start, issue 16) ----------------------------------
+
+
+def test_an_agent_start_loads_neither_the_simulator_nor_importlib_abc() -> None:
+    code = (
+        "import sys\n"
+        "from swimgossip.cli._main import _parser\n"
+        "_parser().parse_args(['agent', '--name', 'a', '--bind', '127.0.0.1:0'])\n"
+        "import swimgossip.cli._agent\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('swimgossip.testing')"
+        " or m == 'importlib.abc')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == []

@@ -12,13 +12,24 @@ until an old name is. CHANGELOG.md lists the same moves; remove both after a rel
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import importlib.abc
+
+    class _Base(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        pass
+
+else:
+    # importlib.abc costs about 25 ms at start (it loads importlib.resources, tempfile,
+    # pathlib): the import system only calls the methods, so the bases are left out.
+    _Base = object
 
 __all__ = ["MOVED", "install"]
 
@@ -47,7 +58,7 @@ MOVED: dict[str, tuple[str, tuple[str, ...]]] = {
 _PREFIX = "swimgossip."
 
 
-class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _MovedFinder(_Base):
     """Finds and loads the old names in ``MOVED``; every other name is left to the others."""
 
     def find_spec(

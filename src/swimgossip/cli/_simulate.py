@@ -23,13 +23,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
+from ..core.config import PRESETS
 from ..core.events import MemberFailed, MemberUpdated
-from ..testing.scenario import PRESETS, ScenarioReport, run_scenario
-from ..testing.simulator import Simulation
+
+if TYPE_CHECKING:  # the simulator loads when it runs, not when `swimgossip agent` parses flags
+    from ..testing.scenario import ScenarioReport
 
 __all__ = ["Trace", "add_simulate_arguments", "run_simulate", "trace_run"]
 
@@ -214,6 +216,8 @@ def trace_run(
     """
     if nodes < 2 or not 0 <= kill <= nodes - 2:
         raise ValueError("need nodes >= 2 and 0 <= kill <= nodes - 2")
+    from ..testing.simulator import Simulation
+
     sim = Simulation(config=PRESETS[preset](), seed=seed)
     sim.add_cluster(nodes, prejoined=nodes > 200)
     sim.run_until_converged(timeout=120.0, step=0.25)
@@ -301,6 +305,8 @@ def draw_plot(plt: Any, trace: Trace, path: str) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> ScenarioReport:
+    from ..testing.scenario import run_scenario
+
     options: dict[str, Any] = {
         "nodes": args.nodes,
         "kill": args.kill,

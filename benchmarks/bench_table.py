@@ -1,0 +1,153 @@
+"""What one node's member table costs: bytes per member, and CPU per push-pull (issue 16).
+
+How this works, for each N (default 1,000 and 10,000 members, LAN preset):
+
+- **Bytes per member** (``tracemalloc``): a node's table as a real node holds it, every
+  member its own decoded record. A converged view of N members (10-byte metadata each) is
+  encoded as one push-pull frame and decoded (distinct objects, as off the wire); a fresh
+  engine installs the decoded members; the frame and the message are dropped. The figure
+  is the memory still held, divided by N.
+- **One push-pull, both ways, of a converged state**: the CPU seconds of what a node does
+  in one exchange with a peer that holds the same table: encode its own state
+  (``local_state`` + ``codec.encode_stream``), decode the peer's frame
+  (``codec.decode_stream``) and merge it (``merge_state``: every row is "no news").
+  Best of ``--repeat`` (CPU time, ``time.process_time``).
+- **Members one node can follow at 1 % of a core**: a node starts one push-pull every
+  ``push_pull_interval(30 s, N)`` and answers one on average, so it pays about two
+  exchanges per interval; the cost grows linearly with N while the interval grows with
+  log2 N. Solved for 1 % from the measured cost per member (probes and gossip, about
+  0.1 CPU s per minute, 0.17 % of a core, are left out and said so).
+
+    python benchmarks/bench_table.py [--nodes 1000,10000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import time
+import tracemalloc
+from typing import Any
+
+from swimgossip.core import codec
+from swimgossip.core._sync import push_pull_interval
+from swimgossip.core.config import Config
+from swimgossip.core.engine import Engine
+from swimgossip.core.member import Member, Status
+
+
+def _engine(name: str, config: Config) -> Engine:
+    return Engine(name=name, address=f"10.0.{name[1:]}:7946", config=config, rng=random.Random(1))
+
+
+def _view(n: int) -> dict[str, Member]:
+    return {
+        f"n{i}": Member(
+            name=f"n{i}",
+            address=f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:7946",
+            status=Status.ALIVE,
+            incarnation=i % 7,
+            meta=b"role=cache",
+        )
+        for i in range(n)
+    }
+
+
+def table_bytes(n: int, config: Config) -> float:
+    source = _engine("n0", config)
+    source.install_view(_view(n), [f"n{i}" for i in range(1, n)])
+    frame = codec.encode_stream(source.local_state())
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    node = _engine("n1", config)
+    decoded = codec.decode_stream(frame)
+    members = {m.name: m for m in decoded.members}  # type: ignore[attr-defined]
+    node.install_view(members, [name for name in members if name != "n1"])
+    del decoded, members
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(node.members()) == n
+    return held / n
+
+
+def push_pull_cpu(n: int, config: Config, repeat: int) -> dict[str, float]:
+    view = _view(n)
+    order = list(view)
+    ours, theirs = _engine("n0", config), _engine("n1", config)
+    ours.install_view(view, [x for x in order if x != "n0"])
+    theirs.install_view(dict(view), [x for x in order if x != "n1"])
+    frame = codec.encode_stream(theirs.local_state())
+    best = {"encode": float("inf"), "decode": float("inf"), "merge": float("inf")}
+    for _ in range(repeat):
+        t0 = time.process_time()
+        codec.encode_stream(ours.local_state())
+        t1 = time.process_time()
+        state = codec.decode_stream(frame)
+        t2 = time.process_time()
+        ours._membership.merge_state(state, 100.0)  # type: ignore[arg-type]
+        t3 = time.process_time()
+        for key, spent in (("encode", t1 - t0), ("decode", t2 - t1), ("merge", t3 - t2)):
+            best[key] = min(best[key], spent)
+    best["total"] = best["encode"] + best["decode"] + best["merge"]
+    best["frame_bytes"] = len(frame)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", default="1000,10000")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else max(1, min(args.repeat, 50))
+    config = Config.lan()
+    sizes = [int(x) for x in args.nodes.split(",")]
+    print(f"member table cost, LAN preset; load average {os.getloadavg()[0]:.2f} (1 min)")
+    results: list[dict[str, Any]] = []
+    for n in sizes:
+        per_member = table_bytes(n, config)
+        cost = push_pull_cpu(n, config, repeat)
+        interval = push_pull_interval(config.push_pull_interval, n)
+        share = 2 * cost["total"] / interval
+        row = {"nodes": n, "bytes_per_member": round(per_member), **cost}
+        row.update(interval_s=interval, core_share=share)
+        results.append(row)
+        print(
+            f"N={n:>6}: {per_member:,.0f} B per member ({per_member * n / 1e6:.1f} MB table); "
+            f"push-pull frame {cost['frame_bytes'] / 1e3:,.0f} kB; one exchange CPU "
+            f"{cost['total'] * 1e3:.1f} ms (encode {cost['encode'] * 1e3:.1f}, decode "
+            f"{cost['decode'] * 1e3:.1f}, merge {cost['merge'] * 1e3:.1f}); every "
+            f"{interval:g} s, 2 per interval = {share * 100:.3f} % of a core"
+        )
+    # Members at 1 % of a core: cost per member c (from the largest N), 2 c N / interval(N).
+    largest = results[-1]
+    per_member_s = largest["total"] / largest["nodes"]
+    n = 32
+    while (
+        n < 10_000_000
+        and 2 * per_member_s * n * 2 / push_pull_interval(config.push_pull_interval, n * 2) <= 0.01
+    ):
+        n *= 2
+    lo, hi = n, n * 2
+    while hi - lo > 100:
+        mid = (lo + hi) // 2
+        interval = push_pull_interval(config.push_pull_interval, mid)
+        lo, hi = (mid, hi) if 2 * per_member_s * mid / interval <= 0.01 else (lo, mid)
+    print(
+        f"one node follows about {lo:,} members at 1 % of a core in push-pull alone "
+        f"({per_member_s * 1e6:.2f} us CPU per member per exchange; probes and gossip, about "
+        f"0.17 % of a core, not included); load average {os.getloadavg()[0]:.2f}"
+    )
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"sizes": results, "members_at_1pct": lo}, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
