@@ -53,7 +53,14 @@ class SplitCluster(LocalCluster):
 
 
 def set_cut(ns: NetNamespace, base: int, on: bool) -> None:
-    """Drop (or stop dropping) everything each half sends to the other half's ports."""
+    """Drop (or stop dropping) everything each half sends to the other half's ports.
+
+    The packets are marked on the way out (by the sending socket's user) and dropped on the
+    way in. Dropping them in the ``output`` hook would make ``sendto`` fail with EPERM: the
+    sender would know, which a real partition (a switch, a zone) never tells it. memberlist
+    then logs "Failed to send ping" and skips the probe without suspecting anyone, so Serf
+    would never see the cut at all.
+    """
     a_ports = f"{base}-{base + HALF - 1}"
     b_ports = f"{base + HALF}-{base + N - 1}"
     ruleset = "table inet benchcut\ndelete table inet benchcut\n"
@@ -62,8 +69,13 @@ def set_cut(ns: NetNamespace, base: int, on: bool) -> None:
             "table inet benchcut {\n"
             "  chain output {\n"
             "    type filter hook output priority 0; policy accept;\n"
-            f"    meta skuid 0 meta l4proto {{ tcp, udp }} th dport {b_ports} counter drop\n"
-            f"    meta skuid {NOBODY} meta l4proto {{ tcp, udp }} th dport {a_ports} counter drop\n"
+            f"    meta skuid 0 meta l4proto {{ tcp, udp }} th dport {b_ports} meta mark set 0x5c\n"
+            f"    meta skuid {NOBODY} meta l4proto {{ tcp, udp }} th dport {a_ports}"
+            " meta mark set 0x5c\n"
+            "  }\n"
+            "  chain input {\n"
+            "    type filter hook input priority 0; policy accept;\n"
+            "    meta mark 0x5c counter drop\n"
             "  }\n"
             "}\n"
         )
