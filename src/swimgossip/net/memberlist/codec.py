@@ -19,6 +19,7 @@ import enum
 import struct
 import zlib
 from collections.abc import Callable, Sequence
+
 import attrs
 
 from . import _lzw
