@@ -2,8 +2,8 @@
 
 ``codec`` turns memberlist packets and push-pull streams into typed values and back
 (messages, compound, CRC, labels, LZW compression); ``_crypto`` is memberlist's AES-GCM
-encryption and keyring and Serf's base64 key. Nothing here opens a socket or talks to the
-engine yet: see docs/protocol.md, "memberlist wire", for what exists and what is missing.
+encryption and keyring and Serf's base64 key; ``translate`` maps memberlist's messages to
+the engine's and back. Nothing here opens a socket or drives the engine yet: see docs/protocol.md, "memberlist wire", for what exists and what is missing.
 """
 
 from ._crypto import (
@@ -52,8 +52,14 @@ from .errors import (
     UnknownMessageType,
     WireError,
 )
+from .translate import DEFAULT_VSN, from_memberlist, from_push_pull, to_memberlist, to_push_pull
 
 __all__ = [
+    "DEFAULT_VSN",
+    "from_memberlist",
+    "from_push_pull",
+    "to_memberlist",
+    "to_push_pull",
     "KEY_SIZES",
     "Ack",
     "Alive",
