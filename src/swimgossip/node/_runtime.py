@@ -49,7 +49,7 @@ import trio
 
 from ..core.engine import Engine
 from ..core.errors import NotRunning
-from ..core.events import MemberConflict
+from ..core.events import MemberConflict, StateChanged
 from ..core.inputs import (
     Command,
     DatagramReceived,
@@ -347,6 +347,8 @@ class Runtime:
 
     def _publish(self, output: PublishEvent) -> None:
         event = output.event
+        if isinstance(event, StateChanged):
+            return  # state events reach subscribers once the node has a state API
         if type(event) is MemberConflict:
             logger.warning(
                 "%s: name conflict: %r at %s is also claimed from %s (refused)",

@@ -34,7 +34,7 @@ import attrs
 
 from ..core.config import Config
 from ..core.engine import Engine
-from ..core.events import MemberEvent
+from ..core.events import MemberEvent, StateChanged
 from ..core.inputs import (
     DatagramReceived,
     Input,
@@ -151,6 +151,8 @@ class Simulation:
         self.now = 0.0
         self.nodes: dict[str, SimNode] = {}
         self.events: list[RecordedEvent] = []
+        #: State events: (time, observer, StateChanged), in the order emitted.
+        self.state_events: list[tuple[float, str, StateChanged]] = []
         self.deliveries: list[tuple[float, str, UserDelivery]] = []
         self.join_outcomes: list[tuple[float, str, JoinOutcome]] = []
         self.left: set[str] = set()
@@ -400,7 +402,11 @@ class Simulation:
         self._push(output.at, node.name, node.epoch, output.timer)
 
     def _publish(self, node: SimNode, output: PublishEvent) -> None:
-        self.events.append(RecordedEvent(self.now, node.name, output.event))
+        event = output.event
+        if isinstance(event, StateChanged):
+            self.state_events.append((self.now, node.name, event))
+        else:
+            self.events.append(RecordedEvent(self.now, node.name, event))
 
     def _deliver_user(self, node: SimNode, output: UserDelivery) -> None:
         self.deliveries.append((self.now, node.name, output))
