@@ -199,6 +199,8 @@ class Simulation:
             rng=random.Random(f"{self.seed}/{name}/{self._epochs}"),
             meta=meta,
             envelope_overhead=self._signers[name].overhead if self.keyring else 0,
+            # Virtual wall clock in microseconds: a restart starts above the old versions.
+            state_epoch=int(self.now * 1_000_000),
         )
         node = SimNode(name=name, address=address, engine=engine, epoch=self._epochs)
         self.nodes[name] = node
@@ -301,6 +303,16 @@ class Simulation:
         """Change ``name``'s metadata now."""
         node = self.nodes[name]
         self._apply(node, node.engine.update_meta(meta, self.now))
+
+    def set_state(self, name: str, key: str, value: bytes) -> None:
+        """Write ``name``'s state ``key`` now."""
+        node = self.nodes[name]
+        self._apply(node, node.engine.set_state(key, value, self.now))
+
+    def delete_state(self, name: str, key: str) -> None:
+        """Delete ``name``'s state ``key`` now."""
+        node = self.nodes[name]
+        self._apply(node, node.engine.delete_state(key, self.now))
 
     def call_at(self, at: float, function: Any, *args: Any) -> None:
         """Run ``function(*args)`` at virtual time ``at`` (for scripted scenarios)."""
