@@ -56,6 +56,7 @@ from .inputs import (
     JoinCommand,
     LeaveCommand,
     SendCommand,
+    SetStateCommand,
     StreamAnswered,
     StreamFailed,
     StreamFailure,
@@ -246,6 +247,11 @@ class Engine:
             JoinCommand: lambda i, now: self.join(list(i.seeds), now),
             UpdateMetaCommand: lambda i, now: self.update_meta(i.meta, now),
             BroadcastCommand: lambda i, now: self.broadcast(i.payload, now),
+            SetStateCommand: lambda i, now: (
+                self.delete_state(i.key, now)
+                if i.value is None
+                else self.set_state(i.key, i.value, now)
+            ),
             SendCommand: lambda i, now: self.send(i.target, i.payload, now, i.reliable, i.ref),
             LeaveCommand: lambda i, now: self.leave(now),
         }

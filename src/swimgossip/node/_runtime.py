@@ -348,7 +348,8 @@ class Runtime:
     def _publish(self, output: PublishEvent) -> None:
         event = output.event
         if isinstance(event, StateChanged):
-            return  # state events reach subscribers once the node has a state API
+            self.hub.publish_state(event)
+            return
         if type(event) is MemberConflict:
             logger.warning(
                 "%s: name conflict: %r at %s is also claimed from %s (refused)",
