@@ -189,7 +189,14 @@ class Engine:
             awareness=self._awareness,
         )
         self._sync = sync = Sync(config=config, rng=rng, effects=effects, membership=membership)
-        self._user = user = UserBroadcasts(name=name, rng=rng, effects=effects)
+        self._user = user = UserBroadcasts(
+            name=name,
+            rng=rng,
+            effects=effects,
+            peers=lambda: [
+                m.address for m in membership.table if m.name != name and not m.status.is_gone
+            ],
+        )
         self._direct = direct = DirectMessages(
             name=name, rng=rng, effects=effects, membership=membership
         )
@@ -219,6 +226,7 @@ class Engine:
             Ping: detector.on_stream_ping,
             DirectMessage: direct.on_stream,
             StateSync: state.on_stream,
+            UserMessage: user.on_stream,
         }
         self._on_timer: dict[type, _TimerHandler] = {
             ProbeTick: detector.on_probe_tick,
@@ -419,10 +427,11 @@ class Engine:
         return self._flush()
 
     def broadcast(self, payload: bytes, now: float) -> list[Output]:
-        """Gossip an application message to every member (delivered once each).
+        """Gossip an application message to every member (delivered once each); one too
+        large for half a datagram goes on a stream to each member (``_broadcasts.py``).
 
         Raises:
-            MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
+            MessageTooLarge: over ``MAX_RELIABLE_BROADCAST`` (64 KiB); nothing is sent.
             NotRunning: after leave.
         """
         self._effects.now = now
@@ -547,6 +556,9 @@ class Engine:
         elif pending.purpose is StreamPurpose.STATE:
             if not self._state.answered(pending.address, message, now):
                 self._effects.counters["stream_state_unexpected"] += 1
+        elif pending.purpose is StreamPurpose.BROADCAST:
+            if not self._user.answered(pending.seq, message):
+                self._effects.counters["stream_broadcast_unexpected"] += 1
         elif not self._sync.answered(pending.purpose, pending.address, message, now):
             return self._stream_lost(
                 pending.purpose,
@@ -600,6 +612,8 @@ class Engine:
             self._direct.failed(seq, address, failure, detail)
         elif purpose is StreamPurpose.STATE:
             pass  # counted above; the next exchange retries
+        elif purpose is StreamPurpose.BROADCAST:
+            self._user.failed()
         else:
             self._sync.failed(purpose, address, failure, detail)
         return self._flush()

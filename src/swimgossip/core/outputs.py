@@ -59,6 +59,8 @@ class StreamPurpose(enum.Enum):
     RECONNECT = "reconnect"
     #: A reliable direct message (``Engine.send(..., reliable=True)``).
     DIRECT = "direct"
+    #: An application broadcast too large for a datagram, sent to one member.
+    BROADCAST = "broadcast"
     #: The state exchange (``StateSync``: digests, then the missing deltas).
     STATE = "state"
 

@@ -512,9 +512,11 @@ class Node:
 
     async def broadcast(self, payload: bytes) -> None:
         """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
+        A payload too large for half a datagram goes to each member held alive over a
+        stream instead (same signing and sealing), up to 64 KiB.
 
         Raises:
-            MessageTooLarge: it cannot fit in one datagram.
+            MessageTooLarge: over 64 KiB (``MAX_RELIABLE_BROADCAST``).
             NotRunning: the node has left.
         """
         await self._runtime.call(BroadcastCommand(payload=payload))
