@@ -264,8 +264,10 @@ class MemberState:
             versions=tuple(digest.values()),
             deltas=(),
         )
+        payload = codec.encode_stream(request)
         self.effects.counters["state_exchanges"] += 1
-        self.effects.stream(StreamPurpose.STATE, address, codec.encode_stream(request))
+        self.effects.counters["state_bytes_sent"] += len(payload)
+        self.effects.stream(StreamPurpose.STATE, address, payload)
 
     def on_stream(self, message: StateSync, token: int, now: float) -> bool:
         """A peer's digest (answer with ours and what it lacks) or push (apply, ack)."""
