@@ -29,6 +29,7 @@ EXPECTED_BASES = {
     "swimgossip.core.errors.DecodeError": (RemoteError, ValueError),
     "swimgossip.core.errors.UnknownMember": (LocalError, LookupError),
     "swimgossip.core.errors.EmptyRing": (LocalError, LookupError),
+    "swimgossip.core.errors.StateLimitExceeded": (LocalError, ValueError),
     "swimgossip.security.errors.KeyringError": ("SecurityError", LocalError, ValueError),
     "swimgossip.security.errors.PayloadError": ("SecurityError", LocalError, ValueError),
     "swimgossip.security.errors.AuthenticationError": ("SecurityError", RemoteError),

@@ -290,8 +290,9 @@ def test_the_core_import_graph_has_no_cycle_and_no_type_checking_imports() -> No
 def test_the_engine_parts_import_one_way() -> None:
     # effects <- membership <- detector, sync; broadcasts <- effects; the engine above all.
     root = PACKAGE / "core"
-    parts = {"_effects", "_membership", "_detector", "_sync", "_broadcasts", "engine"}
+    parts = {"_effects", "_membership", "_detector", "_sync", "_broadcasts", "_state", "engine"}
     allowed = {
+        "_state": {"_effects", "_membership"},
         "_effects": set(),
         "_membership": {"_effects"},
         "_detector": {"_effects", "_membership"},
@@ -313,6 +314,7 @@ def test_only_entry_points_that_return_outputs_are_public_on_the_engine() -> Non
 
     # Public methods either return outputs (entry points) or only read (queries).
     queries = {"members", "iter_members", "member", "local_state", "is_stale"}
+    queries |= {"state", "state_version", "state_digest"}
     setup = {"install_view", "note_local_lag"}
     for name, function in inspect.getmembers(Engine, inspect.isfunction):
         if name.startswith("_") or name in queries | setup:

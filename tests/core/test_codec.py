@@ -46,6 +46,8 @@ from swimgossip.core.messages import (
     Ping,
     PingReq,
     PushPull,
+    StateDelta,
+    StateSync,
     Suspect,
     UserMessage,
 )
@@ -452,6 +454,20 @@ EXPECTED_KINDS: dict[type[Message], dict[str, str]] = {
     UserMessage: {"source": "name", "id": "uint64", "payload": "bytes"},
     PushPull: {"source": "name", "join": "bool", "members": "members", "suspected_by": "names"},
     DirectMessage: {"source": "name", "target": "name", "id": "uint64", "payload": "bytes"},
+    StateDelta: {
+        "owner": "name",
+        "key": "name",
+        "version": "uint64",
+        "value": "bytes",
+        "deleted": "bool",
+    },
+    StateSync: {
+        "source": "name",
+        "push": "bool",
+        "owners": "names",
+        "versions": "versions",
+        "deltas": "deltas",
+    },
 }
 EXPECTED_MEMBER_COLUMNS = {
     "name": "name",
@@ -503,6 +519,18 @@ WITNESSES: dict[str, list[tuple[Any, str]]] = {
         ([MEMBER_ROW[:5]], "length == 6"),
         ([[*MEMBER_ROW, 9]], "length == 6"),
     ],
+    "versions": [
+        ("a", "type list"),
+        (b"\x01", "type list"),
+        ([1, -1], f"0 <= value <= {2**64 - 1}"),
+        ([1, "x"], "type int"),
+    ],
+    "deltas": [
+        ("d", "type list"),
+        (None, "type list"),
+        (["a"], "type list"),
+        ([["a", "k", 3, b"v"]], "length == 5"),
+    ],
 }
 
 
@@ -525,6 +553,14 @@ def valid_row(cls: type[Message]) -> list[Any]:
             suspected_by=("",),
         ),
         DirectMessage: DirectMessage(source="s", target="t", id=1, payload=b"p"),
+        StateDelta: StateDelta(owner="a", key="k", version=3, value=b"v", deleted=False),
+        StateSync: StateSync(
+            source="s",
+            push=False,
+            owners=("a",),
+            versions=(3,),
+            deltas=(StateDelta(owner="a", key="k", version=3, value=b"v", deleted=False),),
+        ),
     }
     row: list[Any] = msgpack.unpackb(encode_message(examples[cls]), raw=False)
     return row
@@ -543,9 +579,9 @@ def witness_cases() -> list[Any]:
                 row = list(base)
                 row[index] = value
                 where = f"{name}.{field}"
-                if kind == "names" and type(value) is list:
+                if kind in ("names", "versions") and type(value) is list:
                     where += f"[{len(value) - 1}]"
-                elif kind == "members" and type(value) is list:
+                elif kind in ("members", "deltas") and type(value) is list:
                     where += "[0]"
                 cases.append(pytest.param(cls, kind, where, row, rule, id=f"{where}:{rule}"))
         # The array itself: one field too many or too few.
@@ -617,8 +653,12 @@ def _values(kind: str, junk: bool) -> st.SearchStrategy[Any]:
     """Values of ``kind``: valid ones, or (``junk``) anything, often near a limit."""
     if kind == "names":
         valid = st.lists((_VALID["name"] | _JUNK) if junk else _VALID["name"], max_size=3)
-    elif kind == "members":
-        kinds = EXPECTED_MEMBER_COLUMNS.values()
+    elif kind == "versions":
+        valid = st.lists((_VALID["uint64"] | _JUNK) if junk else _VALID["uint64"], max_size=3)
+    elif kind in ("members", "deltas"):
+        kinds = (
+            EXPECTED_MEMBER_COLUMNS if kind == "members" else EXPECTED_KINDS[StateDelta]
+        ).values()
         columns = [(_VALID[k] | _JUNK) if junk else _VALID[k] for k in kinds]
         rows = st.tuples(*columns).map(list)
         if junk:

@@ -16,6 +16,7 @@ from .errors import (
     MetadataTooLarge,
     NotRunning,
     RemoteError,
+    StateLimitExceeded,
     SwimError,
     UnknownMember,
 )
@@ -28,6 +29,7 @@ from .events import (
     MemberRecovered,
     MemberSuspected,
     MemberUpdated,
+    StateChanged,
 )
 from .inputs import (
     BroadcastCommand,
@@ -86,6 +88,8 @@ __all__ = [
     "MemberRecovered",
     "MemberSuspected",
     "MemberUpdated",
+    "StateChanged",
+    "StateLimitExceeded",
     "MessageTooLarge",
     "MetadataTooLarge",
     "NetworkInput",

@@ -19,22 +19,35 @@ one sender sees it); and once more than ``MAX_USER_RUNS`` runs were heard, the l
 recently heard run is forgotten, so a copy of its messages still in circulation would be
 delivered again (counted in ``user_runs_forgotten``). Ids of older versions (random) are
 one run each: exactly once for the last ``MAX_USER_RUNS`` of them, as before.
+
+Larger payloads take the reliable path. A broadcast whose message does not fit in half a
+datagram, up to ``MAX_RELIABLE_BROADCAST`` bytes of payload (64 KiB, the codec's bound on
+a byte string), is sent as the same ``UserMessage`` on one stream exchange
+(``StreamPurpose.BROADCAST``) to every member held alive or suspect at that moment, with
+the same signing, sealing and frame limits as every stream; each receiver delivers it once
+(the same memory as above) and answers ``Ack(seq=id)``. It is not gossiped on, so a
+member that joins later, or whose stream fails, does not get it (counted in
+``user_broadcasts_stream_failed``). Above the bound, ``MessageTooLarge``.
 """
 
 from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 
 import attrs
 
 from . import codec
 from ._effects import Effects
 from .errors import MessageTooLarge
-from .messages import UserMessage
-from .outputs import UserDelivery
+from .messages import Ack, Message, UserMessage
+from .outputs import StreamPurpose, StreamReply, UserDelivery
 
-__all__ = ["MAX_USER_RUNS", "SEEN_WINDOW", "UserBroadcasts"]
+__all__ = ["MAX_RELIABLE_BROADCAST", "MAX_USER_RUNS", "SEEN_WINDOW", "UserBroadcasts"]
+
+#: Largest broadcast payload (sent on streams when it does not fit a datagram).
+MAX_RELIABLE_BROADCAST = codec.MAX_BYTES_LENGTH
 
 #: Counters told apart below the newest one seen of each sender run.
 SEEN_WINDOW = 4096
@@ -61,12 +74,22 @@ class UserBroadcasts:
         name: our member name (the ``source`` of what we send).
         rng: the engine's only source of randomness (our run's epoch).
         effects: where the queue and deliveries are.
+        peers: the addresses of the members held alive or suspect, ourselves excluded
+            (the receivers of a broadcast sent on streams).
     """
 
-    def __init__(self, *, name: str, rng: random.Random, effects: Effects) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        rng: random.Random,
+        effects: Effects,
+        peers: Callable[[], list[str]] = list,
+    ) -> None:
         self.name = name
         self.rng = rng
         self.effects = effects
+        self.peers = peers
         self._epoch = -1  # drawn at our first broadcast
         self._counter = 0
         self._runs: OrderedDict[tuple[str, int], _Run] = OrderedDict()
@@ -75,7 +98,7 @@ class UserBroadcasts:
         """Queue ``payload`` for every member.
 
         Raises:
-            MessageTooLarge: if it cannot fit in half a datagram; nothing is queued.
+            MessageTooLarge: over ``MAX_RELIABLE_BROADCAST`` bytes; nothing is sent.
         """
         if self._epoch < 0 or self._counter > _COUNTER_MASK:  # 4 billion: a new run
             self._epoch, self._counter = self.rng.getrandbits(31), 0
@@ -84,7 +107,15 @@ class UserBroadcasts:
         encoded = codec.encode_message(message)
         limit = self.effects.budget // 2
         if len(encoded) > limit:
-            raise MessageTooLarge(len(payload), limit - (len(encoded) - len(payload)))
+            if len(payload) > MAX_RELIABLE_BROADCAST:
+                raise MessageTooLarge(len(payload), MAX_RELIABLE_BROADCAST)
+            self._counter += 1
+            self._first_time(message.source, message.id)
+            frame = codec.encode_stream(message)
+            for address in self.peers():
+                self.effects.stream(StreamPurpose.BROADCAST, address, frame, seq=message.id)
+            self.effects.counters["user_broadcasts_sent_reliable"] += 1
+            return
         self._counter += 1
         self._first_time(message.source, message.id)
         self.effects.gossip_user((message.source, message.id), encoded)
@@ -97,6 +128,28 @@ class UserBroadcasts:
         self.effects.gossip_user((message.source, message.id), codec.encode_message(message))
         self.effects.counters["user_broadcasts_received"] += 1
         self.effects.output(UserDelivery(source=message.source, payload=message.payload))
+
+    def on_stream(self, message: UserMessage, token: int, now: float) -> bool:
+        """A broadcast too large for a datagram arrived on a stream: deliver it once (not
+        gossiped on) and answer ``Ack(seq=id)``."""
+        if self._first_time(message.source, message.id):
+            self.effects.counters["user_broadcasts_received"] += 1
+            self.effects.output(UserDelivery(source=message.source, payload=message.payload))
+        self.effects.output(
+            StreamReply(token=token, payload=codec.encode_stream(Ack(seq=message.id)))
+        )
+        return True
+
+    def answered(self, seq: int, reply: Message) -> bool:
+        """A member answered our broadcast ``seq`` sent on a stream."""
+        if type(reply) is not Ack or reply.seq != seq:
+            return False
+        self.effects.counters["user_broadcasts_stream_acked"] += 1
+        return True
+
+    def failed(self) -> None:
+        """A stream of a broadcast got no answer: that member does not get it."""
+        self.effects.counters["user_broadcasts_stream_failed"] += 1
 
     def _first_time(self, source: str, message_id: int) -> bool:
         """Record ``message_id`` of ``source``; whether it is new (see the module comment)."""

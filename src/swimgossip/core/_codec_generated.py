@@ -21,6 +21,8 @@ from .messages import (
     Ping,
     PingReq,
     PushPull,
+    StateDelta,
+    StateSync,
     Suspect,
     UserMessage,
 )
@@ -44,6 +46,11 @@ SET_MEMBER_STATUS = Member.__dict__["status"].__set__
 SET_MEMBER_INCARNATION = Member.__dict__["incarnation"].__set__
 SET_MEMBER_META = Member.__dict__["meta"].__set__
 SET_MEMBER_BOOT = Member.__dict__["boot"].__set__
+SET_STATE_DELTA_OWNER = StateDelta.__dict__["owner"].__set__
+SET_STATE_DELTA_KEY = StateDelta.__dict__["key"].__set__
+SET_STATE_DELTA_VERSION = StateDelta.__dict__["version"].__set__
+SET_STATE_DELTA_VALUE = StateDelta.__dict__["value"].__set__
+SET_STATE_DELTA_DELETED = StateDelta.__dict__["deleted"].__set__
 SET_PING_SEQ = Ping.__dict__["seq"].__set__
 SET_PING_TARGET = Ping.__dict__["target"].__set__
 SET_ACK_SEQ = Ack.__dict__["seq"].__set__
@@ -76,6 +83,16 @@ SET_DIRECT_MESSAGE_SOURCE = DirectMessage.__dict__["source"].__set__
 SET_DIRECT_MESSAGE_TARGET = DirectMessage.__dict__["target"].__set__
 SET_DIRECT_MESSAGE_ID = DirectMessage.__dict__["id"].__set__
 SET_DIRECT_MESSAGE_PAYLOAD = DirectMessage.__dict__["payload"].__set__
+SET_STATE_DELTA_OWNER = StateDelta.__dict__["owner"].__set__
+SET_STATE_DELTA_KEY = StateDelta.__dict__["key"].__set__
+SET_STATE_DELTA_VERSION = StateDelta.__dict__["version"].__set__
+SET_STATE_DELTA_VALUE = StateDelta.__dict__["value"].__set__
+SET_STATE_DELTA_DELETED = StateDelta.__dict__["deleted"].__set__
+SET_STATE_SYNC_SOURCE = StateSync.__dict__["source"].__set__
+SET_STATE_SYNC_PUSH = StateSync.__dict__["push"].__set__
+SET_STATE_SYNC_OWNERS = StateSync.__dict__["owners"].__set__
+SET_STATE_SYNC_VERSIONS = StateSync.__dict__["versions"].__set__
+SET_STATE_SYNC_DELTAS = StateSync.__dict__["deltas"].__set__
 
 
 def row_ping(message: Ping) -> list[Any]:
@@ -370,6 +387,92 @@ def decode_direct_message(row: list[Any]) -> DirectMessage:
     return message
 
 
+def row_state_delta(message: StateDelta) -> list[Any]:
+    return [12, message.owner, message.key, message.version, message.value, message.deleted]
+
+
+def decode_state_delta(row: list[Any]) -> StateDelta:
+    if len(row) != 6:
+        explain(StateDelta, row)
+    _, owner, key, version, value, deleted = row
+    if not (
+        type(owner) is str
+        and len(owner) <= 256
+        and type(key) is str
+        and len(key) <= 256
+        and type(version) is int
+        and 0 <= version <= 18446744073709551615
+        and type(value) is bytes
+        and type(deleted) is bool
+    ):
+        explain(StateDelta, row)
+    message = new(StateDelta)
+    SET_STATE_DELTA_OWNER(message, owner)
+    SET_STATE_DELTA_KEY(message, key)
+    SET_STATE_DELTA_VERSION(message, version)
+    SET_STATE_DELTA_VALUE(message, value)
+    SET_STATE_DELTA_DELETED(message, deleted)
+    return message
+
+
+def row_state_sync(message: StateSync) -> list[Any]:
+    return [
+        13,
+        message.source,
+        message.push,
+        message.owners,
+        message.versions,
+        [[item.owner, item.key, item.version, item.value, item.deleted] for item in message.deltas],
+    ]
+
+
+def decode_state_sync(row: list[Any]) -> StateSync:
+    if len(row) != 6:
+        explain(StateSync, row)
+    _, source, push, owners, versions, deltas = row
+    if not (
+        type(source) is str
+        and len(source) <= 256
+        and type(push) is bool
+        and type(owners) is list
+        and all(type(item) is str and len(item) <= 256 for item in owners)
+        and type(versions) is list
+        and all(type(item) is int and 0 <= item <= 18446744073709551615 for item in versions)
+        and type(deltas) is list
+    ):
+        explain(StateSync, row)
+    deltas_built: list[StateDelta] = []
+    for item in deltas:
+        if not (type(item) is list and len(item) == 5):
+            explain(StateSync, row)
+        deltas_owner, deltas_key, deltas_version, deltas_value, deltas_deleted = item
+        if not (
+            type(deltas_owner) is str
+            and len(deltas_owner) <= 256
+            and type(deltas_key) is str
+            and len(deltas_key) <= 256
+            and type(deltas_version) is int
+            and 0 <= deltas_version <= 18446744073709551615
+            and type(deltas_value) is bytes
+            and type(deltas_deleted) is bool
+        ):
+            explain(StateSync, row)
+        value = new(StateDelta)
+        SET_STATE_DELTA_OWNER(value, deltas_owner)
+        SET_STATE_DELTA_KEY(value, deltas_key)
+        SET_STATE_DELTA_VERSION(value, deltas_version)
+        SET_STATE_DELTA_VALUE(value, deltas_value)
+        SET_STATE_DELTA_DELETED(value, deltas_deleted)
+        deltas_built.append(value)
+    message = new(StateSync)
+    SET_STATE_SYNC_SOURCE(message, source)
+    SET_STATE_SYNC_PUSH(message, push)
+    SET_STATE_SYNC_OWNERS(message, tuple(owners))
+    SET_STATE_SYNC_VERSIONS(message, tuple(versions))
+    SET_STATE_SYNC_DELTAS(message, tuple(deltas_built))
+    return message
+
+
 #: Per message class, the msgpack array of a message (what ``Packer.pack`` packs).
 ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
     Ping: row_ping,
@@ -383,6 +486,8 @@ ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
     UserMessage: row_user_message,
     PushPull: row_push_pull,
     DirectMessage: row_direct_message,
+    StateDelta: row_state_delta,
+    StateSync: row_state_sync,
 }
 #: Per wire type id, the decoder of a message array (its type id already checked).
 DECODERS: dict[int, Callable[[list[Any]], Message]] = {
@@ -397,4 +502,6 @@ DECODERS: dict[int, Callable[[list[Any]], Message]] = {
     9: decode_user_message,
     10: decode_push_pull,
     11: decode_direct_message,
+    12: decode_state_delta,
+    13: decode_state_sync,
 }

@@ -41,7 +41,7 @@ import attrs
 
 from .errors import DecodeError
 from .member import Member, Status
-from .messages import MAX_NAME_LENGTH, MESSAGE_TYPES, Message
+from .messages import MAX_NAME_LENGTH, MESSAGE_TYPES, Message, StateDelta
 
 __all__ = [
     "RECORDS",
@@ -237,6 +237,18 @@ MEMBER_ROW = Record(
     ),
 )
 MEMBERS = Kind("members", (IsType(list),), rows=MEMBER_ROW)
+VERSIONS = Kind("versions", (IsType(list),), items=UINT64, from_wire="tuple({v})")
+DELTA_ROW = Record(
+    StateDelta,
+    (
+        Field("owner", NAME),
+        Field("key", NAME),
+        Field("version", UINT64),
+        Field("value", BYTES),
+        Field("deleted", BOOL),
+    ),
+)
+DELTAS = Kind("deltas", (IsType(list),), rows=DELTA_ROW)
 
 #: The kind of every message field, by attribute name (a name means the same everywhere).
 FIELD_KINDS = {
@@ -255,6 +267,15 @@ FIELD_KINDS = {
     "join": BOOL,
     "members": MEMBERS,
     "suspected_by": NAMES,
+    "owner": NAME,
+    "key": NAME,
+    "version": UINT64,
+    "value": BYTES,
+    "deleted": BOOL,
+    "push": BOOL,
+    "owners": NAMES,
+    "versions": VERSIONS,
+    "deltas": DELTAS,
 }
 
 #: Per message class, its record: wire type id, fields in the order of the class.

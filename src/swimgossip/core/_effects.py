@@ -25,7 +25,7 @@ import attrs
 from . import codec
 from .broadcast import BroadcastQueue, retransmit_limit
 from .config import Config
-from .events import MemberEvent
+from .events import Event
 from .messages import Message
 from .outputs import Output, PublishEvent, ScheduleTimer, SendDatagram, StreamPurpose, StreamRequest
 from .timers import GossipTick, Timer
@@ -70,6 +70,10 @@ class Effects:
     user_broadcasts: BroadcastQueue = attrs.field(
         factory=lambda: BroadcastQueue(max_items=MAX_USER_QUEUE), init=False
     )
+    #: Member state deltas (keyed by ``(owner, key)``; a newer version replaces an older).
+    state_broadcasts: BroadcastQueue = attrs.field(
+        factory=lambda: BroadcastQueue(max_items=MAX_USER_QUEUE), init=False
+    )
     #: The ``now`` of the entry point being run (set by the engine; for timers armed deep
     #: inside it).
     now: float = attrs.field(default=0.0, init=False)
@@ -106,8 +110,8 @@ class Effects:
         self._token += 1
         return self._token
 
-    def emit(self, event: MemberEvent) -> None:
-        """Publish a membership event, numbered with the next event ``seq``."""
+    def emit(self, event: Event) -> None:
+        """Publish a membership or state event, numbered with the next event ``seq``."""
         self._event_seq += 1
         self._out.append(PublishEvent(event=attrs.evolve(event, seq=self._event_seq)))
 
@@ -153,11 +157,15 @@ class Effects:
         encoded = [codec.encode_message(m) for m in primary]
         room = self.budget - sum(len(e) for e in encoded)
         limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size())
-        if self.user_broadcasts:  # half the room at most, so neither kind starves the other
-            count = codec.MAX_DATAGRAM_MESSAGES // 2
-            user = self.user_broadcasts.take(room // 2, limit, max_count=count)
-            room -= sum(len(e) for e in user)
-            encoded += user
+        # Application broadcasts and state deltas each take at most half the room (a third
+        # when both wait), so no kind starves membership gossip or the other (memberlist#299).
+        queues = [q for q in (self.user_broadcasts, self.state_broadcasts) if q]
+        share = room // (len(queues) + 1)
+        for queue in queues:
+            count = codec.MAX_DATAGRAM_MESSAGES // 4
+            taken = queue.take(share, limit, max_count=count)
+            room -= sum(len(e) for e in taken)
+            encoded += taken
         count = codec.MAX_DATAGRAM_MESSAGES - len(encoded)
         encoded += self.broadcasts.take(room, limit, max_count=count)
         if not encoded:
@@ -173,7 +181,7 @@ class Effects:
     @property
     def has_gossip(self) -> bool:
         """Whether anything waits in either queue."""
-        return bool(self.broadcasts) or bool(self.user_broadcasts)
+        return bool(self.broadcasts) or bool(self.user_broadcasts) or bool(self.state_broadcasts)
 
     def gossip(self, key: Hashable, message: Message) -> None:
         """Queue membership gossip under ``key`` (replacing older news under it).
@@ -197,6 +205,18 @@ class Effects:
             return
         self.user_broadcasts.push(key, encoded)
         self.arm_gossip()
+
+    def gossip_state(self, key: Hashable, encoded: bytes) -> bool:
+        """Queue an encoded state delta under ``key`` (replacing an older version); not if
+        it is larger than the half datagram it may take (counted in
+        ``state_gossip_too_large``: the state exchange carries it). Returns whether queued."""
+        if len(encoded) > self.budget // 2:
+            self.counters["state_gossip_too_large"] += 1
+            self.state_broadcasts.discard(key)
+            return False
+        self.state_broadcasts.push(key, encoded)
+        self.arm_gossip()
+        return True
 
     def arm_gossip(self) -> None:
         """Make sure a gossip round is due. Rounds run only while something waits to be

@@ -28,7 +28,7 @@ import msgpack
 
 from ._codec_generated import DECODERS, ROWS, decode_push_pull
 from .errors import DecodeError
-from .messages import MAX_NAME_LENGTH, Message, PushPull
+from .messages import MAX_NAME_LENGTH, Message, PushPull, StateSync
 
 __all__ = [
     "MAX_DATAGRAM_SIZE",
@@ -168,4 +168,6 @@ def decode_stream(data: bytes) -> Message:
     message = _build(body[0])
     if type(message) is PushPull and len(message.suspected_by) not in (0, len(message.members)):
         raise DecodeError("suspected_by must be empty or one entry per member")
+    if type(message) is StateSync and len(message.owners) != len(message.versions):
+        raise DecodeError("a state digest needs one version per owner")
     return message

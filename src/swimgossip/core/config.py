@@ -117,6 +117,20 @@ class Config:
     leave_timeout: float = 5.0
     #: Largest member table accepted; unknown members beyond it are refused and counted.
     max_members: int = 20_000
+    #: Member state (``Engine.set_state``): the largest value of one key, in bytes (at
+    #: most 64 KiB, the codec's bound; a value larger than a datagram travels on the
+    #: stream exchange only) ...
+    state_value_max: int = 60 * 1024
+    #: ... the most keys (tombstones included) and value bytes one member may hold ...
+    state_keys_max: int = 64
+    state_bytes_max: int = 256 * 1024
+    #: ... the most tombstones (deleted keys) one member may hold at once, and how long a
+    #: tombstone is kept before it is reaped.
+    state_tombstones_max: int = 64
+    state_tombstone_grace: float = 3600.0
+    #: Time between two state exchanges (digests, then missing deltas) with one random
+    #: member.
+    state_sync_interval: float = 10.0
 
     def __attrs_post_init__(self) -> None:
         for name in (
@@ -130,6 +144,8 @@ class Config:
             "reconnect_interval",
             "reconnect_timeout",
             "leave_timeout",
+            "state_tombstone_grace",
+            "state_sync_interval",
         ):
             _positive(name, getattr(self, name))
         _positive("suspicion_floor", self.suspicion_floor, allow_zero=True)
@@ -143,6 +159,12 @@ class Config:
         _at_least("udp_payload_size", self.udp_payload_size, 512)
         _at_least("meta_max_size", self.meta_max_size, 0)
         _at_least("max_members", self.max_members, 2)
+        _at_least("state_value_max", self.state_value_max, 0)
+        _at_least("state_keys_max", self.state_keys_max, 1)
+        _at_least("state_bytes_max", self.state_bytes_max, 0)
+        _at_least("state_tombstones_max", self.state_tombstones_max, 0)
+        if self.state_value_max > 64 * 1024:
+            raise ConfigError("state_value_max", "must be at most 65536 bytes (the codec's bound)")
         if not isinstance(self.stream_fallback, bool):
             raise ConfigError("stream_fallback", "must be a bool")
         if self.udp_payload_size > 65_000:

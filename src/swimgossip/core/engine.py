@@ -16,7 +16,8 @@ inputs of ``inputs.py`` and hand each to ``handle``.
 - ``Detector`` (``_detector.py``): the probe in flight, relayed pings and their timers;
 - ``Sync`` (``_sync.py``): join, push-pull, reconnect and the upkeep timers;
 - ``UserBroadcasts`` (``_broadcasts.py``): application broadcasts, delivered once each;
-- ``DirectMessages`` (``_direct.py``): payloads for one member, by datagram or stream.
+- ``DirectMessages`` (``_direct.py``): payloads for one member, by datagram or stream;
+- ``MemberState`` (``_state.py``): every member's versioned key-value state.
 
 The engine decodes what arrives and routes each message, stream frame and timer through a
 dispatch table to the part that owns it; a new message type is one row and one handler.
@@ -42,6 +43,7 @@ from ._detector import Detector
 from ._direct import DirectMessages
 from ._effects import PACKET_HEADER, Effects
 from ._membership import Membership
+from ._state import MemberState
 from ._sync import Sync
 from .awareness import Awareness
 from .config import Config, check_member_name
@@ -54,6 +56,7 @@ from .inputs import (
     JoinCommand,
     LeaveCommand,
     SendCommand,
+    SetStateCommand,
     StreamAnswered,
     StreamFailed,
     StreamFailure,
@@ -72,6 +75,8 @@ from .messages import (
     Ping,
     PingReq,
     PushPull,
+    StateDelta,
+    StateSync,
     Suspect,
     UserMessage,
 )
@@ -85,6 +90,8 @@ from .timers import (
     PushPullTick,
     ReapTick,
     ReconnectTick,
+    StateReapTick,
+    StateSyncTick,
     SuspicionTimeout,
     Timer,
 )
@@ -119,6 +126,8 @@ class Engine:
         meta: initial metadata (at most ``config.meta_max_size`` bytes).
         envelope_overhead: bytes the runtime adds to each datagram (signing), taken from
             the UDP payload budget.
+        state_epoch: the floor of our state versions: the wall clock in microseconds at
+            start, so a restarted process never reuses a version (``_state.py``).
 
     Raises:
         ConfigError: ``name`` is empty, too long or not printable (``check_member_name``),
@@ -136,6 +145,7 @@ class Engine:
         rng: random.Random,
         meta: bytes = b"",
         envelope_overhead: int = 0,
+        state_epoch: int = 0,
     ) -> None:
         check_member_name(name)
         budget = config.udp_payload_size - envelope_overhead - PACKET_HEADER
@@ -179,9 +189,24 @@ class Engine:
             awareness=self._awareness,
         )
         self._sync = sync = Sync(config=config, rng=rng, effects=effects, membership=membership)
-        self._user = user = UserBroadcasts(name=name, rng=rng, effects=effects)
+        self._user = user = UserBroadcasts(
+            name=name,
+            rng=rng,
+            effects=effects,
+            peers=lambda: [
+                m.address for m in membership.table if m.name != name and not m.status.is_gone
+            ],
+        )
         self._direct = direct = DirectMessages(
             name=name, rng=rng, effects=effects, membership=membership
+        )
+        self._state = state = MemberState(
+            name=name,
+            epoch=state_epoch,
+            config=config,
+            rng=rng,
+            effects=effects,
+            membership=membership,
         )
         self._on_message: dict[type, _MessageHandler] = {
             Ping: detector.on_ping,
@@ -194,11 +219,14 @@ class Engine:
             Left: membership.on_left,
             UserMessage: user.on_message,
             DirectMessage: direct.on_datagram,
+            StateDelta: state.on_delta,
         }
         self._on_stream: dict[type, _StreamHandler] = {
             PushPull: sync.on_push_pull,
             Ping: detector.on_stream_ping,
             DirectMessage: direct.on_stream,
+            StateSync: state.on_stream,
+            UserMessage: user.on_stream,
         }
         self._on_timer: dict[type, _TimerHandler] = {
             ProbeTick: detector.on_probe_tick,
@@ -210,6 +238,8 @@ class Engine:
             PushPullTick: sync.on_push_pull_tick,
             ReapTick: sync.on_reap_tick,
             ReconnectTick: sync.on_reconnect_tick,
+            StateSyncTick: state.on_sync_tick,
+            StateReapTick: state.on_reap_tick,
         }
         self._is_stale: dict[type, Callable[[Any], bool]] = {
             ProbeTimeout: detector.is_stale,
@@ -225,6 +255,11 @@ class Engine:
             JoinCommand: lambda i, now: self.join(list(i.seeds), now),
             UpdateMetaCommand: lambda i, now: self.update_meta(i.meta, now),
             BroadcastCommand: lambda i, now: self.broadcast(i.payload, now),
+            SetStateCommand: lambda i, now: (
+                self.delete_state(i.key, now)
+                if i.value is None
+                else self.set_state(i.key, i.value, now)
+            ),
             SendCommand: lambda i, now: self.send(i.target, i.payload, now, i.reliable, i.ref),
             LeaveCommand: lambda i, now: self.leave(now),
         }
@@ -292,6 +327,18 @@ class Engine:
         """Our whole member table as the push-pull message we would send."""
         return self._membership.local_state(join=join)
 
+    def state(self, name: str) -> dict[str, bytes]:
+        """A copy of the live keys of member ``name`` (ours under our name); {} if none."""
+        return self._state.values(name)
+
+    def state_version(self, name: str) -> int:
+        """The highest state version we hold from member ``name`` (0: none)."""
+        return self._state.version(name)
+
+    def state_digest(self) -> dict[str, int]:
+        """Per member, the version up to which we hold its state completely."""
+        return self._state.digest()
+
     def is_stale(self, timer: Timer) -> bool:
         """Whether ``timer`` would do nothing if it fired now: its probe was answered, its
         relayed ping acked, or its suspicion moved on. A runtime may drop such a timer
@@ -341,6 +388,31 @@ class Engine:
         cfg = self.config
         effects.schedule(now + self._rng.uniform(0, cfg.probe_interval), ProbeTick())
         effects.schedule(now + self._rng.uniform(0, cfg.push_pull_interval), PushPullTick())
+        self._state.start(now)
+        return self._flush()
+
+    def set_state(self, key: str, value: bytes, now: float) -> list[Output]:
+        """Write our state ``key`` (``_state.py``): the next version of our counter, a
+        ``StateChanged`` event, and a delta gossiped to every member.
+
+        Raises:
+            StateLimitExceeded: over a ``Config.state_*`` limit; nothing changed.
+            NotRunning: after leave.
+        """
+        self._effects.now = now
+        self._state.set(key, value, now)
+        return self._flush()
+
+    def delete_state(self, key: str, now: float) -> list[Output]:
+        """Delete our state ``key``: a tombstone, reaped after ``state_tombstone_grace``
+        (nothing happens for a key we do not hold).
+
+        Raises:
+            StateLimitExceeded: ``state_tombstones_max`` tombstones are held already.
+            NotRunning: after leave.
+        """
+        self._effects.now = now
+        self._state.delete(key, now)
         return self._flush()
 
     def update_meta(self, meta: bytes, now: float) -> list[Output]:
@@ -355,10 +427,11 @@ class Engine:
         return self._flush()
 
     def broadcast(self, payload: bytes, now: float) -> list[Output]:
-        """Gossip an application message to every member (delivered once each).
+        """Gossip an application message to every member (delivered once each); one too
+        large for half a datagram goes on a stream to each member (``_broadcasts.py``).
 
         Raises:
-            MessageTooLarge: if it cannot fit in one datagram; nothing is sent.
+            MessageTooLarge: over ``MAX_RELIABLE_BROADCAST`` (64 KiB); nothing is sent.
             NotRunning: after leave.
         """
         self._effects.now = now
@@ -480,6 +553,12 @@ class Engine:
             self._detector.stream_ping_answered(pending.seq, message, now)
         elif pending.purpose is StreamPurpose.DIRECT:
             self._direct.answered(pending.seq, message)
+        elif pending.purpose is StreamPurpose.STATE:
+            if not self._state.answered(pending.address, message, now):
+                self._effects.counters["stream_state_unexpected"] += 1
+        elif pending.purpose is StreamPurpose.BROADCAST:
+            if not self._user.answered(pending.seq, message):
+                self._effects.counters["stream_broadcast_unexpected"] += 1
         elif not self._sync.answered(pending.purpose, pending.address, message, now):
             return self._stream_lost(
                 pending.purpose,
@@ -531,6 +610,10 @@ class Engine:
             self._detector.stream_ping_failed(seq, failure, now)
         elif purpose is StreamPurpose.DIRECT:
             self._direct.failed(seq, address, failure, detail)
+        elif purpose is StreamPurpose.STATE:
+            pass  # counted above; the next exchange retries
+        elif purpose is StreamPurpose.BROADCAST:
+            self._user.failed()
         else:
             self._sync.failed(purpose, address, failure, detail)
         return self._flush()

@@ -18,6 +18,7 @@ __all__ = [
     "MetadataTooLarge",
     "NotRunning",
     "RemoteError",
+    "StateLimitExceeded",
     "SwimError",
     "UnknownMember",
 ]
@@ -58,6 +59,15 @@ class MessageTooLarge(LocalError, ValueError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"message is {size} bytes, the limit is {limit} bytes")
         self.size = size
+        self.limit = limit
+
+
+class StateLimitExceeded(LocalError, ValueError):
+    """A ``set_state`` or ``delete_state`` would break one of the state limits
+    (``Config.state_*``): ``limit`` names the field; nothing was changed."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(f"{limit}: {message}")
         self.limit = limit
 
 

@@ -13,6 +13,7 @@ import attrs
 from .member import Member
 
 __all__ = [
+    "Event",
     "MemberConflict",
     "MemberEvent",
     "MemberFailed",
@@ -21,6 +22,7 @@ __all__ = [
     "MemberRecovered",
     "MemberSuspected",
     "MemberUpdated",
+    "StateChanged",
 ]
 
 
@@ -127,3 +129,21 @@ MemberEvent = (
     | MemberRecovered
     | MemberConflict
 )
+
+
+@attrs.frozen(kw_only=True)
+class StateChanged:
+    """Key ``key`` of member ``member`` (a name) now holds ``value`` at ``version``;
+    ``value`` is None when the key was deleted. Emitted for our own writes too, in the
+    same ordered stream (and ``seq``) as the membership events."""
+
+    member: str
+    key: str
+    value: bytes | None
+    version: int
+    #: Per-node sequence number, shared with the membership events.
+    seq: int = 0
+
+
+#: Everything the engine publishes, in one ordered stream.
+Event = MemberEvent | StateChanged

@@ -27,6 +27,7 @@ __all__ = [
     "NetworkInput",
     "SendCommand",
     "StreamAnswered",
+    "SetStateCommand",
     "StreamFailed",
     "StreamFailure",
     "StreamReceived",
@@ -104,6 +105,14 @@ class UpdateMetaCommand:
 
 
 @attrs.frozen(kw_only=True, slots=True)
+class SetStateCommand:
+    """Write our state ``key`` (``value`` None: delete it)."""
+
+    key: str
+    value: bytes | None
+
+
+@attrs.frozen(kw_only=True, slots=True)
 class BroadcastCommand:
     """Gossip an application payload to every member."""
 
@@ -127,5 +136,12 @@ class LeaveCommand:
 
 
 NetworkInput = DatagramReceived | StreamReceived | StreamAnswered | StreamFailed | Timer
-Command = JoinCommand | UpdateMetaCommand | BroadcastCommand | SendCommand | LeaveCommand
+Command = (
+    JoinCommand
+    | UpdateMetaCommand
+    | SetStateCommand
+    | BroadcastCommand
+    | SendCommand
+    | LeaveCommand
+)
 Input = NetworkInput | Command

@@ -28,6 +28,8 @@ __all__ = [
     "Ping",
     "PingReq",
     "PushPull",
+    "StateDelta",
+    "StateSync",
     "Suspect",
     "UserMessage",
     "alive_claim",
@@ -155,7 +157,37 @@ class PushPull:
     suspected_by: tuple[str, ...] = ()
 
 
-Gossip = Alive | Suspect | Dead | Left | UserMessage
+@attrs.frozen(kw_only=True)
+class StateDelta:
+    """Key ``key`` of member ``owner`` is ``value`` at ``version`` (``deleted``: a
+    tombstone, ``value`` empty). Gossiped in datagrams, and the rows of a ``StateSync``."""
+
+    owner: str
+    key: str
+    version: int
+    value: bytes
+    deleted: bool
+
+
+@attrs.frozen(kw_only=True)
+class StateSync:
+    """The state exchange (stream only, scuttlebutt; see ``_state.py``).
+
+    ``owners`` and ``versions`` are parallel: the sender's digest, for each member the
+    version up to which it holds that member's keys completely. A request (``push``
+    False, no ``deltas``) asks for what the receiver holds above that digest; the reply
+    carries the replier's digest and those deltas. A ``push`` carries the deltas the
+    replier lacked; it is answered with ``Ack(seq=0)``.
+    """
+
+    source: str
+    push: bool
+    owners: tuple[str, ...]
+    versions: tuple[int, ...]
+    deltas: tuple[StateDelta, ...]
+
+
+Gossip = Alive | Suspect | Dead | Left | UserMessage | StateDelta
 Message = (
     Ping
     | Ack
@@ -168,6 +200,8 @@ Message = (
     | UserMessage
     | PushPull
     | DirectMessage
+    | StateDelta
+    | StateSync
 )
 
 #: Wire type byte of every message class. Never renumber: add new types at the end.
@@ -183,4 +217,6 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
     9: UserMessage,
     10: PushPull,
     11: DirectMessage,
+    12: StateDelta,
+    13: StateSync,
 }

@@ -13,7 +13,7 @@ import enum
 
 import attrs
 
-from .events import MemberEvent
+from .events import Event
 from .inputs import StreamFailure
 from .member import Member
 from .timers import Timer
@@ -59,6 +59,10 @@ class StreamPurpose(enum.Enum):
     RECONNECT = "reconnect"
     #: A reliable direct message (``Engine.send(..., reliable=True)``).
     DIRECT = "direct"
+    #: An application broadcast too large for a datagram, sent to one member.
+    BROADCAST = "broadcast"
+    #: The state exchange (``StateSync``: digests, then the missing deltas).
+    STATE = "state"
 
 
 @attrs.frozen(kw_only=True)
@@ -133,9 +137,9 @@ class DirectOutcome:
 
 @attrs.frozen(kw_only=True)
 class PublishEvent:
-    """Publish a membership event (already numbered with the engine's ``seq``)."""
+    """Publish a membership or state event (already numbered with the engine's ``seq``)."""
 
-    event: MemberEvent
+    event: Event
 
 
 Output = (

@@ -21,6 +21,8 @@ __all__ = [
     "PushPullTick",
     "ReapTick",
     "ReconnectTick",
+    "StateReapTick",
+    "StateSyncTick",
     "SuspicionTimeout",
     "TIMER_TYPES",
     "Timer",
@@ -81,6 +83,16 @@ class ReapTick:
 
 
 @attrs.frozen(kw_only=True)
+class StateSyncTick:
+    """Time for the periodic state exchange (digests first) with one random member."""
+
+
+@attrs.frozen(kw_only=True)
+class StateReapTick:
+    """Time to reap the tombstones older than their grace (armed while any is held)."""
+
+
+@attrs.frozen(kw_only=True)
 class ReconnectTick:
     """Try a full-state exchange with one failed member, to merge healed partitions."""
 
@@ -95,6 +107,8 @@ Timer = (
     | SuspicionTimeout
     | ReapTick
     | ReconnectTick
+    | StateSyncTick
+    | StateReapTick
 )
 
 #: Every timer class (a driver tells a due timer from other inputs by its type).

@@ -8,13 +8,21 @@ asyncio and threaded doors (``swimgossip.aio``, ``swimgossip.blocking``). It imp
 core, security and net layers.
 """
 
-from ._events import DirectMessageStream, EventsLost, MessageStream, NodeEvent, Subscription
+from ._events import (
+    DirectMessageStream,
+    EventsLost,
+    MessageStream,
+    NodeEvent,
+    StateStream,
+    Subscription,
+)
 from ._hosted import host_node, join_within
 from ._node import Node, open_node, serve_node
 from .errors import JoinError, SendFailed
 
 __all__ = [
     "DirectMessageStream",
+    "StateStream",
     "EventsLost",
     "JoinError",
     "MessageStream",

@@ -24,7 +24,7 @@ from typing import Generic, Self, TypeVar
 import attrs
 import trio
 
-from ..core.events import MemberEvent, MemberJoined
+from ..core.events import MemberEvent, MemberJoined, StateChanged
 from ..core.member import Member
 from ..core.outputs import DirectDelivery, UserDelivery
 
@@ -222,6 +222,13 @@ class DirectMessageStream(_DropOldestStream[DirectDelivery]):
 
 
 @attrs.define(eq=False)
+class StateStream(_DropOldestStream[StateChanged]):
+    """A bounded stream of ``StateChanged`` events (their ``seq`` is shared with the
+    membership events of ``subscribe()``, so the two merge in order). When full, the
+    oldest is dropped and counted in ``dropped``."""
+
+
+@attrs.define(eq=False)
 class EventHub:
     """Every subscription and message stream of one node.
 
@@ -233,6 +240,7 @@ class EventHub:
     subscriptions: set[Subscription] = attrs.field(factory=set)
     message_streams: set[MessageStream] = attrs.field(factory=set)
     direct_streams: set[DirectMessageStream] = attrs.field(factory=set)
+    state_streams: set[StateStream] = attrs.field(factory=set)
     published: int = 0
     messages_dropped: int = 0
     closed: bool = False
@@ -266,9 +274,26 @@ class EventHub:
             self.direct_streams.add(stream)
         return stream
 
+    def open_state(self, *, capacity: int) -> StateStream:
+        """Register a stream of state events."""
+        stream = StateStream(self, max(1, capacity))
+        if self.closed:
+            stream._close()
+        else:
+            self.state_streams.add(stream)
+        return stream
+
+    def publish_state(self, event: StateChanged) -> None:
+        """Hand a state event to every state stream; never waits."""
+        self.published += 1
+        for stream in list(self.state_streams):
+            stream._push(event)
+
     def forget_stream(self, stream: object) -> None:
         """Forget a message stream (it was closed)."""
-        if isinstance(stream, DirectMessageStream):
+        if isinstance(stream, StateStream):
+            self.state_streams.discard(stream)
+        elif isinstance(stream, DirectMessageStream):
             self.direct_streams.discard(stream)
         elif isinstance(stream, MessageStream):
             self.message_streams.discard(stream)
@@ -307,6 +332,9 @@ class EventHub:
             stream._close()
         for direct in self.direct_streams:
             direct._close()
+        for state in self.state_streams:
+            state._close()
+        self.state_streams.clear()
         self.subscriptions.clear()
         self.message_streams.clear()
         self.direct_streams.clear()

@@ -26,8 +26,10 @@ import logging
 import os
 import random
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
@@ -43,8 +45,15 @@ from ..core.events import (
     MemberRecovered,
     MemberSuspected,
     MemberUpdated,
+    StateChanged,
 )
-from ..core.inputs import BroadcastCommand, LeaveCommand, SendCommand, UpdateMetaCommand
+from ..core.inputs import (
+    BroadcastCommand,
+    LeaveCommand,
+    SendCommand,
+    SetStateCommand,
+    UpdateMetaCommand,
+)
 from ..core.member import Member, Status
 from ..core.outputs import DirectDelivery, UserDelivery
 from ..core.tags import encode_tags, matches_tags
@@ -63,6 +72,7 @@ from ._events import (
     EventsLost,
     MessageStream,
     NodeEvent,
+    StateStream,
     Subscription,
 )
 from ._joining import Joiner, SeedResolver
@@ -74,7 +84,7 @@ __all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
-_M = TypeVar("_M", UserDelivery, DirectDelivery)
+_M = TypeVar("_M", UserDelivery, DirectDelivery, StateChanged)
 
 #: An ``on_event`` callback, sync or async (an awaitable result is awaited).
 EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
@@ -340,6 +350,7 @@ class Node:
         on_message: Callable[[UserDelivery], object] | None = None,
         on_restart: Callable[[MemberJoined], object] | None = None,
         on_direct: Callable[[DirectDelivery], object] | None = None,
+        on_state: Callable[[StateChanged], object] | None = None,
     ) -> Callable[[], None]:
         """Register callbacks by event kind; each gets its own event class, so a typed
         callback type-checks (``def on_fail(event: MemberFailed) -> None``). A callback may
@@ -350,7 +361,8 @@ class Node:
         whose process restarted: its boot id changed), after ``on_join``, which gets every
         ``MemberJoined``. ``on_message`` gets the application broadcasts of ``messages()``
         (``UserDelivery``) and ``on_direct`` the direct messages of ``direct_messages()``
-        (``DirectDelivery``), each in a task of its own. Returns a function that
+        (``DirectDelivery``), and ``on_state`` the ``StateChanged`` events of
+        ``state_changes()``, each in a task of its own. Returns a function that
         unregisters them all.
         """
         remove_events = self.on_event(
@@ -365,7 +377,11 @@ class Node:
                 on_restart=on_restart,
             )
         )
-        streams: list[MessageStream | DirectMessageStream] = []
+        streams: list[MessageStream | DirectMessageStream | StateStream] = []
+        if on_state is not None:
+            states = self.state_changes(buffer=64 * _DEFAULT_BUFFER)
+            self._nursery.start_soon(self._run_message_callback, states, on_state)
+            streams.append(states)
         if on_message is not None:
             broadcasts = self.messages(buffer=64 * _DEFAULT_BUFFER)
             self._nursery.start_soon(self._run_message_callback, broadcasts, on_message)
@@ -457,11 +473,50 @@ class Node:
         """
         await self.update_meta(encode_tags(tags))
 
-    async def broadcast(self, payload: bytes) -> None:
-        """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
+    async def set_state(self, key: str, value: bytes) -> None:
+        """Write this node's state ``key`` (a str) to ``value`` (bytes): the next version
+        of our counter, gossiped to every member, who see it in ``state(our name)``.
 
         Raises:
-            MessageTooLarge: it cannot fit in one datagram.
+            StateLimitExceeded: over a ``Config.state_*`` limit; nothing changed.
+            TypeError, ValueError: a key that is not a str of 1 to 256 characters, or a
+                value that is not bytes.
+            NotRunning: the node has left.
+        """
+        await self._runtime.call(SetStateCommand(key=key, value=value))
+
+    async def delete_state(self, key: str) -> None:
+        """Delete this node's state ``key`` (a tombstone, reaped after
+        ``Config.state_tombstone_grace``); nothing happens for a key we do not hold.
+
+        Raises:
+            StateLimitExceeded: ``Config.state_tombstones_max`` deleted keys are held.
+            NotRunning: the node has left.
+        """
+        await self._runtime.call(SetStateCommand(key=key, value=None))
+
+    def state(self, name: str) -> Mapping[str, bytes]:
+        """A read-only copy of member ``name``'s state (ours under our own name); empty
+        for a member we hold no state of."""
+        return MappingProxyType(self._runtime.engine.state(name))
+
+    def state_version(self, name: str) -> int:
+        """The highest state version we hold from member ``name`` (0: none)."""
+        return self._runtime.engine.state_version(name)
+
+    def state_changes(self, *, buffer: int = _DEFAULT_BUFFER) -> StateStream:
+        """``StateChanged`` events (ours and every member's) from now on, in order; their
+        ``seq`` is shared with the membership events of ``subscribe()``. Iterate it with
+        ``async for``; ``close()`` when done."""
+        return self._runtime.hub.open_state(capacity=buffer)
+
+    async def broadcast(self, payload: bytes) -> None:
+        """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
+        A payload too large for half a datagram goes to each member held alive over a
+        stream instead (same signing and sealing), up to 64 KiB.
+
+        Raises:
+            MessageTooLarge: over 64 KiB (``MAX_RELIABLE_BROADCAST``).
             NotRunning: the node has left.
         """
         await self._runtime.call(BroadcastCommand(payload=payload))
@@ -611,6 +666,8 @@ async def open_node(
             rng=random.Random(seed),
             meta=meta,
             envelope_overhead=overhead,
+            # The floor of our state versions: a restart starts above the last run's.
+            state_epoch=time.time_ns() // 1000,
         )
         runtime = Runtime(engine, transport, signer, EventHub(engine.members))
         body_error: BaseException | None = None

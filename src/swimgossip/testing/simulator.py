@@ -34,7 +34,7 @@ import attrs
 
 from ..core.config import Config
 from ..core.engine import Engine
-from ..core.events import MemberEvent
+from ..core.events import MemberEvent, StateChanged
 from ..core.inputs import (
     DatagramReceived,
     Input,
@@ -151,6 +151,8 @@ class Simulation:
         self.now = 0.0
         self.nodes: dict[str, SimNode] = {}
         self.events: list[RecordedEvent] = []
+        #: State events: (time, observer, StateChanged), in the order emitted.
+        self.state_events: list[tuple[float, str, StateChanged]] = []
         self.deliveries: list[tuple[float, str, UserDelivery]] = []
         self.join_outcomes: list[tuple[float, str, JoinOutcome]] = []
         self.left: set[str] = set()
@@ -197,6 +199,8 @@ class Simulation:
             rng=random.Random(f"{self.seed}/{name}/{self._epochs}"),
             meta=meta,
             envelope_overhead=self._signers[name].overhead if self.keyring else 0,
+            # Virtual wall clock in microseconds: a restart starts above the old versions.
+            state_epoch=int(self.now * 1_000_000),
         )
         node = SimNode(name=name, address=address, engine=engine, epoch=self._epochs)
         self.nodes[name] = node
@@ -300,6 +304,16 @@ class Simulation:
         node = self.nodes[name]
         self._apply(node, node.engine.update_meta(meta, self.now))
 
+    def set_state(self, name: str, key: str, value: bytes) -> None:
+        """Write ``name``'s state ``key`` now."""
+        node = self.nodes[name]
+        self._apply(node, node.engine.set_state(key, value, self.now))
+
+    def delete_state(self, name: str, key: str) -> None:
+        """Delete ``name``'s state ``key`` now."""
+        node = self.nodes[name]
+        self._apply(node, node.engine.delete_state(key, self.now))
+
     def call_at(self, at: float, function: Any, *args: Any) -> None:
         """Run ``function(*args)`` at virtual time ``at`` (for scripted scenarios)."""
         self._push(at, "", 0, _Call(function, args))
@@ -400,7 +414,11 @@ class Simulation:
         self._push(output.at, node.name, node.epoch, output.timer)
 
     def _publish(self, node: SimNode, output: PublishEvent) -> None:
-        self.events.append(RecordedEvent(self.now, node.name, output.event))
+        event = output.event
+        if isinstance(event, StateChanged):
+            self.state_events.append((self.now, node.name, event))
+        else:
+            self.events.append(RecordedEvent(self.now, node.name, event))
 
     def _deliver_user(self, node: SimNode, output: UserDelivery) -> None:
         self.deliveries.append((self.now, node.name, output))

@@ -36,6 +36,8 @@ from swimgossip.core.messages import (
     Ping,
     PingReq,
     PushPull,
+    StateDelta,
+    StateSync,
     Suspect,
     UserMessage,
 )
@@ -64,6 +66,8 @@ __all__ = [
     "ping_reqs",
     "pings",
     "push_pulls",
+    "state_deltas",
+    "state_syncs",
     "statuses",
     "suspects",
     "u64s",
@@ -179,6 +183,36 @@ def push_pulls(max_members: int = 20) -> st.SearchStrategy[PushPull]:
     return st.builds(PushPull, source=names(), join=st.booleans(), members=member_tuples)
 
 
+def state_deltas() -> st.SearchStrategy[StateDelta]:
+    """``StateDelta`` gossip (a tombstone has an empty value)."""
+    return st.builds(
+        StateDelta,
+        owner=names(),
+        key=names(),
+        version=u64s(),
+        value=blobs(),
+        deleted=st.booleans(),
+    )
+
+
+def state_syncs(max_deltas: int = 20) -> st.SearchStrategy[StateSync]:
+    """``StateSync`` exchanges: a digest (parallel owners and versions) and deltas."""
+    digest = st.lists(st.tuples(names(), u64s()), max_size=max_deltas)
+    return st.builds(
+        lambda source, push, pairs, deltas: StateSync(
+            source=source,
+            push=push,
+            owners=tuple(o for o, _ in pairs),
+            versions=tuple(v for _, v in pairs),
+            deltas=tuple(deltas),
+        ),
+        names(),
+        st.booleans(),
+        digest,
+        st.lists(state_deltas(), max_size=max_deltas),
+    )
+
+
 _STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     Ping: pings(),
     Ack: acks(),
@@ -191,6 +225,8 @@ _STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     UserMessage: user_messages(),
     PushPull: push_pulls(),
     DirectMessage: direct_messages(),
+    StateDelta: state_deltas(),
+    StateSync: state_syncs(),
 }
 
 
