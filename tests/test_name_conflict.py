@@ -20,15 +20,19 @@ async def test_a_join_under_a_taken_name_raises_join_error_and_the_seed_reports_
     caplog.set_level(logging.WARNING, logger="swimgossip")
     async with open_cluster(3, seed=15) as cluster:
         await cluster.wait_converged()
-        transport = cluster.network.transport("impostor")
-        async with open_node("n1", transport=transport, config=Config.lan(), seed=1) as twin:
-            with trio.fail_after(60), pytest.raises(JoinError) as caught:
-                await twin.join(["n0:7946"])
-        assert caught.value.conflict is not None
-        assert caught.value.conflict.address == "n1:7946"
-        assert "name 'n1' is held by a live member at n1:7946" in str(caught.value)
-        await trio.sleep(1.0)
         seed = cluster.node("n0")
+        transport = cluster.network.transport("impostor")
+        async with seed.subscribe() as seed_events:
+            async with open_node("n1", transport=transport, config=Config.lan(), seed=1) as twin:
+                with trio.fail_after(60), pytest.raises(JoinError) as caught:
+                    await twin.join(["n0:7946"])
+            assert caught.value.conflict is not None
+            assert caught.value.conflict.address == "n1:7946"
+            assert "name 'n1' is held by a live member at n1:7946" in str(caught.value)
+            with trio.fail_after(60):  # the seed reports the conflict (an event, no sleep)
+                async for event in seed_events:
+                    if type(event) is MemberConflict:
+                        break
         assert seed.member("n1").address == "n1:7946"  # the live member keeps its name
         assert seed.metrics()["name_conflicts"] >= 1
         conflicts = [e for e in cluster.events["n0"] if type(e) is MemberConflict]
