@@ -17,6 +17,7 @@ from ._crypto import (
     encrypted_length,
     parse_serf_key,
 )
+from ._delegate import USER_MESSAGE_OVERHEAD, Delegate, NoDelegate, retransmit_limit
 from .codec import (
     Ack,
     Alive,
@@ -56,6 +57,10 @@ from .errors import (
 from .translate import DEFAULT_VSN, from_memberlist, from_push_pull, to_memberlist, to_push_pull
 
 __all__ = [
+    "USER_MESSAGE_OVERHEAD",
+    "Delegate",
+    "NoDelegate",
+    "retransmit_limit",
     "DEFAULT_VSN",
     "from_memberlist",
     "from_push_pull",

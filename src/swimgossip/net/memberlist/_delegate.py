@@ -1,0 +1,125 @@
+"""The hooks a layer above memberlist's wire plugs in (Serf's layer is one): ``Delegate``.
+
+Modelled on memberlist's ``Delegate`` and ``EventDelegate`` (delegate.go,
+event_delegate.go). A node in memberlist mode holds one delegate object::
+
+    async with swimgossip.open_node("py1", wire="memberlist", delegate=my_delegate) as node:
+        ...
+
+and calls it, synchronously, from the one task that drives its engine (so a hook must
+not block or await; it may keep state, it runs one call at a time):
+
+- ``node_meta(limit)`` once at start and again after ``Node.refresh_delegate_meta()``: the
+  meta bytes this member announces in its ``alive`` (at most ``limit`` bytes; memberlist's
+  ``MetaMaxSize`` is 512). Serf puts its encoded tags here.
+- ``notify_message(payload)`` for every ``userMsg`` that arrives, by datagram (also inside
+  a compound) or on a stream; ``payload`` is the message body without memberlist's type
+  byte (Serf's first byte is its own message type).
+- ``get_broadcasts(overhead, limit)`` each time a datagram leaves with room to spare: the
+  payloads to piggyback as ``userMsg`` s, each at most ``limit - overhead`` bytes with its
+  ``overhead`` bytes of framing counted, the sum within ``limit``. The delegate owns its
+  queue and its transmit limits (as memberlist's ``TransmitLimitedQueue`` in Serf);
+  ``retransmit_limit(mult, n)`` gives memberlist's figure. What it returns is sent once.
+- ``local_state(join)`` when this node sends a push-pull (``join`` says whether it is a
+  join): the user state bytes that go with it (Serf: its Lamport clocks, member intents).
+- ``merge_remote_state(state, join)`` for the user state of a push-pull received (as a
+  request or as the answer to ours); not called when the peer sent none.
+- ``notify_join(member)``, ``notify_leave(member)``, ``notify_update(member)`` as the
+  member table changes, like memberlist's ``EventDelegate``: join when a member becomes
+  known alive (also after it failed or left and came back), leave when it fails or leaves
+  (``member.status`` says which), update when its meta or address changes.
+
+``NoDelegate`` does nothing and is what a node uses without one: ``userMsg`` s are counted
+(``user_messages_in``) and dropped, the meta is the node's own (``open_node(meta=...)``).
+Subclass it to implement only some hooks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+from ...core.member import Member
+
+__all__ = ["USER_MESSAGE_OVERHEAD", "Delegate", "NoDelegate", "retransmit_limit"]
+
+#: Bytes a ``userMsg`` costs in a compound datagram besides its payload: its type byte
+#: and the compound's 2-byte length.
+USER_MESSAGE_OVERHEAD = 3
+
+
+def retransmit_limit(retransmit_mult: int, cluster_size: int) -> int:
+    """memberlist's transmit limit for a broadcast: ``mult * ceil(log10(n + 1))``."""
+    return retransmit_mult * math.ceil(math.log10(cluster_size + 1))
+
+
+@runtime_checkable
+class Delegate(Protocol):
+    """What a layer above memberlist's wire implements (see the module docstring)."""
+
+    def node_meta(self, limit: int) -> bytes:
+        """This member's meta, at most ``limit`` bytes."""
+        ...
+
+    def notify_message(self, payload: bytes) -> None:
+        """A ``userMsg`` arrived (its body, without memberlist's type byte)."""
+        ...
+
+    def get_broadcasts(self, overhead: int, limit: int) -> list[bytes]:
+        """Payloads to piggyback on an outgoing datagram, with ``overhead`` bytes of
+        framing each and all within ``limit`` bytes."""
+        ...
+
+    def local_state(self, join: bool) -> bytes:
+        """The user state to send with a push-pull."""
+        ...
+
+    def merge_remote_state(self, state: bytes, join: bool) -> None:
+        """The user state a peer sent with its push-pull."""
+        ...
+
+    def notify_join(self, member: Member) -> None:
+        """``member`` is alive and known (new, or back after failing or leaving)."""
+        ...
+
+    def notify_leave(self, member: Member) -> None:
+        """``member`` failed or left (``member.status`` says which)."""
+        ...
+
+    def notify_update(self, member: Member) -> None:
+        """``member`` changed its meta or address."""
+        ...
+
+
+class NoDelegate:
+    """A delegate that does nothing: subclass it and override the hooks you need."""
+
+    def __init__(self, meta: bytes = b"") -> None:
+        self.meta = meta
+
+    def node_meta(self, limit: int) -> bytes:
+        """The ``meta`` given at construction."""
+        return self.meta[:limit]
+
+    def notify_message(self, payload: bytes) -> None:
+        """Ignore the message."""
+
+    def get_broadcasts(self, overhead: int, limit: int) -> list[bytes]:
+        """Nothing to send."""
+        return []
+
+    def local_state(self, join: bool) -> bytes:
+        """No user state."""
+        return b""
+
+    def merge_remote_state(self, state: bytes, join: bool) -> None:
+        """Ignore the peer's user state."""
+
+    def notify_join(self, member: Member) -> None:
+        """Ignore."""
+
+    def notify_leave(self, member: Member) -> None:
+        """Ignore."""
+
+    def notify_update(self, member: Member) -> None:
+        """Ignore."""
