@@ -16,7 +16,16 @@ from typing import Union
 
 from .errors import MsgpackError
 
-__all__ = ["MAX_DEPTH", "Value", "pack_bytes", "pack_int", "pack_map", "pack_uint", "unpack"]
+__all__ = [
+    "MAX_DEPTH",
+    "Value",
+    "pack_array",
+    "pack_bytes",
+    "pack_int",
+    "pack_map",
+    "pack_uint",
+    "unpack",
+]
 
 #: Deepest nesting of arrays and maps the reader accepts (memberlist uses depth 1).
 MAX_DEPTH = 8
@@ -75,11 +84,24 @@ def pack_bool(value: bool) -> bytes:
     return b"\xc3" if value else b"\xc2"
 
 
+def _head(n: int, fix: int, head16: bytes, head32: bytes) -> bytes:
+    if n < 16:
+        return bytes((fix | n,))
+    if n <= 0xFFFF:
+        return head16 + struct.pack(">H", n)
+    return head32 + struct.pack(">I", n)
+
+
 def pack_map(fields: list[tuple[str, bytes]]) -> bytes:
-    """A Go struct: a map of field name to already-packed value, in the given order."""
-    n = len(fields)
-    head = bytes((0x80 | n,)) if n < 16 else b"\xde" + struct.pack(">H", n)
+    """A Go struct (or ``map[string]T``): a map of field name to already-packed value, in
+    the given order."""
+    head = _head(len(fields), 0x80, b"\xde", b"\xdf")
     return head + b"".join(pack_bytes(name.encode()) + packed for name, packed in fields)
+
+
+def pack_array(items: list[bytes]) -> bytes:
+    """A Go slice of already-packed values."""
+    return _head(len(items), 0x90, b"\xdc", b"\xdd") + b"".join(items)
 
 
 class _Reader:
