@@ -1,7 +1,9 @@
 """Coverage-guided fuzzing of everything that parses bytes from the network (atheris).
 
 Targets: ``codec.decode_packet``, ``codec.decode_stream``, ``framing.frame_length`` and
-``PacketSigner.unwrap`` in every security mode, with and without a cluster label. The only
+``PacketSigner.unwrap`` in every security mode, with and without a cluster label, and
+Serf's decoders (``swimgossip.net.serf.messages.DECODERS``: messages, push-pull state,
+tags, query filters), which may raise only ``WireError``. The only
 exceptions allowed to escape are the typed ones (``DecodeError``, ``AuthenticationError``,
 ``FrameTooLarge``, ``MalformedFramePrefix``); anything else is a crash that atheris reports
 with the input that caused it. The harness also round-trips the input as a payload through
@@ -47,6 +49,16 @@ from swimgossip.core.messages import (
     UserMessage,
 )
 from swimgossip.net import FrameTooLarge, MalformedFramePrefix, frame_length
+from swimgossip.net.memberlist import WireError
+from swimgossip.net.serf import (
+    JoinIntent,
+    SerfPushPull,
+    UserEvent,
+    encode_serf_message,
+    encode_serf_push_pull,
+    encode_serf_tags,
+)
+from swimgossip.net.serf.messages import DECODERS as SERF_DECODERS
 from swimgossip.security import AuthenticationError, Keyring, PacketSigner, SecurityMode
 
 # Instrument every loaded Python function for coverage (instrument_imports() misses modules
@@ -75,8 +87,8 @@ _SIGNERS = [
     for keyed in ((False, True) if mode is SecurityMode.OFF else (True,))
     for label in (b"", b"prod")
 ]
-_ACTIONS = 5
-_TYPED = (DecodeError, AuthenticationError, FrameTooLarge, MalformedFramePrefix)
+_ACTIONS = 6
+_TYPED = (DecodeError, AuthenticationError, FrameTooLarge, MalformedFramePrefix, WireError)
 
 
 def _decode_payload(payload: bytes) -> None:
@@ -119,7 +131,9 @@ def test_one_input(data: bytes) -> None:
             frame_length(body[:4], max_size=flip * 512)
         elif action == 3:
             _decode_payload(signer.unwrap(body))  # what the runtime does with a datagram
-        else:
+        elif action == 5:
+            SERF_DECODERS[data[1] % len(SERF_DECODERS)](body)
+        elif action == 4:
             _round_trip(signer, body, flip)
     except _TYPED:
         pass
@@ -162,6 +176,14 @@ def make_corpus(directory: Path) -> None:
         for body in (packets[0], streams[0]):
             seeds.append(bytes([3, index, 0, 5]) + signer.wrap(body))
             seeds.append(bytes([4, index, 0, 5]) + body)
+    serf_seeds = [  # (index of the decoder in SERF_DECODERS, input)
+        (0, encode_serf_message(JoinIntent(ltime=1, node="go1"))),
+        (0, encode_serf_message(UserEvent(ltime=1, name="deploy", payload=b"v1.2", coalesce=True))),
+        (1, encode_serf_push_pull(SerfPushPull(ltime=1, status_ltimes=(("go1", 0),)))),
+        (2, encode_serf_tags({"role": "web"})),
+    ]
+    for index, raw in serf_seeds:
+        seeds.append(bytes([5, index, 0, 5]) + raw)
     for number, seed in enumerate(seeds):
         (directory / f"seed-{number:03d}").write_bytes(seed)
     print(f"wrote {len(seeds)} seeds to {directory}")
