@@ -5,6 +5,7 @@ only the typed ``SerfError`` (a ``WireError``)."""
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 from hypothesis import given
@@ -32,6 +33,8 @@ from swimgossip.net.serf import (
     encode_serf_message,
     encode_serf_push_pull,
     encode_serf_tags,
+    our_meta_to_serf,
+    serf_meta_to_ours,
 )
 from swimgossip.net.serf.messages import DECODERS
 
@@ -281,3 +284,24 @@ def test_a_flipped_byte_raises_only_the_typed_error(
     raw[where % len(raw)] ^= mask
     with contextlib.suppress(WireError):
         decode_serf_message(bytes(raw))
+
+
+def test_meta_translates_between_serf_tags_and_ours() -> None:
+    assert serf_meta_to_ours(GO_TAGS) == b'{"role":"web"}'
+    assert serf_meta_to_ours(b"db") == b'{"role":"db"}'
+    assert serf_meta_to_ours(b"") == b""
+    assert serf_meta_to_ours(b"\xff\x81\xa1a\x01") == b""  # malformed: no tags
+    assert serf_meta_to_ours(encode_serf_tags({"a=b": "1", "": "2", "k": "v"})) == b'{"k":"v"}'
+    assert our_meta_to_serf(b'{"role":"web"}') == GO_TAGS
+    assert our_meta_to_serf(b"") == b"\xff\x80"
+    assert our_meta_to_serf(b"raw bytes") == b"\xff\x80"
+
+
+@given(st.dictionaries(st.text(min_size=1).filter(lambda k: "=" not in k), names, max_size=6))
+def test_tags_survive_the_trip_through_serf_meta(tags: dict[str, str]) -> None:
+    try:
+        serf = encode_serf_tags(tags)
+    except ValueError:
+        return
+    assert json.loads(serf_meta_to_ours(serf) or b"{}") == tags
+    assert our_meta_to_serf(serf_meta_to_ours(serf)) == serf

@@ -40,6 +40,8 @@ from .messages import (
     encode_serf_message,
     encode_serf_push_pull,
     encode_serf_tags,
+    our_meta_to_serf,
+    serf_meta_to_ours,
 )
 
 __all__ = [
@@ -74,4 +76,6 @@ __all__ = [
     "encode_serf_message",
     "encode_serf_push_pull",
     "encode_serf_tags",
+    "our_meta_to_serf",
+    "serf_meta_to_ours",
 ]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
+from ...core.tags import decode_tags, encode_tags
 from ..memberlist._msgpack import (
     Value,
     pack_array,
@@ -61,6 +62,8 @@ __all__ = [
     "encode_serf_message",
     "encode_serf_push_pull",
     "encode_serf_tags",
+    "our_meta_to_serf",
+    "serf_meta_to_ours",
 ]
 
 #: The first byte of meta holding msgpack-encoded tags (``tagMagicByte``).
@@ -555,6 +558,29 @@ def decode_serf_tags(meta: bytes) -> dict[str, str]:
     out = _typed(decode, "tags", meta)
     assert isinstance(out, dict)
     return out
+
+
+def serf_meta_to_ours(meta: bytes) -> bytes:
+    """A Serf member's meta as our tags' meta (``swimgossip.encode_tags``), so that
+    ``Member.tags`` reads Go members' tags: Serf's tag map, or the legacy role-only meta as
+    ``{"role": ...}``; empty meta has no tags. Keys our tags cannot hold (empty, or with
+    ``=``) are dropped; meta that is not a valid tag map becomes empty. Never raises."""
+    if not meta:
+        return b""
+    try:
+        tags = decode_serf_tags(meta)
+    except SerfError:
+        return b""
+    return encode_tags({k: v for k, v in tags.items() if k and "=" not in k})
+
+
+def our_meta_to_serf(meta: bytes) -> bytes:
+    """Our tags' meta (JSON, or empty) as Serf's meta (byte 255 + msgpack map).
+
+    Raises:
+        ValueError: the tags do not fit memberlist's 512 bytes.
+    """
+    return encode_serf_tags(decode_tags(meta))
 
 
 #: The decoders the fuzz tests drive: each raises only ``WireError`` (``SerfError``).
