@@ -1,0 +1,224 @@
+"""A node's Serf mode: ``SerfLayer`` behind memberlist mode's delegate hooks, and the
+user's handle to it (``node.serf``, a ``SerfHandle``).
+
+The memberlist mode calls the delegate's hooks synchronously from the task that drives
+the engine; ``SerfDelegate`` forwards each to its ``SerfLayer`` (sans I/O) and then routes
+what the layer produced: user events and queries to the ``SerfEventStream`` s the user
+opened (bounded, the oldest dropped and counted when full), datagrams for one address
+(query acks, relayed responses) to a bounded queue that ``run_sends`` empties. It notes
+when the layer's leave intent has gone out (``leave_sent``), which a leave waits for
+before memberlist's own leave, so that Serf records ``left``, not ``failed``.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Awaitable, Callable, Mapping
+
+import attrs
+import trio
+
+from ..core.member import Member
+from ..net.serf import QueryReceived, SendTo, SerfLayer, UserEventReceived
+
+__all__ = ["MAX_PENDING_SENDS", "SerfDelegate", "SerfEvent", "SerfEventStream", "SerfHandle"]
+
+#: Datagrams (query acks, relays) waiting to be sent at most; beyond, the oldest is dropped.
+MAX_PENDING_SENDS = 256
+
+SerfEvent = UserEventReceived | QueryReceived
+
+
+@attrs.define(eq=False)
+class SerfEventStream:
+    """Serf user events (``UserEventReceived``) and queries (``QueryReceived``) received
+    from now on. Iterate with ``async for``; ``close()`` when done. When ``capacity``
+    events wait unread, the oldest is dropped and counted in ``dropped``."""
+
+    _owner: SerfDelegate
+    _capacity: int
+    _buffer: collections.deque[SerfEvent] = attrs.field(factory=collections.deque)
+    dropped: int = 0
+    _closed: bool = False
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+
+    def _push(self, event: SerfEvent) -> None:
+        if len(self._buffer) >= self._capacity:
+            self._buffer.popleft()
+            self.dropped += 1
+        self._buffer.append(event)
+        self._wakeup.set()
+
+    def _end(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+    async def receive(self) -> SerfEvent:
+        """The next event. Raises ``trio.EndOfChannel`` once closed and drained."""
+        while not self._buffer:
+            if self._closed:
+                raise trio.EndOfChannel
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        return self._buffer.popleft()
+
+    def close(self) -> None:
+        """Stop receiving."""
+        self._owner.streams.discard(self)
+        self._end()
+
+    def __aiter__(self) -> SerfEventStream:
+        return self
+
+    async def __anext__(self) -> SerfEvent:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+@attrs.define(eq=False)
+class SerfDelegate:
+    """memberlist's delegate hooks over a ``SerfLayer`` (see the module docstring)."""
+
+    layer: SerfLayer
+    streams: set[SerfEventStream] = attrs.field(factory=set)
+    sends: collections.deque[SendTo] = attrs.field(factory=collections.deque)
+    sends_dropped: int = 0
+    leave_sent: trio.Event = attrs.field(factory=trio.Event)
+    _send_wakeup: trio.Event = attrs.field(factory=trio.Event)
+
+    def _route(self) -> None:
+        for out in self.layer.drain():
+            if isinstance(out, SendTo):
+                self.queue_send(out)
+            else:
+                for stream in list(self.streams):
+                    stream._push(out)
+
+    def queue_send(self, datagram: SendTo) -> None:
+        """Queue a datagram for ``run_sends`` (the oldest dropped beyond the bound)."""
+        if len(self.sends) >= MAX_PENDING_SENDS:
+            self.sends.popleft()
+            self.sends_dropped += 1
+        self.sends.append(datagram)
+        self._send_wakeup.set()
+
+    def _check_leave(self) -> None:
+        if self.layer.leaving and self.layer.leave_sent:
+            self.leave_sent.set()
+
+    # --- memberlist's delegate hooks -------------------------------------------------
+
+    def node_meta(self, limit: int) -> bytes:
+        """Our tags, as Serf encodes them."""
+        return self.layer.node_meta(limit)
+
+    def notify_message(self, payload: bytes) -> None:
+        """A Serf message arrived."""
+        self.layer.notify_message(payload)
+        self._route()
+
+    def get_broadcasts(self, overhead: int, limit: int) -> list[bytes]:
+        """Serf's broadcasts to piggyback."""
+        out = self.layer.get_broadcasts(overhead, limit)
+        self._check_leave()
+        return out
+
+    def local_state(self, join: bool) -> bytes:
+        """Serf's push-pull state."""
+        return self.layer.local_state(join)
+
+    def merge_remote_state(self, state: bytes, join: bool) -> None:
+        """A peer's Serf push-pull state."""
+        self.layer.merge_remote_state(state, join)
+        self._route()
+
+    def notify_join(self, member: Member) -> None:
+        """memberlist: ``member`` is alive."""
+        self.layer.notify_join(member)
+
+    def notify_leave(self, member: Member) -> None:
+        """memberlist: ``member`` failed or left."""
+        self.layer.notify_leave(member)
+
+    def notify_update(self, member: Member) -> None:
+        """memberlist: ``member`` changed its meta."""
+        self.layer.notify_update(member)
+
+    # --- the node's side -------------------------------------------------------------
+
+    def start_leave(self) -> None:
+        """Broadcast Serf's leave intent (the node then waits for ``leave_sent``)."""
+        self.layer.leave()
+        self._check_leave()
+
+    async def run_sends(self, send: Callable[[str, bytes], Awaitable[None]]) -> None:
+        """Send queued datagrams with ``send(address, payload)`` forever (a node task).
+        A failing send is dropped: these are best-effort datagrams, as in Serf."""
+        while True:
+            while not self.sends:
+                self._send_wakeup = trio.Event()
+                await self._send_wakeup.wait()
+            datagram = self.sends.popleft()
+            try:
+                await send(datagram.address, datagram.payload)
+            except (OSError, ValueError):
+                self.sends_dropped += 1
+
+    def close(self) -> None:
+        """End every event stream (the node stopped)."""
+        for stream in list(self.streams):
+            stream._end()
+        self.streams.clear()
+
+
+@attrs.define(eq=False)
+class SerfHandle:
+    """A node's Serf side (``node.serf`` in ``wire="serf"``): user events, tags, queries.
+
+    Args:
+        delegate: the node's ``SerfDelegate``.
+        update_meta: the node's ``update_meta`` (announces new meta with a new ``alive``).
+    """
+
+    _delegate: SerfDelegate
+    _update_meta: Callable[[bytes], Awaitable[None]]
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """This node's Serf tags."""
+        return dict(self._delegate.layer.tags)
+
+    def events(self, *, buffer: int = 1024) -> SerfEventStream:
+        """Serf user events and queries received from now on (``async for``)."""
+        stream = SerfEventStream(self._delegate, buffer)
+        self._delegate.streams.add(stream)
+        return stream
+
+    async def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = False) -> None:
+        """Broadcast a Serf user event (what ``serf event NAME PAYLOAD`` does).
+
+        Raises:
+            ValueError: name and payload exceed Serf's 9 KiB.
+        """
+        self._delegate.layer.user_event(name, payload, coalesce=coalesce)
+        await trio.lowlevel.checkpoint()
+
+    async def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Replace this node's tags; Serf agents see them (``serf members -detailed``).
+
+        Raises:
+            ValueError: a key or value is not a ``str``, or they exceed 512 bytes encoded.
+        """
+        meta = self._delegate.layer.set_tags(tags)
+        await self._update_meta(meta)
+
+    async def respond(self, query: QueryReceived, payload: bytes) -> None:
+        """Answer a query (a datagram to its source, best effort).
+
+        Raises:
+            ValueError: the response exceeds Serf's 1 KiB.
+        """
+        self._delegate.queue_send(self._delegate.layer.respond(query.query, payload))
+        await trio.lowlevel.checkpoint()
