@@ -40,7 +40,6 @@ import random
 
 import attrs
 
-from . import codec
 from ._effects import Effects
 from ._membership import Membership
 from .config import Config
@@ -238,7 +237,7 @@ class MemberState:
             StateChanged(member=owner, key=key, value=entry.value, version=entry.version)
         )
         delta = _delta(owner, key, entry)
-        self.effects.gossip_state((owner, key), codec.encode_message(delta))
+        self.effects.gossip_state((owner, key), self.effects.wire.encode_message(delta))
 
     # ------------------------------------------------------------------ the exchange
 
@@ -264,7 +263,7 @@ class MemberState:
             versions=tuple(digest.values()),
             deltas=(),
         )
-        payload = codec.encode_stream(request)
+        payload = self.effects.wire.encode_stream(request)
         self.effects.counters["state_exchanges"] += 1
         self.effects.counters["state_bytes_sent"] += len(payload)
         self.effects.stream(StreamPurpose.STATE, address, payload)
@@ -274,7 +273,7 @@ class MemberState:
         theirs = dict(zip(message.owners, message.versions, strict=True))
         if message.push:
             self._apply_set(message.deltas, theirs, now)
-            reply = codec.encode_stream(Ack(seq=0))
+            reply = self.effects.wire.encode_stream(Ack(seq=0))
         else:
             digest = self.digest()
             answer = StateSync(
@@ -284,7 +283,7 @@ class MemberState:
                 versions=tuple(digest.values()),
                 deltas=self._missing(theirs),
             )
-            reply = codec.encode_stream(answer)
+            reply = self.effects.wire.encode_stream(answer)
         self.effects.counters["state_bytes_sent"] += len(reply)
         self.effects.output(StreamReply(token=token, payload=reply))
         return True
@@ -307,7 +306,7 @@ class MemberState:
                 versions=tuple(digest.values()),
                 deltas=missing,
             )
-            payload = codec.encode_stream(push)
+            payload = self.effects.wire.encode_stream(push)
             self.effects.counters["state_bytes_sent"] += len(payload)
             self.effects.stream(StreamPurpose.STATE, address, payload)
         return True

@@ -31,6 +31,7 @@ from .errors import DecodeError
 from .messages import MAX_NAME_LENGTH, Message, PushPull, StateSync
 
 __all__ = [
+    "MAX_DATAGRAM_MESSAGES",
     "MAX_DATAGRAM_SIZE",
     "MAX_NAME_LENGTH",
     "MAX_STREAM_SIZE",
