@@ -43,7 +43,7 @@ import attrs
 from ._effects import Effects
 from ._membership import Membership
 from .config import Config
-from .errors import NotRunning, StateLimitExceeded
+from .errors import NotRunning, StateLimitExceeded, WireUnsupported
 from .events import StateChanged
 from .messages import MAX_NAME_LENGTH, Ack, Message, StateDelta, StateSync
 from .outputs import StreamPurpose, StreamReply
@@ -125,6 +125,8 @@ class MemberState:
     def start(self, now: float) -> None:
         """Begin: the exchange timer (at a random phase), and the clock of our versions."""
         self._start = now
+        if not self.effects.wire.CARRIES_STATE:
+            return  # no exchange to run (memberlist's wire has no state)
         delay = self.rng.uniform(0, self.config.state_sync_interval)
         self.effects.schedule(now + delay, StateSyncTick())
 
@@ -163,6 +165,9 @@ class MemberState:
         return self._write(key, None, now)
 
     def _check_key(self, key: str) -> None:
+        wire = self.effects.wire
+        if not wire.CARRIES_STATE:
+            raise WireUnsupported("member state", wire.NAME)
         if self.membership.leaving:
             raise NotRunning("cannot change state after leaving")
         if not isinstance(key, str):

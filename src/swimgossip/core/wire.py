@@ -32,6 +32,11 @@ class Wire(Protocol):
 
     #: The most messages ``join_packet`` takes for one datagram.
     MAX_DATAGRAM_MESSAGES: int
+    #: Its name, for errors ("swimgossip", "memberlist").
+    NAME: str
+    #: Whether it carries member state (``StateDelta``, ``StateSync``): without it the
+    #: engine runs no state exchange and ``set_state`` raises ``WireUnsupported``.
+    CARRIES_STATE: bool
 
     def encode_message(self, message: Message, /) -> bytes:
         """One message, ready to be joined into a datagram (with any per-message framing)."""
