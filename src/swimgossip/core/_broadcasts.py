@@ -104,14 +104,14 @@ class UserBroadcasts:
             self._epoch, self._counter = self.rng.getrandbits(31), 0
         message_id = (self._epoch << _COUNTER_BITS) | self._counter
         message = UserMessage(source=self.name, id=message_id, payload=payload)
-        encoded = codec.encode_message(message)
+        encoded = self.effects.wire.encode_message(message)
         limit = self.effects.budget // 2
         if len(encoded) > limit:
             if len(payload) > MAX_RELIABLE_BROADCAST:
                 raise MessageTooLarge(len(payload), MAX_RELIABLE_BROADCAST)
             self._counter += 1
             self._first_time(message.source, message.id)
-            frame = codec.encode_stream(message)
+            frame = self.effects.wire.encode_stream(message)
             for address in self.peers():
                 self.effects.stream(StreamPurpose.BROADCAST, address, frame, seq=message.id)
             self.effects.counters["user_broadcasts_sent_reliable"] += 1
@@ -125,7 +125,9 @@ class UserBroadcasts:
         """Deliver ``message`` if it is new to us, and gossip it on."""
         if not self._first_time(message.source, message.id):
             return
-        self.effects.gossip_user((message.source, message.id), codec.encode_message(message))
+        self.effects.gossip_user(
+            (message.source, message.id), self.effects.wire.encode_message(message)
+        )
         self.effects.counters["user_broadcasts_received"] += 1
         self.effects.output(UserDelivery(source=message.source, payload=message.payload))
 
@@ -136,7 +138,7 @@ class UserBroadcasts:
             self.effects.counters["user_broadcasts_received"] += 1
             self.effects.output(UserDelivery(source=message.source, payload=message.payload))
         self.effects.output(
-            StreamReply(token=token, payload=codec.encode_stream(Ack(seq=message.id)))
+            StreamReply(token=token, payload=self.effects.wire.encode_stream(Ack(seq=message.id)))
         )
         return True
 

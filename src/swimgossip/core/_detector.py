@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import attrs
 
-from . import codec
 from ._effects import Effects
 from ._membership import Membership
 from .awareness import Awareness
@@ -119,7 +118,7 @@ class Detector:
         if ping.target != self.name:
             return False
         self.effects.output(
-            StreamReply(token=token, payload=codec.encode_stream(Ack(seq=ping.seq)))
+            StreamReply(token=token, payload=self.effects.wire.encode_stream(Ack(seq=ping.seq)))
         )
         return True
 
@@ -231,7 +230,7 @@ class Detector:
             self.effects.stream(
                 StreamPurpose.PING,
                 probe.address,
-                codec.encode_stream(Ping(seq=probe.seq, target=probe.target)),
+                self.effects.wire.encode_stream(Ping(seq=probe.seq, target=probe.target)),
                 seq=probe.seq,
                 deadline=probe.ends,
             )

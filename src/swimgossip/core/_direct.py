@@ -77,7 +77,7 @@ class DirectMessages:
         )
         counters = self.effects.counters
         if not reliable:
-            encoded = codec.encode_message(message)
+            encoded = self.effects.wire.encode_message(message)
             limit = self.effects.budget
             if len(encoded) > limit:
                 raise MessageTooLarge(len(payload), limit - (len(encoded) - len(payload)))
@@ -88,7 +88,10 @@ class DirectMessages:
             raise MessageTooLarge(len(payload), MAX_RELIABLE_PAYLOAD)
         self._refs[message.id] = ref
         self.effects.stream(
-            StreamPurpose.DIRECT, member.address, codec.encode_stream(message), seq=message.id
+            StreamPurpose.DIRECT,
+            member.address,
+            self.effects.wire.encode_stream(message),
+            seq=message.id,
         )
         counters["direct_sent_reliable"] += 1
 
@@ -100,7 +103,7 @@ class DirectMessages:
         """A reliable direct message arrived on a stream: deliver it and answer."""
         if not self._deliver(message, reliable=True):
             return True  # counted; no answer, the sender's stream fails
-        reply = codec.encode_stream(Ack(seq=message.id))
+        reply = self.effects.wire.encode_stream(Ack(seq=message.id))
         self.effects.output(StreamReply(token=token, payload=reply))
         return True
 

@@ -29,6 +29,7 @@ from .events import Event
 from .messages import Message
 from .outputs import Output, PublishEvent, ScheduleTimer, SendDatagram, StreamPurpose, StreamRequest
 from .timers import GossipTick, Timer
+from .wire import Wire
 
 __all__ = ["MAX_USER_QUEUE", "PACKET_HEADER", "Effects", "PendingStream"]
 
@@ -56,12 +57,14 @@ class Effects:
         rng: the engine's only source of randomness.
         budget: bytes of each datagram available for messages.
         cluster_size: how many members are active (the ``N`` of the retransmit limit).
+        wire: the byte format (``wire.py``); our ``codec`` by default.
     """
 
     config: Config
     rng: random.Random
     budget: int
     cluster_size: Callable[[], int]
+    wire: Wire = codec
     #: Counters of everything the engine did, read by the runtime's metrics.
     counters: Counter[str] = attrs.field(factory=Counter, init=False)
     #: Membership gossip (keyed by member name).
@@ -154,7 +157,8 @@ class Effects:
 
         Without primary messages, sends only if there is gossip; returns whether it sent.
         """
-        encoded = [codec.encode_message(m) for m in primary]
+        wire = self.wire
+        encoded = [wire.encode_message(m) for m in primary]
         room = self.budget - sum(len(e) for e in encoded)
         limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size())
         # Application broadcasts and state deltas each take at most half the room (a third
@@ -162,15 +166,15 @@ class Effects:
         queues = [q for q in (self.user_broadcasts, self.state_broadcasts) if q]
         share = room // (len(queues) + 1)
         for queue in queues:
-            count = codec.MAX_DATAGRAM_MESSAGES // 4
+            count = wire.MAX_DATAGRAM_MESSAGES // 4
             taken = queue.take(share, limit, max_count=count)
             room -= sum(len(e) for e in taken)
             encoded += taken
-        count = codec.MAX_DATAGRAM_MESSAGES - len(encoded)
+        count = wire.MAX_DATAGRAM_MESSAGES - len(encoded)
         encoded += self.broadcasts.take(room, limit, max_count=count)
         if not encoded:
             return False
-        payload = codec.join_packet(encoded)
+        payload = wire.join_packet(encoded)
         self.counters["datagrams_sent"] += 1
         self.counters["bytes_sent"] += len(payload)
         self._out.append(SendDatagram(address=address, payload=payload))
@@ -189,7 +193,7 @@ class Effects:
         A message larger than a whole datagram's budget could never be sent: it is not
         queued (counted in ``gossip_too_large``; push-pull still carries the state), and
         older news under ``key`` is dropped, being superseded."""
-        encoded = codec.encode_message(message)
+        encoded = self.wire.encode_message(message)
         if len(encoded) > self.budget:
             self.counters["gossip_too_large"] += 1
             self.broadcasts.discard(key)

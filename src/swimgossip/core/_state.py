@@ -40,11 +40,10 @@ import random
 
 import attrs
 
-from . import codec
 from ._effects import Effects
 from ._membership import Membership
 from .config import Config
-from .errors import NotRunning, StateLimitExceeded
+from .errors import NotRunning, StateLimitExceeded, WireUnsupported
 from .events import StateChanged
 from .messages import MAX_NAME_LENGTH, Ack, Message, StateDelta, StateSync
 from .outputs import StreamPurpose, StreamReply
@@ -126,6 +125,8 @@ class MemberState:
     def start(self, now: float) -> None:
         """Begin: the exchange timer (at a random phase), and the clock of our versions."""
         self._start = now
+        if not self.effects.wire.CARRIES_STATE:
+            return  # no exchange to run (memberlist's wire has no state)
         delay = self.rng.uniform(0, self.config.state_sync_interval)
         self.effects.schedule(now + delay, StateSyncTick())
 
@@ -164,6 +165,9 @@ class MemberState:
         return self._write(key, None, now)
 
     def _check_key(self, key: str) -> None:
+        wire = self.effects.wire
+        if not wire.CARRIES_STATE:
+            raise WireUnsupported("member state", wire.NAME)
         if self.membership.leaving:
             raise NotRunning("cannot change state after leaving")
         if not isinstance(key, str):
@@ -238,7 +242,7 @@ class MemberState:
             StateChanged(member=owner, key=key, value=entry.value, version=entry.version)
         )
         delta = _delta(owner, key, entry)
-        self.effects.gossip_state((owner, key), codec.encode_message(delta))
+        self.effects.gossip_state((owner, key), self.effects.wire.encode_message(delta))
 
     # ------------------------------------------------------------------ the exchange
 
@@ -264,7 +268,7 @@ class MemberState:
             versions=tuple(digest.values()),
             deltas=(),
         )
-        payload = codec.encode_stream(request)
+        payload = self.effects.wire.encode_stream(request)
         self.effects.counters["state_exchanges"] += 1
         self.effects.counters["state_bytes_sent"] += len(payload)
         self.effects.stream(StreamPurpose.STATE, address, payload)
@@ -274,7 +278,7 @@ class MemberState:
         theirs = dict(zip(message.owners, message.versions, strict=True))
         if message.push:
             self._apply_set(message.deltas, theirs, now)
-            reply = codec.encode_stream(Ack(seq=0))
+            reply = self.effects.wire.encode_stream(Ack(seq=0))
         else:
             digest = self.digest()
             answer = StateSync(
@@ -284,7 +288,7 @@ class MemberState:
                 versions=tuple(digest.values()),
                 deltas=self._missing(theirs),
             )
-            reply = codec.encode_stream(answer)
+            reply = self.effects.wire.encode_stream(answer)
         self.effects.counters["state_bytes_sent"] += len(reply)
         self.effects.output(StreamReply(token=token, payload=reply))
         return True
@@ -307,7 +311,7 @@ class MemberState:
                 versions=tuple(digest.values()),
                 deltas=missing,
             )
-            payload = codec.encode_stream(push)
+            payload = self.effects.wire.encode_stream(push)
             self.effects.counters["state_bytes_sent"] += len(payload)
             self.effects.stream(StreamPurpose.STATE, address, payload)
         return True

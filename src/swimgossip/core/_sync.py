@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import random
 
-from . import codec
 from ._effects import Effects
 from ._membership import Membership
 from .config import Config
@@ -76,7 +75,7 @@ class Sync:
         """
         if self.membership.leaving:
             raise NotRunning("cannot join after leaving")
-        payload = codec.encode_stream(self.membership.local_state(join=True))
+        payload = self.effects.wire.encode_stream(self.membership.local_state(join=True))
         for address in seeds:
             self.effects.stream(StreamPurpose.JOIN, address, payload)
 
@@ -84,7 +83,7 @@ class Sync:
         """A peer sent its state over a stream: merge it and reply with ours."""
         self.effects.counters["push_pulls_received"] += 1
         self.membership.merge_state(state, now)
-        reply = codec.encode_stream(self.membership.local_state())
+        reply = self.effects.wire.encode_stream(self.membership.local_state())
         self.effects.output(StreamReply(token=token, payload=reply))
         return True
 
@@ -150,7 +149,7 @@ class Sync:
             self._contacts.clear()
         self._contacts[address] = now
         self.effects.counters["first_contacts"] += 1
-        payload = codec.encode_stream(self.membership.local_state())
+        payload = self.effects.wire.encode_stream(self.membership.local_state())
         self.effects.stream(StreamPurpose.RECONNECT, address, payload)
 
     def failed(
@@ -178,7 +177,7 @@ class Sync:
         if peers:
             member = membership.get(peers[0])
             assert member is not None
-            payload = codec.encode_stream(membership.local_state())
+            payload = self.effects.wire.encode_stream(membership.local_state())
             self.effects.stream(StreamPurpose.PUSH_PULL, member.address, payload)
 
     def on_reap_tick(self, timer: ReapTick, now: float) -> None:
@@ -191,7 +190,7 @@ class Sync:
         self._reconnect_armed = False  # re-armed by arm_upkeep while any is remembered
         address = self.membership.reconnect_target(now)
         if address is not None:
-            payload = codec.encode_stream(self.membership.local_state())
+            payload = self.effects.wire.encode_stream(self.membership.local_state())
             self.effects.stream(StreamPurpose.RECONNECT, address, payload)
 
     def arm_upkeep(self) -> None:

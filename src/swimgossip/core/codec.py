@@ -31,6 +31,9 @@ from .errors import DecodeError
 from .messages import MAX_NAME_LENGTH, Message, PushPull, StateSync
 
 __all__ = [
+    "CARRIES_STATE",
+    "MAX_DATAGRAM_MESSAGES",
+    "NAME",
     "MAX_DATAGRAM_SIZE",
     "MAX_NAME_LENGTH",
     "MAX_STREAM_SIZE",
@@ -44,6 +47,9 @@ __all__ = [
     "join_packet",
 ]
 
+#: The wire's name and what it carries (``wire.Wire``: this module is the default wire).
+NAME = "swimgossip"
+CARRIES_STATE = True
 #: Protocol version; the first byte of every packet and stream frame.
 VERSION = 1
 #: Largest datagram the decoder looks at (the largest UDP payload).

@@ -95,6 +95,7 @@ from .timers import (
     SuspicionTimeout,
     Timer,
 )
+from .wire import Wire
 
 __all__ = ["Engine"]
 
@@ -128,6 +129,8 @@ class Engine:
             the UDP payload budget.
         state_epoch: the floor of our state versions: the wall clock in microseconds at
             start, so a restarted process never reuses a version (``_state.py``).
+        wire: the byte format of datagrams and streams (``wire.py``); our ``codec`` by
+            default, ``swimgossip.net.memberlist.MemberlistWire`` for memberlist's.
 
     Raises:
         ConfigError: ``name`` is empty, too long or not printable (``check_member_name``),
@@ -146,17 +149,19 @@ class Engine:
         meta: bytes = b"",
         envelope_overhead: int = 0,
         state_epoch: int = 0,
+        wire: Wire = codec,
     ) -> None:
         check_member_name(name)
         budget = config.udp_payload_size - envelope_overhead - PACKET_HEADER
         largest = Alive(
             name=name, address=address, incarnation=2**63, meta=bytes(config.meta_max_size)
         )
-        if len(codec.encode_message(largest)) > budget:
+        largest_size = len(wire.encode_message(largest))
+        if largest_size > budget:
             raise ConfigError(
                 "udp_payload_size",
                 f"{config.udp_payload_size} bytes cannot carry this member's alive claim with "
-                f"{config.meta_max_size} bytes of metadata ({len(codec.encode_message(largest))}"
+                f"{config.meta_max_size} bytes of metadata ({largest_size}"
                 f" bytes, {budget} left after headers and signing): raise it, or lower "
                 "meta_max_size",
             )
@@ -169,6 +174,7 @@ class Engine:
             config=config,
             rng=rng,
             budget=budget,
+            wire=wire,
             cluster_size=lambda: self._membership.active_count,
         )
         self._membership = membership = Membership(
@@ -485,7 +491,7 @@ class Engine:
         effects = self._effects
         effects.now = now
         try:
-            messages = codec.decode_packet(payload)
+            messages = effects.wire.decode_packet(payload)
         except DecodeError:
             effects.counters["packets_malformed"] += 1
             return []
@@ -521,7 +527,7 @@ class Engine:
         effects = self._effects
         effects.now = now
         try:
-            message = codec.decode_stream(payload)
+            message = effects.wire.decode_stream(payload)
         except DecodeError:
             effects.counters["streams_malformed"] += 1
             return []
@@ -538,7 +544,7 @@ class Engine:
         if pending is None:
             return []
         try:
-            message = codec.decode_stream(payload)
+            message = effects.wire.decode_stream(payload)
         except DecodeError:
             effects.counters["streams_malformed"] += 1
             return self._stream_lost(

@@ -53,6 +53,16 @@ class MetadataTooLarge(LocalError, ValueError):
         self.limit = limit
 
 
+class WireUnsupported(LocalError, ValueError):
+    """The node's wire has no counterpart for this message (memberlist mode has no state
+    deltas, application broadcasts or direct messages): nothing was sent."""
+
+    def __init__(self, message: str, wire: str) -> None:
+        super().__init__(f"{wire} wire cannot carry {message}")
+        self.message = message
+        self.wire = wire
+
+
 class MessageTooLarge(LocalError, ValueError):
     """An application broadcast cannot fit in one datagram; nothing was sent."""
 

@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import socket as stdlib_socket
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -168,13 +168,42 @@ class UdpTransport:
         """Accept connections forever; each serves one exchange within ``timeout`` seconds
         in total; at most ``max_streams`` at once (see the module docstring)."""
         counts: Counter[str] = Counter() if counters is None else counters
+
+        async def serve(stream: trio.SocketStream, source: str) -> None:
+            await self._serve_one(stream, source, handler, timeout, counts)
+
+        await self.serve_connections(serve, counters=counts, task_status=task_status)
+
+    def address_of(self, sockaddr: tuple[object, ...]) -> str:
+        """``"host:port"`` for a socket address this transport's sockets return."""
+        return _peer(sockaddr)
+
+    async def serve_connections(
+        self,
+        serve: Callable[[trio.SocketStream, str], Awaitable[None]],
+        *,
+        counters: Counter[str] | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections forever, at most ``max_streams`` at once, each served by
+        ``serve(stream, "host:port" of the peer)`` in its own task and then closed; what
+        a peer can cause (``FrameError``, resets) is counted and logged at debug. The
+        stream format is ``serve``'s (``serve_streams`` is ours, memberlist's is another)."""
+        counts: Counter[str] = Counter() if counters is None else counters
         active = 0
 
         async def serve_one(stream: trio.SocketStream) -> None:
             nonlocal active
             try:
                 async with stream:
-                    await self._serve_one(stream, handler, timeout, counts)
+                    source = _peer(stream.socket.getpeername())
+                    await serve(stream, source)
+            except FrameError as exc:
+                counts["streams_oversized" if exc.oversized else "streams_dropped"] += 1
+                logger.debug("stream from peer dropped: %s", exc)
+            except (OSError, trio.BrokenResourceError) as exc:
+                counts["streams_dropped"] += 1
+                logger.debug("stream from peer dropped: %s", exc)
             finally:
                 active -= 1
 
@@ -202,26 +231,19 @@ class UdpTransport:
     async def _serve_one(
         self,
         stream: trio.SocketStream,
+        source: str,
         handler: StreamHandler,
         timeout: float,
         counts: Counter[str],
     ) -> None:
-        try:
-            source = _peer(stream.socket.getpeername())
-            with trio.move_on_after(timeout) as deadline:
-                request = await read_frame(stream, self.max_frame)
-                reply = await handler(request, source)
-                if reply is not None:
-                    await write_frame(stream, reply)
-            if deadline.cancelled_caught:
-                counts["streams_timed_out"] += 1
-                logger.debug("stream from %s cut off after %ss", source, timeout)
-        except FrameError as exc:
-            counts["streams_oversized" if exc.oversized else "streams_dropped"] += 1
-            logger.debug("stream from peer dropped: %s", exc)
-        except (OSError, trio.BrokenResourceError) as exc:
-            counts["streams_dropped"] += 1
-            logger.debug("stream from peer dropped: %s", exc)
+        with trio.move_on_after(timeout) as deadline:
+            request = await read_frame(stream, self.max_frame)
+            reply = await handler(request, source)
+            if reply is not None:
+                await write_frame(stream, reply)
+        if deadline.cancelled_caught:
+            counts["streams_timed_out"] += 1
+            logger.debug("stream from %s cut off after %ss", source, timeout)
 
     async def aclose(self) -> None:
         """Close both sockets."""

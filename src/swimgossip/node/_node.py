@@ -21,16 +21,18 @@ ordinary subscription; a callback that raises is logged with its traceback and s
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -79,6 +81,10 @@ from ._joining import Joiner, SeedResolver
 from ._metrics import collect_metrics, metrics_text
 from ._runtime import Runtime
 from .errors import SendFailed
+
+if TYPE_CHECKING:
+    from ..net.memberlist import Delegate, MemberlistKeyring
+    from ._memberlist import MemberlistMode
 
 __all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
@@ -175,6 +181,8 @@ class Node:
     _callback_task: bool = False
     _left: bool = False
     _resolve_seed: SeedResolver | None = None
+    #: The memberlist wire mode's parts (``open_node(wire="memberlist")``), or None.
+    _memberlist: MemberlistMode | None = None
     #: The signal that made the node leave (``open_node(handle_signals=True)``), or None.
     stop_signal: signal.Signals | None = None
 
@@ -251,6 +259,9 @@ class Node:
             KeyringError: ``key`` is not a 16, 24 or 32-byte key.
             ConfigError: this node has no keyring.
         """
+        if self._memberlist is not None:
+            self._memberlist.keys().install(key)
+            return
         self._keys().install(key)
 
     def use_key(self, key: bytes) -> None:
@@ -261,6 +272,9 @@ class Node:
             KeyringError: ``key`` is not installed.
             ConfigError: this node has no keyring.
         """
+        if self._memberlist is not None:
+            self._memberlist.use_key(key)
+            return
         self._keys().use(key)
 
     def remove_key(self, key: bytes) -> None:
@@ -270,6 +284,9 @@ class Node:
             KeyringError: ``key`` is the primary key or is not installed.
             ConfigError: this node has no keyring.
         """
+        if self._memberlist is not None:
+            self._memberlist.keys().remove(key)
+            return
         self._keys().remove(key)
 
     def reload_keys(self, path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -538,6 +555,9 @@ class Node:
             NotRunning: the node has left.
         """
         name = member if isinstance(member, str) else member.name
+        if self._memberlist is not None:
+            await self._memberlist.send(self._engine, name, payload, reliable=reliable)
+            return
         if not reliable:
             await self._runtime.call(SendCommand(target=name, payload=payload, reliable=False))
             return
@@ -591,6 +611,9 @@ async def open_node(
     transport: Transport | None = None,
     resolver: HostResolver | None = None,
     handle_signals: bool = False,
+    wire: str = "own",
+    delegate: Delegate | None = None,
+    memberlist_keyring: MemberlistKeyring | None = None,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the duration of the ``async with`` block.
 
@@ -625,6 +648,16 @@ async def open_node(
             ``getaddrinfo``); for service discovery of your own, and for tests. Used with
             the node's own UDP transport.
         handle_signals: leave gracefully on SIGTERM / SIGINT (see above).
+        wire: ``"own"`` (our format, the default) or ``"memberlist"``: speak
+            hashicorp/memberlist's protocol and join a Serf / Consul / memberlist pool as
+            a full member (docs/protocol.md, "memberlist wire mode", lists what differs;
+            state, application broadcasts and our direct messages are refused with
+            ``WireUnsupported``). Needs the node's own sockets (no ``transport``).
+        delegate: (memberlist mode) the layer above, ``swimgossip.net.memberlist.Delegate``:
+            its meta, user messages, push-pull user state and join/leave/update hooks.
+        memberlist_keyring: (memberlist mode) encrypt with memberlist's AES-GCM and these
+            keys (``MemberlistKeyring([parse_serf_key(text)])`` for Serf's ``-encrypt``);
+            ``label`` is memberlist's label. ``keyring`` and ``security`` are not used.
 
     Raises:
         OSError: ``bind`` cannot be bound.
@@ -639,8 +672,22 @@ async def open_node(
         meta = encode_tags(tags)
     if security is None:
         security = SecurityMode.OFF if keyring is None else SecurityMode.REQUIRED
+    if wire not in ("own", "memberlist"):
+        raise ConfigError("wire", f"wire is 'own' or 'memberlist', not {wire!r}")
+    memberlist = wire == "memberlist"
+    if memberlist:
+        if keyring is not None or security not in (None, SecurityMode.OFF):
+            raise ConfigError(
+                "keyring",
+                "memberlist mode encrypts with memberlist_keyring=MemberlistKeyring(...); "
+                "our keyring and security modes do not apply",
+            )
+        if transport is not None:
+            raise ConfigError("transport", "memberlist mode binds its own UDP and TCP sockets")
+    elif delegate is not None or memberlist_keyring is not None:
+        raise ConfigError("wire", "delegate and memberlist_keyring need wire='memberlist'")
     settings = _SignerSettings(
-        label=label,
+        label=b"" if memberlist else label,
         replay_window=DEFAULT_REPLAY_WINDOW if replay_window is None else replay_window,
         replay_cache_size=(
             DEFAULT_REPLAY_CACHE_SIZE if replay_cache_size is None else replay_cache_size
@@ -653,23 +700,44 @@ async def open_node(
         overhead += SIGNATURE_OVERHEAD
     async with AsyncExitStack() as stack:
         resolve_seed: SeedResolver | None = None
+        mode: MemberlistMode | None = None
+        counters: Counter[str] = Counter()
         if transport is None:
             udp = await stack.enter_async_context(open_udp_transport(bind, resolver=resolver))
             transport, address = udp, advertised_address(udp, advertise)
             resolve_seed = udp.resolve_all
+            if memberlist:
+                from ._memberlist import MemberlistMode
+
+                mode, meta, overhead = MemberlistMode.build(
+                    udp,
+                    config=config,
+                    delegate=delegate,
+                    keyring=memberlist_keyring,
+                    label=label,
+                    meta=meta,
+                    counters=counters,
+                )
+                transport = mode.transport
         else:
             address = advertise if advertise is not None else transport.address
+        rng = random.Random(seed)
         engine = Engine(
             name=name,
             address=address,
             config=config,
-            rng=random.Random(seed),
+            rng=rng,
             meta=meta,
             envelope_overhead=overhead,
             # The floor of our state versions: a restart starts above the last run's.
             state_epoch=time.time_ns() // 1000,
+            **({} if mode is None else {"wire": mode.wire}),
         )
-        runtime = Runtime(engine, transport, signer, EventHub(engine.members))
+        runtime = Runtime(engine, transport, signer, EventHub(engine.members), counters)
+        if mode is not None:
+            from ..net.memberlist import notify_delegate
+
+            runtime.on_event = functools.partial(notify_delegate, mode.delegate)
         body_error: BaseException | None = None
         body_scope = trio.CancelScope()  # cancelled by handle_signals only
         async with trio.open_nursery() as nursery:
@@ -685,7 +753,11 @@ async def open_node(
                 transport,
                 nursery,
                 resolve_seed=resolve_seed,
+                memberlist=mode,
             )
+            if mode is not None:
+                gossip_rng = random.Random(None if seed is None else seed + 1)
+                nursery.start_soon(mode.gossip, engine, gossip_rng)
             if handle_signals:
                 await nursery.start(_leave_on_signal, node, body_scope)
             leave = False
@@ -738,6 +810,9 @@ async def serve_node(
     transport: Transport | None = None,
     resolver: HostResolver | None = None,
     handle_signals: bool = False,
+    wire: str = "own",
+    delegate: Delegate | None = None,
+    memberlist_keyring: MemberlistKeyring | None = None,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a node until it leaves; for ``node = await nursery.start(serve_node, name, ...)``.
@@ -762,6 +837,9 @@ async def serve_node(
         transport=transport,
         resolver=resolver,
         handle_signals=handle_signals,
+        wire=wire,
+        delegate=delegate,
+        memberlist_keyring=memberlist_keyring,
     ) as node:
         task_status.started(node)
         await node.wait_stopped()

@@ -49,7 +49,7 @@ import trio
 
 from ..core.engine import Engine
 from ..core.errors import NotRunning
-from ..core.events import MemberConflict, StateChanged
+from ..core.events import Event, MemberConflict, StateChanged
 from ..core.inputs import (
     Command,
     DatagramReceived,
@@ -138,6 +138,9 @@ class Runtime:
     leave_complete: trio.Event = attrs.field(factory=trio.Event)
     finished: trio.Event = attrs.field(factory=trio.Event)
     stopped: bool = False
+    #: Called with every membership event before it is published (memberlist mode: the
+    #: delegate's join / leave / update hooks). Must not block.
+    on_event: Callable[[Event], None] | None = None
     lag_last: float = 0.0
     lag_max: float = 0.0
     _timers: list[tuple[float, int, Timer]] = attrs.field(factory=list)
@@ -358,6 +361,8 @@ class Runtime:
                 event.member.address,
                 event.address,
             )
+        if self.on_event is not None:
+            self.on_event(event)
         self.hub.publish(event)
 
     def _report_join(self, outcome: JoinOutcome) -> None:

@@ -17,7 +17,15 @@ from ._crypto import (
     encrypted_length,
     parse_serf_key,
 )
-from ._delegate import USER_MESSAGE_OVERHEAD, Delegate, NoDelegate, retransmit_limit
+from ._delegate import (
+    USER_MESSAGE_OVERHEAD,
+    Delegate,
+    NoDelegate,
+    notify_delegate,
+    retransmit_limit,
+)
+from ._transport import MemberlistTransport
+from ._wire import MemberlistWire
 from .codec import (
     Ack,
     Alive,
@@ -60,6 +68,9 @@ __all__ = [
     "USER_MESSAGE_OVERHEAD",
     "Delegate",
     "NoDelegate",
+    "MemberlistTransport",
+    "MemberlistWire",
+    "notify_delegate",
     "retransmit_limit",
     "DEFAULT_VSN",
     "from_memberlist",

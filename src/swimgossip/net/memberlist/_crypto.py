@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import DecryptError, WireError
+from .errors import DecryptError, Truncated, WireError
 
 __all__ = [
     "KEY_SIZES",
@@ -119,7 +119,7 @@ def decrypt_stream(
     if size > limit:
         raise WireError(f"remote node state is larger than limit ({limit})")
     if len(data) < 5 + size:
-        raise WireError("encrypted stream is truncated")
+        raise Truncated("encrypted stream is truncated")
     aad = data[:5] + label.encode()
     return decrypt_payload(keys, data[5 : 5 + size], aad), 5 + size
 

@@ -39,9 +39,16 @@ from __future__ import annotations
 import math
 from typing import Protocol, runtime_checkable
 
+from ...core.events import Event, MemberFailed, MemberJoined, MemberLeft, MemberUpdated
 from ...core.member import Member
 
-__all__ = ["USER_MESSAGE_OVERHEAD", "Delegate", "NoDelegate", "retransmit_limit"]
+__all__ = [
+    "USER_MESSAGE_OVERHEAD",
+    "Delegate",
+    "NoDelegate",
+    "notify_delegate",
+    "retransmit_limit",
+]
 
 #: Bytes a ``userMsg`` costs in a compound datagram besides its payload: its type byte
 #: and the compound's 2-byte length.
@@ -123,3 +130,14 @@ class NoDelegate:
 
     def notify_update(self, member: Member) -> None:
         """Ignore."""
+
+
+def notify_delegate(delegate: Delegate, event: Event) -> None:
+    """Call the delegate's join / leave / update hook for a membership event (the others,
+    suspicion and recovery, have no counterpart in memberlist's ``EventDelegate``)."""
+    if isinstance(event, MemberJoined):
+        delegate.notify_join(event.member)
+    elif isinstance(event, MemberUpdated):
+        delegate.notify_update(event.member)
+    elif isinstance(event, (MemberFailed, MemberLeft)):
+        delegate.notify_leave(event.member)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Union
 
-from .errors import MsgpackError
+from .errors import MsgpackError, Truncated
 
 __all__ = [
     "MAX_DEPTH",
@@ -114,7 +114,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         end = self.pos + n
         if end > len(self.buf):
-            raise MsgpackError(f"msgpack truncated: need {n} bytes at offset {self.pos}")
+            raise Truncated(f"msgpack truncated: need {n} bytes at offset {self.pos}")
         out = self.buf[self.pos : end]
         self.pos = end
         return out
@@ -126,7 +126,7 @@ class _Reader:
     def container(self, n: int) -> int:
         # every element takes at least one byte: refuse a count the bytes cannot hold
         if n > len(self.buf) - self.pos:
-            raise MsgpackError(f"msgpack container of {n} items is longer than the input")
+            raise Truncated(f"msgpack container of {n} items is longer than the input")
         return n
 
     def value(self, depth: int) -> Value:

@@ -29,6 +29,7 @@ from .errors import (
     CompressionError,
     LabelError,
     MsgpackError,
+    Truncated,
     UnknownMessageType,
     WireError,
 )
@@ -57,7 +58,11 @@ __all__ = [
     "decode_message",
     "decode_packet",
     "decode_push_pull",
+    "decode_user_stream",
+    "decompressed",
     "encode_message",
+    "encode_user_stream",
+    "stream_message_end",
     "encode_push_pull",
     "make_compound",
     "remove_label",
@@ -595,10 +600,67 @@ def decode_push_pull(
             )
         )
     if len(buf) - pos < user_len:
-        raise WireError(f"failed to read full user state ({len(buf) - pos} / {user_len})")
+        raise Truncated(f"failed to read full user state ({len(buf) - pos} / {user_len})")
     return PushPull(
         join=_bool(header, "Join"), nodes=tuple(nodes), user_state=buf[pos : pos + user_len]
     )
+
+
+def decompressed(buf: bytes, *, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """``buf`` itself, or what it holds if it is a ``compressMsg``."""
+    if not buf:
+        raise MsgpackError("empty message")
+    if buf[0] != MessageType.COMPRESS:
+        return buf
+    plain, _ = _decompress(buf, 1, limit)
+    return plain
+
+
+def stream_message_end(buf: bytes) -> int:
+    """Where the first plain (unencrypted) stream message in ``buf`` ends: a push-pull,
+    ping, ack, user message or error response, compressed or not, as memberlist writes
+    one on a stream without a length. ``Truncated`` if ``buf`` holds only part of it
+    (read more), another ``WireError`` if it can never be one."""
+    if not buf:
+        raise Truncated("empty stream")
+    kind = buf[0]
+    if kind == MessageType.PUSH_PULL:
+        decode_push_pull(buf)
+        return len(buf)  # the last thing on the stream: nothing follows it
+    if kind == MessageType.USER:
+        header, pos = _struct(buf, 1)
+        size = _int(header, "UserMsgLen")
+        if size < 0 or size > MAX_PUSH_STATE_BYTES:
+            raise WireError(f"user message length {size} is out of bounds")
+        if len(buf) - pos < size:
+            raise Truncated("user message truncated")
+        return pos + size
+    if kind in (
+        MessageType.COMPRESS,
+        MessageType.PING,
+        MessageType.ACK,
+        MessageType.NACK,
+        MessageType.ERR,
+    ):
+        _, end = _struct(buf, 1)
+        return end
+    raise UnknownMessageType(kind)
+
+
+def encode_user_stream(payload: bytes) -> bytes:
+    """A ``userMsg`` as memberlist sends it on a stream: type, ``{UserMsgLen}``, payload."""
+    return bytes((MessageType.USER,)) + pack_map([("UserMsgLen", pack_int(len(payload)))]) + payload
+
+
+def decode_user_stream(buf: bytes) -> bytes:
+    """The payload of a whole stream ``userMsg`` (see ``encode_user_stream``)."""
+    if not buf:
+        raise MsgpackError("empty message")
+    if buf[0] != MessageType.USER:
+        raise UnknownMessageType(buf[0])
+    end = stream_message_end(buf)
+    _, pos = _struct(buf, 1)
+    return buf[pos:end]
 
 
 #: A decoder the fuzz tests drive: every one raises only ``WireError``.
@@ -607,4 +669,7 @@ DECODERS: tuple[Callable[[bytes], object], ...] = (
     decode_packet,
     decode_push_pull,
     remove_label,
+    stream_message_end,
+    decompressed,
+    decode_user_stream,
 )

@@ -7,6 +7,7 @@ a caller counts the packet and drops it::
     `-- RemoteError
         `-- WireError                 memberlist bytes we do not accept
             |-- MsgpackError          malformed, truncated or too deep msgpack
+            |   `-- Truncated         the input ends early (a stream: read more)
             |-- UnknownMessageType    a message type byte we do not know
             |-- ChecksumMismatch      a CRC-wrapped packet whose CRC does not match
             |-- LabelError            a label header truncated, empty or unexpected
@@ -24,6 +25,7 @@ __all__ = [
     "DecryptError",
     "LabelError",
     "MsgpackError",
+    "Truncated",
     "UnknownMessageType",
     "WireError",
 ]
@@ -35,6 +37,10 @@ class WireError(RemoteError, ValueError):
 
 class MsgpackError(WireError):
     """A msgpack body is truncated, malformed, too deep, or has the wrong shape."""
+
+
+class Truncated(MsgpackError):
+    """The input ends before the message does (on a stream: more bytes may complete it)."""
 
 
 class UnknownMessageType(WireError):

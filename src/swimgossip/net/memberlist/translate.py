@@ -11,13 +11,21 @@ needs, pure functions. Each semantic difference is listed in docs/protocol.md
 - memberlist's push-pull has no sender and no ``suspected_by``: the caller supplies the
   peer's name; suspicions arrive without who raised them.
 - ``Vsn`` (protocol and delegate versions) has no counterpart in our messages: outgoing
-  alives and node states carry ``vsn`` as given (``DEFAULT_VSN`` by default).
+  alives and node states carry ``vsn`` as given (``DEFAULT_VSN`` by default), or what
+  ``vsn_of(name)`` says (a wire remembers each member's own: a Go node refutes an alive
+  about itself whose versions differ from its own).
+- Incarnations: memberlist ignores an alive at incarnation 0 for a node it does not know
+  (its own nodes start at 1), ours start at 0; ``shift`` is added on the way out and taken
+  off on the way in (never below 0): the memberlist wire mode uses 1.
 - memberlist's ``userMsg`` is the delegate's (Serf's) and has no mapping here.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+
+import attrs
 
 from ...core import messages as core
 from ...core.member import Member, Status
@@ -48,9 +56,11 @@ def _ip_port(address: str) -> tuple[bytes, int]:
         raise ValueError(f"memberlist needs an IP address, not {host!r}") from None
 
 
-def from_memberlist(message: ml.Message) -> core.Message | None:
+def from_memberlist(message: ml.Message, *, shift: int = 0) -> core.Message | None:
     """The engine message for a memberlist one; ``None`` for what has no counterpart
     (``userMsg``, ``errResp``). ``WireError`` for an address that is not an IP."""
+    if shift and isinstance(message, (ml.Alive, ml.Suspect, ml.Dead)):
+        message = attrs.evolve(message, incarnation=max(0, message.incarnation - shift))
     if isinstance(message, ml.Ping):
         return core.Ping(seq=message.seq_no, target=message.node)
     if isinstance(message, ml.Ack):
@@ -82,9 +92,13 @@ def from_memberlist(message: ml.Message) -> core.Message | None:
     return None
 
 
-def to_memberlist(message: core.Message, *, vsn: bytes = DEFAULT_VSN) -> ml.Message | None:
+def to_memberlist(
+    message: core.Message, *, vsn: bytes = DEFAULT_VSN, shift: int = 0
+) -> ml.Message | None:
     """The memberlist message for an engine one; ``None`` for what memberlist has no
     counterpart for (our user and direct messages, push-pull: see ``to_push_pull``)."""
+    if shift and isinstance(message, (core.Alive, core.Suspect, core.Dead, core.Left)):
+        message = attrs.evolve(message, incarnation=message.incarnation + shift)
     if isinstance(message, core.Ping):
         return ml.Ping(seq_no=message.seq, node=message.target)
     if isinstance(message, core.Ack):
@@ -115,7 +129,7 @@ def to_memberlist(message: core.Message, *, vsn: bytes = DEFAULT_VSN) -> ml.Mess
     return None
 
 
-def from_push_pull(message: ml.PushPull, *, source: str) -> core.PushPull:
+def from_push_pull(message: ml.PushPull, *, source: str, shift: int = 0) -> core.PushPull:
     """Our push-pull for memberlist's; ``source`` is the peer's name (memberlist's
     push-pull does not carry it). ``WireError`` for an unknown state or a bad address."""
     members = []
@@ -129,7 +143,7 @@ def from_push_pull(message: ml.PushPull, *, source: str) -> core.PushPull:
                 name=node.name,
                 address=_address(node.addr, node.port),
                 status=status,
-                incarnation=node.incarnation,
+                incarnation=max(0, node.incarnation - shift),
                 meta=node.meta,
             )
         )
@@ -137,7 +151,12 @@ def from_push_pull(message: ml.PushPull, *, source: str) -> core.PushPull:
 
 
 def to_push_pull(
-    message: core.PushPull, *, user_state: bytes = b"", vsn: bytes = DEFAULT_VSN
+    message: core.PushPull,
+    *,
+    user_state: bytes = b"",
+    vsn: bytes = DEFAULT_VSN,
+    vsn_of: Callable[[str], bytes] | None = None,
+    shift: int = 0,
 ) -> ml.PushPull:
     """memberlist's push-pull for ours (``suspected_by`` and boot ids are dropped)."""
     nodes = []
@@ -149,9 +168,9 @@ def to_push_pull(
                 addr=addr,
                 port=port,
                 meta=member.meta,
-                incarnation=member.incarnation,
+                incarnation=member.incarnation + shift,
                 state=int(member.status),
-                vsn=vsn,
+                vsn=vsn if vsn_of is None else vsn_of(member.name),
             )
         )
     return ml.PushPull(join=message.join, nodes=tuple(nodes), user_state=user_state)
