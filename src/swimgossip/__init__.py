@@ -47,6 +47,7 @@ from .core import (
 if TYPE_CHECKING:
     from .core.outputs import DirectDelivery, UserDelivery
     from .net import Transport, format_address, parse_address
+    from .net.serf import QueryReceived, UserEventReceived
     from .node import (
         DirectMessageStream,
         EventsLost,
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
         Node,
         NodeEvent,
         SendFailed,
+        SerfEventStream,
+        SerfHandle,
         StateStream,
         Subscription,
         open_node,
@@ -84,6 +87,10 @@ _LAZY = {
     "Node": "swimgossip.node",
     "open_node": "swimgossip.node",
     "serve_node": "swimgossip.node",
+    "SerfEventStream": "swimgossip.node",
+    "SerfHandle": "swimgossip.node",
+    "UserEventReceived": "swimgossip.net.serf",
+    "QueryReceived": "swimgossip.net.serf",
     "Transport": "swimgossip.net",
     "format_address": "swimgossip.net",
     "parse_address": "swimgossip.net",
@@ -131,10 +138,13 @@ __all__ = [
     "NodeEvent",
     "NotRunning",
     "PRESETS",
+    "QueryReceived",
     "RemoteError",
     "SecurityError",
     "SecurityMode",
     "SendFailed",
+    "SerfEventStream",
+    "SerfHandle",
     "StateChanged",
     "StateLimitExceeded",
     "StateStream",
@@ -144,6 +154,7 @@ __all__ = [
     "Transport",
     "UnknownMember",
     "UserDelivery",
+    "UserEventReceived",
     "__version__",
     "decode_tags",
     "encode_tags",

@@ -18,6 +18,7 @@ from ._events import (
 )
 from ._hosted import host_node, join_within
 from ._node import Node, open_node, serve_node
+from ._serf import SerfEventStream, SerfHandle
 from .errors import JoinError, SendFailed
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "Node",
     "NodeEvent",
     "SendFailed",
+    "SerfEventStream",
+    "SerfHandle",
     "Subscription",
     "host_node",
     "join_within",

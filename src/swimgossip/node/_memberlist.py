@@ -68,9 +68,10 @@ class MemberlistMode:
         label: bytes | str,
         meta: bytes,
         counters: Counter[str],
+        wire_type: type[MemberlistWire] = MemberlistWire,
     ) -> tuple[MemberlistMode, bytes, int]:
         """The parts, the meta to announce (the delegate's if there is one) and the bytes
-        the envelope takes from each datagram."""
+        the envelope takes from each datagram. ``wire_type``: ``SerfWire`` in serf mode."""
         text = label.decode() if isinstance(label, bytes) else label
         overhead = len(add_label(b"", text))
         if keyring is not None:
@@ -80,7 +81,7 @@ class MemberlistMode:
         else:
             meta = delegate.node_meta(config.meta_max_size)
         budget = config.udp_payload_size - overhead - _PACKET_HEADER
-        wire = MemberlistWire(budget=budget, delegate=delegate, counters=counters)
+        wire = wire_type(budget=budget, delegate=delegate, counters=counters)
         transport = MemberlistTransport(
             udp, delegate, keyring=keyring, label=text, counters=counters
         )
@@ -114,6 +115,11 @@ class MemberlistMode:
         if len(payload) + 1 > self.wire.budget:
             raise MessageTooLarge(len(payload), self.wire.budget - 1)
         await self.transport.send_datagram(member.address, bytes((MessageType.USER,)) + payload)
+
+    async def send_user_datagram(self, address: str, payload: bytes) -> None:
+        """A ``userMsg`` datagram to ``address`` (member or not: Serf acks a query to the
+        querier's address). ``OSError`` if it cannot be sent."""
+        await self.transport.send_datagram(address, bytes((MessageType.USER,)) + payload)
 
     async def gossip(self, engine: Engine, rng: random.Random) -> None:
         """Send the delegate's broadcasts every gossip interval (forever)."""

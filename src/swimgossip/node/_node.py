@@ -58,7 +58,7 @@ from ..core.inputs import (
 )
 from ..core.member import Member, Status
 from ..core.outputs import DirectDelivery, UserDelivery
-from ..core.tags import encode_tags, matches_tags
+from ..core.tags import decode_tags, encode_tags, matches_tags
 from ..net import HostResolver, Transport, advertised_address, open_udp_transport
 from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
@@ -84,7 +84,9 @@ from .errors import SendFailed
 
 if TYPE_CHECKING:
     from ..net.memberlist import Delegate, MemberlistKeyring
+    from ..net.memberlist._wire import MemberlistWire
     from ._memberlist import MemberlistMode
+    from ._serf import SerfDelegate, SerfHandle
 
 __all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
@@ -183,6 +185,8 @@ class Node:
     _resolve_seed: SeedResolver | None = None
     #: The memberlist wire mode's parts (``open_node(wire="memberlist")``), or None.
     _memberlist: MemberlistMode | None = None
+    #: Serf's layer (``open_node(wire="serf")``), or None.
+    _serf: SerfDelegate | None = None
     #: The signal that made the node leave (``open_node(handle_signals=True)``), or None.
     stop_signal: signal.Signals | None = None
 
@@ -318,6 +322,16 @@ class Node:
         if self.keyring is None:
             raise ConfigError("keyring", "this node was started without a keyring")
         return self.keyring
+
+    @property
+    def serf(self) -> SerfHandle:
+        """Serf's side of a node opened with ``wire="serf"``: user events
+        (``user_event``, ``events()``), tags, queries. ``ConfigError`` in other modes."""
+        if self._serf is None:
+            raise ConfigError("wire", "node.serf needs open_node(wire='serf')")
+        from ._serf import SerfHandle
+
+        return SerfHandle(self._serf, self.update_tags)
 
     # ------------------------------------------------------------------ subscribing
 
@@ -468,15 +482,29 @@ class Node:
             transport=self._transport,
             resolve_seed=self._resolve_seed,
         )
-        return await joiner.join(seeds)
+        answered = await joiner.join(seeds)
+        if self._serf is not None and answered:
+            self._serf.layer.join()  # Serf's join intent, at our (now witnessed) clock
+        return answered
 
     async def update_meta(self, meta: bytes) -> None:
         """Announce new metadata to the cluster.
 
         Raises:
             MetadataTooLarge: over ``config.meta_max_size``.
+            ValueError: (serf mode) the tags exceed Serf's 512 bytes encoded.
             NotRunning: the node has left.
+
+        In serf mode the metadata is tags (anything else is announced as no tags), kept
+        with keys sorted as they come back from Serf's encoding.
         """
+        if self._serf is not None:
+            from ..net.serf._wire import canonical_meta
+
+            meta = canonical_meta(meta)
+            await self._runtime.call(UpdateMetaCommand(meta=meta))
+            self._serf.layer.set_tags(decode_tags(meta))  # for query tag filters
+            return
         await self._runtime.call(UpdateMetaCommand(meta=meta))
 
     async def update_tags(self, tags: Mapping[str, str]) -> None:
@@ -578,6 +606,11 @@ class Node:
             return
         self._left = True
         runtime = self._runtime
+        if self._serf is not None and not runtime.stopped:
+            # Serf's leave intent first, so that Serf records "left", not "failed"
+            self._serf.start_leave()
+            with trio.move_on_after(self.config.leave_timeout / 2):
+                await self._serf.leave_sent.wait()
         with trio.move_on_after(self.config.leave_timeout) as scope:
             if not runtime.stopped:
                 await runtime.call(LeaveCommand())
@@ -672,9 +705,21 @@ async def open_node(
         meta = encode_tags(tags)
     if security is None:
         security = SecurityMode.OFF if keyring is None else SecurityMode.REQUIRED
-    if wire not in ("own", "memberlist"):
-        raise ConfigError("wire", f"wire is 'own' or 'memberlist', not {wire!r}")
-    memberlist = wire == "memberlist"
+    if wire not in ("own", "memberlist", "serf"):
+        raise ConfigError("wire", f"wire is 'own', 'memberlist' or 'serf', not {wire!r}")
+    memberlist = wire in ("memberlist", "serf")
+    serf: SerfDelegate | None = None
+    if wire == "serf":
+        if delegate is not None:
+            raise ConfigError("delegate", "serf mode's delegate is Serf's layer itself")
+        from ..net.serf import SerfLayer
+        from ._serf import SerfDelegate
+
+        try:
+            serf = SerfDelegate(SerfLayer(name, tags=decode_tags(meta)))
+        except ValueError as exc:
+            raise ConfigError("tags", str(exc)) from None
+        delegate = serf
     if memberlist:
         if keyring is not None or security not in (None, SecurityMode.OFF):
             raise ConfigError(
@@ -707,8 +752,15 @@ async def open_node(
             transport, address = udp, advertised_address(udp, advertise)
             resolve_seed = udp.resolve_all
             if memberlist:
+                from ..net.memberlist._wire import MemberlistWire
                 from ._memberlist import MemberlistMode
 
+                if serf is not None:
+                    from ..net.serf._wire import SerfWire
+
+                    wire_type: type[MemberlistWire] = SerfWire
+                else:
+                    wire_type = MemberlistWire
                 mode, meta, overhead = MemberlistMode.build(
                     udp,
                     config=config,
@@ -717,6 +769,7 @@ async def open_node(
                     label=label,
                     meta=meta,
                     counters=counters,
+                    wire_type=wire_type,
                 )
                 transport = mode.transport
         else:
@@ -754,10 +807,13 @@ async def open_node(
                 nursery,
                 resolve_seed=resolve_seed,
                 memberlist=mode,
+                serf=serf,
             )
             if mode is not None:
                 gossip_rng = random.Random(None if seed is None else seed + 1)
                 nursery.start_soon(mode.gossip, engine, gossip_rng)
+            if serf is not None and mode is not None:
+                nursery.start_soon(serf.run_sends, mode.send_user_datagram)
             if handle_signals:
                 await nursery.start(_leave_on_signal, node, body_scope)
             leave = False
@@ -775,6 +831,8 @@ async def open_node(
             if leave or body_scope.cancelled_caught:
                 await node.leave()
             runtime.stop()
+            if serf is not None:
+                serf.close()
             nursery.cancel_scope.cancel()
         if body_error is not None:
             raise body_error

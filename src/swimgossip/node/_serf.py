@@ -19,7 +19,13 @@ import attrs
 import trio
 
 from ..core.member import Member
-from ..net.serf import QueryReceived, SendTo, SerfLayer, UserEventReceived
+from ..net.serf import (
+    QueryReceived,
+    SendTo,
+    SerfLayer,
+    UserEventReceived,
+    serf_meta_to_ours,
+)
 
 __all__ = ["MAX_PENDING_SENDS", "SerfDelegate", "SerfEvent", "SerfEventStream", "SerfHandle"]
 
@@ -111,8 +117,9 @@ class SerfDelegate:
     # --- memberlist's delegate hooks -------------------------------------------------
 
     def node_meta(self, limit: int) -> bytes:
-        """Our tags, as Serf encodes them."""
-        return self.layer.node_meta(limit)
+        """Our tags as the engine holds them (our encoding: ``SerfWire`` puts them in
+        Serf's on the way out), canonical (keys sorted)."""
+        return serf_meta_to_ours(self.layer.node_meta(limit))
 
     def notify_message(self, payload: bytes) -> None:
         """A Serf message arrived."""
@@ -179,11 +186,11 @@ class SerfHandle:
 
     Args:
         delegate: the node's ``SerfDelegate``.
-        update_meta: the node's ``update_meta`` (announces new meta with a new ``alive``).
+        update_tags: the node's ``update_tags`` (announces them with a new ``alive``).
     """
 
     _delegate: SerfDelegate
-    _update_meta: Callable[[bytes], Awaitable[None]]
+    _update_tags: Callable[[Mapping[str, str]], Awaitable[None]]
 
     @property
     def tags(self) -> Mapping[str, str]:
@@ -207,12 +214,13 @@ class SerfHandle:
 
     async def set_tags(self, tags: Mapping[str, str]) -> None:
         """Replace this node's tags; Serf agents see them (``serf members -detailed``).
+        The same as ``node.update_tags(tags)``.
 
         Raises:
-            ValueError: a key or value is not a ``str``, or they exceed 512 bytes encoded.
+            ConfigError: a key is empty or holds ``=``, or a key or value is not a str.
+            ValueError: they exceed Serf's 512 bytes encoded.
         """
-        meta = self._delegate.layer.set_tags(tags)
-        await self._update_meta(meta)
+        await self._update_tags(tags)
 
     async def respond(self, query: QueryReceived, payload: bytes) -> None:
         """Answer a query (a datagram to its source, best effort).
