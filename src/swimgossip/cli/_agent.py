@@ -13,14 +13,19 @@ without leaving (there is no cluster to tell). Problems found before the node ru
 bad key file, metadata too large) are ``AgentError`` with status 2, like argument errors.
 
 Event lines are ``{"ts", "event", "member", "address", "incarnation", "status", "meta"}``
-plus ``by`` and ``confirmations`` for ``suspected`` / ``failed``. If the printer falls
-behind the node, it prints ``{"ts", "event": "events_lost", "count"}`` followed by a fresh
-``joined`` line per live member (see ``swimgossip.node``). Logs go to stderr.
+plus ``by`` and ``confirmations`` for ``suspected`` / ``failed``. With ``--wire serf``,
+Serf's user events and queries are lines too: ``{"ts", "event": "user_event", "name",
+"payload", "ltime", "coalesce"}`` and ``{"ts", "event": "query", "name", "payload",
+"ltime", "from"}`` (``payload`` as text when it is UTF-8, else ``payload_base64``).
+If the printer falls behind the node, it prints ``{"ts", "event": "events_lost",
+"count"}`` followed by a fresh ``joined`` line per live member (see ``swimgossip.node``).
+Logs go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import signal
@@ -44,13 +49,15 @@ from ..core.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from ..node import EventsLost, JoinError, Node, NodeEvent, open_node
+from ..net.memberlist import MemberlistKeyring, parse_serf_key
+from ..net.serf import QueryReceived, UserEventReceived
+from ..node import EventsLost, JoinError, Node, NodeEvent, SerfEventStream, open_node
 from ..security import Keyring, KeyringError, SecurityMode
 from ._format import encode_meta, member_record, parse_meta_pair
 from ._status import serve_status
 from .errors import AgentError
 
-__all__ = ["PRESETS", "event_record", "run_agent"]
+__all__ = ["PRESETS", "event_record", "run_agent", "serf_record"]
 
 logger = logging.getLogger("swimgossip.agent")
 
@@ -131,6 +138,16 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
         "config": config,
         "meta": meta,
     }
+    wire = getattr(args, "wire", "own")
+    if wire != "own":
+        options["wire"] = wire
+        if getattr(args, "security", None) is not None:
+            raise AgentError(f"--security does not apply to --wire {wire} (use --key-file)", 2)
+        if args.key_file is not None:
+            options["memberlist_keyring"] = _memberlist_keyring(args.key_file)
+        if args.label:
+            options["label"] = args.label
+        return options
     if args.key_file is not None:
         try:
             options["keyring"] = Keyring.from_file(args.key_file)
@@ -149,6 +166,54 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.label:
         options["label"] = args.label
     return options
+
+
+def _memberlist_keyring(path: str) -> MemberlistKeyring:
+    """memberlist's keyring from ``path``: Serf's base64 keys, one per line (primary
+    first), or Serf's keyring file (a JSON list of them).
+
+    Raises:
+        AgentError: (status 2) unreadable file, or no valid key in it.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentError(f"--key-file: cannot read {path}: {exc}", 2) from None
+    stripped = text.strip()
+    try:
+        entries = json.loads(stripped) if stripped.startswith("[") else stripped.split()
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise ValueError("a JSON keyring file is a list of base64 keys")
+        keys = [parse_serf_key(entry) for entry in entries]
+        return MemberlistKeyring(keys)
+    except ValueError as exc:
+        raise AgentError(f"--key-file: {path}: {exc}", 2) from None
+
+
+def serf_record(event: UserEventReceived | QueryReceived, ts: float) -> dict[str, Any]:
+    """A Serf user event or query as the JSON object of an agent's output line."""
+    extra: dict[str, Any]
+    if isinstance(event, UserEventReceived):
+        record: dict[str, Any] = {"ts": ts, "event": "user_event", "name": event.name}
+        payload, extra = event.payload, {"ltime": event.ltime, "coalesce": event.coalesce}
+    else:
+        query = event.query
+        record = {"ts": ts, "event": "query", "name": query.name}
+        payload, extra = query.payload, {"ltime": query.ltime, "from": query.source_node}
+    try:
+        record["payload"] = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        record["payload_base64"] = base64.b64encode(payload).decode("ascii")
+    record.update(extra)
+    return record
+
+
+async def _print_serf_events(stream: SerfEventStream) -> None:
+    async for event in stream:
+        try:
+            _emit(serf_record(event, time.time()))
+        except BrokenPipeError:
+            return
 
 
 def _emit(record: dict[str, Any]) -> None:
@@ -258,6 +323,17 @@ async def _until_signal(node: Node, signals: AsyncIterator[int]) -> bool:
 
 
 def _log_running(node: Node, args: argparse.Namespace) -> None:
+    wire = getattr(args, "wire", "own")
+    if wire != "own":
+        logger.info(
+            "%s: running at %s (%s preset, %s wire, %s)",
+            node.name,
+            node.address,
+            args.preset,
+            wire,
+            "encrypted" if args.key_file else "not encrypted",
+        )
+        return
     logger.info(
         "%s: running at %s (%s preset, security %s%s)",
         node.name,
@@ -276,6 +352,7 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
     this node) before the error; after a join the first lines are the snapshot.
     """
     outcome = _Outcome()
+    serf_events = node.serf.events() if getattr(args, "wire", "own") == "serf" else None
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             where = None
@@ -296,6 +373,8 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
                 await _join(node, args.join, args.join_timeout, outcome)
             if not outcome.status:
                 nursery.start_soon(_print_events, node)
+                if serf_events is not None:
+                    nursery.start_soon(_print_serf_events, serf_events)
             if not outcome.status and not await _until_signal(node, signals):
                 outcome.status, outcome.message = 1, "the node stopped unexpectedly"
         if outcome.status:

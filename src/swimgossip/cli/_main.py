@@ -125,10 +125,20 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="timing preset (fast: about half lan's detection time, see docs/tuning.md)",
     )
     agent.add_argument(
+        "--wire",
+        choices=("own", "memberlist", "serf"),
+        default="own",
+        help="the wire format: own (default), memberlist (join a hashicorp/memberlist "
+        "pool), serf (join serf agents: --tag pairs are Serf tags; Serf user events and "
+        "queries are printed as user_event / query lines); see docs/interop.md",
+    )
+    agent.add_argument(
         "--key-file",
         metavar="FILE",
         help="sign packets with these keys: one base64 key per line, primary first "
-        "(make one with `swimgossip keygen`)",
+        "(make one with `swimgossip keygen`); with --wire memberlist or serf: encrypt as "
+        "memberlist does with Serf's base64 keys (`serf keygen`, one per line, or Serf's "
+        "keyring file, a JSON list)",
     )
     agent.add_argument(
         "--label",
