@@ -79,6 +79,8 @@ def read_stream_message(
     carry it in a label header; an ``answer`` carries none (Go writes none) but is
     encrypted with it as associated data. ``Truncated`` while more bytes are needed; any
     other ``WireError`` means the stream is refused."""
+    if not buf:
+        raise Truncated("nothing read yet")
     if not answer:
         if buf[:1] == bytes((ml.MessageType.HAS_LABEL,)) and (
             len(buf) < 2 or len(buf) < 2 + buf[1]

@@ -43,6 +43,8 @@ logger = logging.getLogger("swimgossip")
 _LENGTH = struct.Struct(">H")
 #: Our incarnation n is memberlist's n + 1 (memberlist ignores a new node at 0).
 INCARNATION_SHIFT = 1
+#: The newest memberlist protocol version we speak (memberlist's ProtocolVersionMax).
+PROTOCOL_MAX = 5
 #: Members whose version bytes are remembered (the oldest is forgotten beyond it).
 MAX_REMEMBERED_VERSIONS = 65_536
 #: Compound header: type byte and count byte.
@@ -87,6 +89,11 @@ class MemberlistWire:
         return self._versions.get(name, self.vsn)
 
     def _remember(self, name: str, vsn: bytes) -> None:
+        if vsn and vsn[0] > PROTOCOL_MAX:
+            raise WireError(
+                f"{name!r} needs memberlist protocol version {vsn[0]} or newer; we speak "
+                f"up to {PROTOCOL_MAX}"
+            )
         if len(vsn) < 6 or self._versions.get(name) == vsn:
             return
         if len(self._versions) >= MAX_REMEMBERED_VERSIONS and name not in self._versions:
@@ -182,6 +189,7 @@ class MemberlistWire:
                 if mapped is not None:
                     out.append(mapped)
         except WireError as exc:
+            logger.debug("memberlist packet dropped: %s", exc)
             raise DecodeError(f"memberlist: {exc}") from exc
         return out
 
@@ -192,16 +200,18 @@ class MemberlistWire:
             plain = ml.decompressed(data)
             if plain[0] == ml.MessageType.PUSH_PULL:
                 push_pull = ml.decode_push_pull(plain)
-                if push_pull.user_state:
-                    self.delegate.merge_remote_state(push_pull.user_state, push_pull.join)
                 for node in push_pull.nodes:
                     self._remember(node.name, node.vsn)
-                return from_push_pull(push_pull, source="", shift=INCARNATION_SHIFT)
+                mapped_push_pull = from_push_pull(push_pull, source="", shift=INCARNATION_SHIFT)
+                if push_pull.user_state:
+                    self.delegate.merge_remote_state(push_pull.user_state, push_pull.join)
+                return mapped_push_pull
             message = ml.decode_message(plain)
             if isinstance(message, ml.ErrorResponse):
                 raise WireError(f"the peer answered with an error: {message.error}")
             mapped = from_memberlist(message, shift=INCARNATION_SHIFT)
         except WireError as exc:
+            logger.debug("memberlist stream dropped: %s", exc)
             raise DecodeError(f"memberlist: {exc}") from exc
         if not isinstance(mapped, (core.Ping, core.Ack)):
             raise DecodeError(f"memberlist: a {type(message).__name__} is not a stream message")
