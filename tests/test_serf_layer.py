@@ -324,3 +324,21 @@ def test_malformed_input_is_counted_and_dropped_never_raised(data: bytes) -> Non
     layer.merge_remote_state(data, False)
     assert layer.messages_in + layer.messages_dropped >= (1 if data else 0)
     assert layer.messages_dropped == 0 or layer.last_error is not None
+
+
+def test_departed_members_are_bounded_oldest_forgotten() -> None:
+    layer = SerfLayer("py1", max_departed=2)
+    for name in ("a", "b", "c"):
+        layer.notify_join(member(name))
+        layer.notify_leave(member(name, Status.DEAD))
+    assert [layer.status_of(n) for n in ("a", "b", "c")] == [
+        SerfMemberStatus.NONE,
+        SerfMemberStatus.FAILED,
+        SerfMemberStatus.FAILED,
+    ]
+    layer.notify_join(member("b"))  # back: no longer departed
+    layer.notify_join(member("d"))
+    layer.notify_leave(member("d", Status.LEFT))
+    assert layer.status_of("b") is SerfMemberStatus.ALIVE
+    assert layer.status_of("d") is SerfMemberStatus.LEFT
+    assert layer.status_of("c") is SerfMemberStatus.FAILED

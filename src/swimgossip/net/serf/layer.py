@@ -242,6 +242,8 @@ class SerfLayer:
         retransmit_mult: memberlist's ``RetransmitMult`` (LAN: 4).
         max_queue_depth: the most broadcasts a queue holds (Serf's ``MaxQueueDepth``).
         max_intents: the most intents about not-yet-known members kept.
+        max_departed: the most left or failed members remembered (the oldest forgotten;
+            Serf forgets them after its 24 h tombstone and reconnect timeouts).
         replay_old_events: deliver the events a join's push-pull brings (``-replay``).
 
     Raises:
@@ -258,6 +260,7 @@ class SerfLayer:
         retransmit_mult: int = 4,
         max_queue_depth: int = 4096,
         max_intents: int = 4096,
+        max_departed: int = 4096,
         replay_old_events: bool = False,
     ) -> None:
         self.name = name
@@ -269,6 +272,8 @@ class SerfLayer:
         self.members: dict[str, _MemberState] = {name: _MemberState(SerfMemberStatus.ALIVE)}
         self._intents: dict[str, tuple[SerfMessageType, int]] = {}
         self._max_intents = max_intents
+        self._departed: dict[str, None] = {}  # left or failed members, oldest first
+        self._max_departed = max_departed
         self._events = _Ring(event_buffer)
         self._queries = _Ring(query_buffer)
         self._intent_queue = _Queue(max_queue_depth)
@@ -461,6 +466,7 @@ class SerfLayer:
             self.members[member.name] = state
         elif member.name != self.name or not self.leaving:
             state.status = SerfMemberStatus.ALIVE
+            self._departed.pop(member.name, None)
 
     def notify_leave(self, member: Member) -> None:
         """memberlist: ``member`` failed or left (Serf's ``handleNodeLeave``)."""
@@ -471,6 +477,15 @@ class SerfLayer:
             state.status = SerfMemberStatus.LEFT
         elif state.status is SerfMemberStatus.ALIVE:
             state.status = SerfMemberStatus.FAILED
+        else:
+            return
+        self._departed.pop(member.name, None)
+        self._departed[member.name] = None
+        while len(self._departed) > self._max_departed:
+            oldest = next(iter(self._departed))
+            del self._departed[oldest]
+            if oldest != self.name:
+                self.members.pop(oldest, None)
 
     def notify_update(self, member: Member) -> None:
         """memberlist: ``member`` changed its meta (tags) or address: nothing to keep."""
