@@ -5,9 +5,9 @@ Three ``serf agent -profile=local`` processes and two of our nodes (``Config.loc
 form one cluster. Then: ``serf members`` lists ours alive with their tags, ours list all
 five alive with the agents' tags; a ``serf event`` sent at one agent arrives at both of
 ours as ``UserEventReceived``; an event of ours reaches an agent's event handler; ``serf
-query`` counts both of ours as acks; a tag change of ours shows in ``serf members
--detailed``; a graceful leave of ours is ``left`` (not ``failed``) in Serf; the same node
-restarted on the same port is ``alive`` again with its tags.
+query`` counts both of ours as acks and gets py1's answer; a tag change of ours shows in
+``serf members -detailed``; a graceful leave of ours is ``left`` (not ``failed``) in
+Serf; the same node restarted on the same port is ``alive`` again with its tags.
 
 Every wait is bounded (``trio.fail_after``; polls of ``serf members``, an external
 process, are bounded in count and time); agents are killed by their pid. Needs the
@@ -30,7 +30,7 @@ import trio
 
 import swimgossip
 from swimgossip import Config, Node, Status
-from swimgossip.net.serf import UserEventReceived
+from swimgossip.net.serf import QueryReceived, UserEventReceived
 
 pytestmark = [
     pytest.mark.real_network,
@@ -170,6 +170,12 @@ async def first_event(node: Node, stream: swimgossip.SerfEventStream) -> UserEve
     raise AssertionError(f"{node.name}: the event stream ended")
 
 
+async def answer_queries(node: Node, stream: swimgossip.SerfEventStream) -> None:
+    async for event in stream:
+        if isinstance(event, QueryReceived) and event.query.name == "whoami":
+            await node.serf.respond(event, f"{node.name} here".encode())
+
+
 async def test_serf_agents_see_our_tags_events_leave_and_restart(
     agents: list[Agent], tmp_path: Path
 ) -> None:
@@ -210,9 +216,11 @@ async def test_serf_agents_see_our_tags_events_leave_and_restart(
                 while not (received.exists() and b"from-py1" in received.read_bytes()):
                     await trio.sleep(POLL)
 
-            # serf query: both of ours ack
+            # serf query: both of ours ack, py1 also answers
+            nursery.start_soon(answer_queries, py1, py1.serf.events())
             out = await go3.serf("query", "-timeout=3s", "whoami", "x")
             assert "Ack from 'py1'" in out and "Ack from 'py2'" in out, out
+            assert "Response from 'py1': py1 here" in out, out
 
             # a tag change of ours -> serf members -detailed
             await py2.serf.set_tags({"role": "db", "dc": "two"})
