@@ -71,15 +71,22 @@ def test_log10_ceil_is_exact(n: int, expected: int) -> None:
 def test_join_broadcasts_a_join_intent_and_leave_a_later_leave_intent() -> None:
     layer = layer_with("go1")
     layer.join()
-    assert sent(layer) == [JoinIntent(ltime=0, node="py1")]
-    assert layer.clock.time() == 1
+    assert sent(layer) == [JoinIntent(ltime=1, node="py1")]
+    assert layer.clock.time() == 2
     layer.leave()
     assert not layer.leave_sent
-    assert sent(layer) == [LeaveIntent(ltime=1, node="py1"), JoinIntent(ltime=0, node="py1")]
+    assert sent(layer) == [LeaveIntent(ltime=2, node="py1"), JoinIntent(ltime=1, node="py1")]
     assert layer.status_of("py1") is SerfMemberStatus.LEAVING
     for _ in range(10):
         layer.get_broadcasts(OVERHEAD, ROOM)
     assert layer.leave_sent
+
+
+def test_a_leave_without_a_join_of_ours_still_beats_our_status_time() -> None:
+    layer = layer_with("go1")  # the first node: the others joined us, we sent no join
+    layer.leave()
+    assert sent(layer) == [LeaveIntent(ltime=1, node="py1")]  # > 0, our time at the others
+    assert layer.status_of("py1") is SerfMemberStatus.LEAVING
 
 
 def test_leave_with_nobody_alive_is_sent_at_once() -> None:
@@ -191,7 +198,7 @@ def test_our_own_event_is_broadcast_not_delivered_and_not_taken_back() -> None:
     layer = layer_with("go1")
     layer.user_event("deploy", b"x")
     (raw,) = layer.get_broadcasts(OVERHEAD, ROOM)
-    assert decode_serf_message(raw) == UserEvent(ltime=0, name="deploy", payload=b"x")
+    assert decode_serf_message(raw) == UserEvent(ltime=1, name="deploy", payload=b"x")
     layer.notify_message(raw)  # our own event gossiped back
     assert layer.drain() == []
     with pytest.raises(ValueError, match="9216"):

@@ -266,9 +266,10 @@ class SerfLayer:
         self.name = name
         self._meta = encode_serf_tags(tags or {})
         self.tags: dict[str, str] = dict(tags or {})
-        self.clock = LamportClock()
-        self.event_clock = LamportClock()
-        self.query_clock = LamportClock()
+        # At 1, as Serf's: a leave at the default join time of 0 would be ignored.
+        self.clock = LamportClock(1)
+        self.event_clock = LamportClock(1)
+        self.query_clock = LamportClock(1)
         self.members: dict[str, _MemberState] = {name: _MemberState(SerfMemberStatus.ALIVE)}
         self._intents: dict[str, tuple[SerfMessageType, int]] = {}
         self._max_intents = max_intents
