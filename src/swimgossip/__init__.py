@@ -40,6 +40,7 @@ from .core import (
     Status,
     SwimError,
     UnknownMember,
+    WireUnsupported,
     decode_tags,
     encode_tags,
 )
@@ -144,6 +145,7 @@ __all__ = [
     "Transport",
     "UnknownMember",
     "UserDelivery",
+    "WireUnsupported",
     "__version__",
     "decode_tags",
     "encode_tags",
