@@ -131,6 +131,8 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
         "config": config,
         "meta": meta,
     }
+    if getattr(args, "wire", "own") == "memberlist":
+        return _memberlist_options(args, options)
     if args.key_file is not None:
         try:
             options["keyring"] = Keyring.from_file(args.key_file)
@@ -146,6 +148,34 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
         if mode is not SecurityMode.OFF and args.key_file is None:
             raise AgentError(f"--security {security} needs --key-file", 2)
         options["security"] = mode
+    if args.label:
+        options["label"] = args.label
+    return options
+
+
+def _memberlist_options(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """``--wire memberlist``: memberlist's keys (Serf's base64) and label, no signing."""
+    from ..net.memberlist import MemberlistKeyring, parse_serf_key
+
+    if getattr(args, "security", None) is not None:
+        raise AgentError(
+            "--security does not apply to --wire memberlist (it encrypts "
+            "with the --key-file keys or not at all)",
+            2,
+        )
+    options["wire"] = "memberlist"
+    if args.key_file is not None:
+        try:
+            with open(args.key_file, encoding="utf-8") as file:
+                lines = [line.strip() for line in file if line.strip()]
+            keys = [parse_serf_key(line) for line in lines]
+            options["memberlist_keyring"] = MemberlistKeyring(keys)
+        except OSError as exc:
+            raise AgentError(
+                f"--key-file: cannot read {args.key_file}: {exc.strerror}", 2
+            ) from None
+        except ValueError as exc:
+            raise AgentError(f"--key-file: {args.key_file}: {exc}", 2) from None
     if args.label:
         options["label"] = args.label
     return options

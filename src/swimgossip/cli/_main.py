@@ -128,7 +128,15 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--key-file",
         metavar="FILE",
         help="sign packets with these keys: one base64 key per line, primary first "
-        "(make one with `swimgossip keygen`)",
+        "(make one with `swimgossip keygen`); with --wire memberlist, memberlist's "
+        "AES-GCM keys in Serf's base64 form (`serf keygen`), one per line, primary first",
+    )
+    agent.add_argument(
+        "--wire",
+        choices=("own", "memberlist"),
+        default="own",
+        help="the wire protocol: ours, or hashicorp/memberlist's to join a Serf / Consul "
+        "pool (docs/protocol.md, 'memberlist wire mode')",
     )
     agent.add_argument(
         "--label",
