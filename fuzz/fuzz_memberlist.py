@@ -4,8 +4,12 @@ Targets: ``remove_label`` + ``decode_packet`` (CRC, compound, LZW compression, e
 message type), ``decode_push_pull`` (header, node states, user state, compressed),
 ``decrypt_payload`` / ``decrypt_stream`` (AES-GCM, versions 0 and 1, PKCS#7 padding), the
 go-msgpack reader, and the translation of what decodes into the engine's messages
-(``from_memberlist`` / ``from_push_pull``). The only exception allowed to escape is the
-typed ``WireError`` (every memberlist refusal is one); anything else is a crash that
+(``from_memberlist`` / ``from_push_pull``); and the memberlist wire mode's own entry
+points: the stream server's reader (``read_stream_message``: label, ``encryptMsg``,
+incremental end of a plain message) and ``MemberlistWire.decode_packet`` /
+``decode_stream`` as the engine calls them. The only exceptions allowed to escape are the
+typed ``WireError`` (every memberlist refusal is one) and, from the wire mode's engine
+entry points, the engine's ``DecodeError``; anything else is a crash that
 atheris reports with its input. Our msgpack and LZW are pure Python, so atheris gets
 coverage feedback from inside them; a seed corpus (``--make-corpus``) of packets and
 streams built by our encoder starts it deep in the codec.
@@ -30,6 +34,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
+    from swimgossip.core.errors import DecodeError
     from swimgossip.net.memberlist import (
         Ack,
         Alive,
@@ -58,12 +63,17 @@ with atheris.instrument_imports():
         make_compound,
         remove_label,
     )
+    from swimgossip.net.memberlist._crypto import MemberlistKeyring
     from swimgossip.net.memberlist._msgpack import unpack
+    from swimgossip.net.memberlist._transport import read_stream_message
+    from swimgossip.net.memberlist._wire import MemberlistWire
 
 atheris.instrument_all()
 
 _KEYS = [bytes(range(16)), bytes(range(32))]
-_ACTIONS = 6
+_ACTIONS = 8
+_KEYRING = MemberlistKeyring(_KEYS)
+_WIRE = MemberlistWire(budget=1396)
 
 
 def _packet(body: bytes) -> None:
@@ -95,11 +105,18 @@ def test_one_input(data: bytes) -> None:
             _push_pull(plain)
         elif action == 4:
             unpack(body)
-        else:
+        elif action == 5:
             # The stream server's first byte decides: a push-pull or one plain message
             # (the TCP fallback ping, a userMsg) on the same connection.
             _push_pull(body) if body[:1] == b"\x06" else _packet(body)
-    except WireError:
+        elif action == 6:
+            # The wire mode's stream server: label, decrypt or find the plain end, then
+            # the engine's decoder.
+            keyring = _KEYRING if body[:1] == b"\x0a" else None
+            _WIRE.decode_stream(read_stream_message(body, label="", keyring=keyring))
+        else:
+            _WIRE.decode_packet(body)
+    except (WireError, DecodeError):
         pass
 
 
@@ -147,6 +164,8 @@ def make_corpus(directory: Path) -> None:
     ]
     seeds += [b"\x03" + encrypt_stream(_KEYS[1], stream)]
     seeds += [b"\x04" + stream[1:], b"\x05" + messages[0]]
+    seeds += [b"\x06" + stream, b"\x06" + encrypt_stream(_KEYS[0], compress(stream))]
+    seeds += [b"\x07" + add_crc(compound), b"\x07" + compress(compound)]
     for number, seed in enumerate(seeds):
         (directory / f"seed-{number:03d}").write_bytes(seed)
     print(f"wrote {len(seeds)} seeds to {directory}")
