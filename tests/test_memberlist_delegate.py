@@ -133,3 +133,37 @@ async def test_the_mode_refuses_our_keyring_and_unknown_wires() -> None:
     with pytest.raises(ConfigError, match="need wire='memberlist'"):
         async with swimgossip.open_node("a", bind="127.0.0.1:0", delegate=NoDelegate()):
             pass
+
+
+class Broken(Layer):
+    def notify_message(self, payload: bytes) -> None:
+        raise RuntimeError("a bug in the layer above")
+
+
+async def test_a_raising_hook_is_logged_and_counted_and_the_node_goes_on() -> None:
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, "a", **options(Layer("a")))
+            b, _ = await start_node(nursery, "b", **options(Broken("b")))
+            await b.join([a.address])
+            await a.send("b", b"boom")
+            await poll(lambda: b.metrics().get("delegate_errors", 0) >= 1)
+            await a.send("b", b"again", reliable=True)
+            await poll(lambda: b.metrics().get("delegate_errors", 0) >= 2)
+            assert b.running and alive_names(b) == {"a", "b"}
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_with_another_label_refuses_and_the_join_says_why() -> None:
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, "a", **options(Layer("a"), None), label="blue")
+            b, _ = await start_node(nursery, "b", **options(Layer("b"), None), label="red")
+            with (
+                pytest.raises(JoinError, match="refused our stream: stream with label 'red'"),
+                trio.move_on_after(3),
+            ):
+                await b.join([a.address])
+            assert a.metrics()["memberlist_label_mismatch"] >= 1
+            assert a.label == b"blue"
+            nursery.cancel_scope.cancel()

@@ -22,6 +22,7 @@ from ._crypto import (
 from ._delegate import (
     USER_MESSAGE_OVERHEAD,
     Delegate,
+    GuardedDelegate,
     NoDelegate,
     notify_delegate,
     retransmit_limit,
@@ -69,6 +70,7 @@ from .translate import DEFAULT_VSN, from_memberlist, from_push_pull, to_memberli
 __all__ = [
     "USER_MESSAGE_OVERHEAD",
     "Delegate",
+    "GuardedDelegate",
     "NoDelegate",
     "MemberlistTransport",
     "MemberlistWire",

@@ -216,10 +216,18 @@ class MemberlistTransport:
         async with stream:
             await stream.send_all(self._label_header + self._seal_stream(request))
             try:
-                return await self._read_message(stream, answer=True)
+                answer = await self._read_message(stream, answer=True)
             except WireError as exc:
                 self._refused("stream answer", address, exc)
                 raise FrameError(f"memberlist answer from {address} refused: {exc}") from exc
+        if answer[0] == ml.MessageType.ERR:
+            try:
+                error = ml.decode_message(answer)
+            except WireError as exc:
+                raise FrameError(f"{address} answered with a malformed error: {exc}") from exc
+            assert isinstance(error, ml.ErrorResponse)
+            raise FrameError(f"{address} refused our stream: {error.error}")
+        return answer
 
     async def send_user_stream(self, address: str, payload: bytes) -> None:
         """Send a ``userMsg`` over a stream (memberlist's ``SendReliable``); no answer."""
