@@ -156,6 +156,20 @@ def test_push_pull_carries_and_merges_the_delegates_user_state() -> None:
     assert any(isinstance(e, MemberJoined) and e.member.name == "go1" for e in joined)
 
 
+def test_memberlists_tcp_fallback_ping_is_answered_on_the_stream() -> None:
+    engine, wire = make_engine()
+    ping = ml.compress(ml.encode_message(ml.Ping(seq_no=77, node="py1")))  # Go compresses
+    outputs = engine.receive_stream(ping, "127.0.0.1:7001", 9, 1.0)
+    (reply,) = [o for o in outputs if isinstance(o, StreamReply)]
+    assert reply.token == 9
+    assert ml.decode_message(reply.payload) == ml.Ack(seq_no=77)
+    # and ours: a stream ping is memberlist's ping, its answer an ackResp
+    assert ml.decode_message(wire.encode_stream(core.Ping(seq=5, target="go1"))) == ml.Ping(
+        seq_no=5, node="go1"
+    )
+    assert wire.decode_stream(ml.encode_message(ml.Ack(seq_no=5))) == core.Ack(seq=5)
+
+
 def test_what_memberlist_cannot_carry_is_refused_with_a_clear_error() -> None:
     engine, wire = make_engine()
     with pytest.raises(WireUnsupported, match="memberlist wire cannot carry member state"):

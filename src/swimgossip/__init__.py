@@ -40,6 +40,7 @@ from .core import (
     Status,
     SwimError,
     UnknownMember,
+    WireUnsupported,
     decode_tags,
     encode_tags,
 )
@@ -155,6 +156,7 @@ __all__ = [
     "UnknownMember",
     "UserDelivery",
     "UserEventReceived",
+    "WireUnsupported",
     "__version__",
     "decode_tags",
     "encode_tags",

@@ -140,14 +140,7 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     wire = getattr(args, "wire", "own")
     if wire != "own":
-        options["wire"] = wire
-        if getattr(args, "security", None) is not None:
-            raise AgentError(f"--security does not apply to --wire {wire} (use --key-file)", 2)
-        if args.key_file is not None:
-            options["memberlist_keyring"] = _memberlist_keyring(args.key_file)
-        if args.label:
-            options["label"] = args.label
-        return options
+        return _memberlist_options(args, options, wire)
     if args.key_file is not None:
         try:
             options["keyring"] = Keyring.from_file(args.key_file)
@@ -163,6 +156,25 @@ def _node_options(args: argparse.Namespace) -> dict[str, Any]:
         if mode is not SecurityMode.OFF and args.key_file is None:
             raise AgentError(f"--security {security} needs --key-file", 2)
         options["security"] = mode
+    if args.label:
+        options["label"] = args.label
+    return options
+
+
+def _memberlist_options(
+    args: argparse.Namespace, options: dict[str, Any], wire: str
+) -> dict[str, Any]:
+    """``--wire memberlist`` / ``serf``: memberlist's keys (Serf's base64) and label, no
+    signing."""
+    if getattr(args, "security", None) is not None:
+        raise AgentError(
+            f"--security does not apply to --wire {wire} (it encrypts "
+            "with the --key-file keys or not at all)",
+            2,
+        )
+    options["wire"] = wire
+    if args.key_file is not None:
+        options["memberlist_keyring"] = _memberlist_keyring(args.key_file)
     if args.label:
         options["label"] = args.label
     return options

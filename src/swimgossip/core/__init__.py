@@ -19,6 +19,7 @@ from .errors import (
     StateLimitExceeded,
     SwimError,
     UnknownMember,
+    WireUnsupported,
 )
 from .events import (
     MemberConflict,
@@ -62,6 +63,7 @@ from .outputs import (
     UserDelivery,
 )
 from .tags import decode_tags, encode_tags
+from .wire import Wire
 
 __all__ = [
     "BroadcastCommand",
@@ -91,6 +93,8 @@ __all__ = [
     "StateChanged",
     "StateLimitExceeded",
     "MessageTooLarge",
+    "WireUnsupported",
+    "Wire",
     "MetadataTooLarge",
     "NetworkInput",
     "NotRunning",

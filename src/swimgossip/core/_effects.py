@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 import attrs
 
@@ -86,8 +86,15 @@ class Effects:
     _token: int = attrs.field(default=0, init=False)
     _event_seq: int = attrs.field(default=0, init=False)
     _gossip_armed: bool = attrs.field(default=False, init=False)
+    _encode_message: Callable[[Message], bytes] = attrs.field(init=False)
+    _join_packet: Callable[[Sequence[bytes]], bytes] = attrs.field(init=False)
+    _max_messages: int = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        # The wire's hot-path functions, read per datagram (as cheap as a module global).
+        self._encode_message = self.wire.encode_message
+        self._join_packet = self.wire.join_packet
+        self._max_messages = self.wire.MAX_DATAGRAM_MESSAGES
         self.broadcasts = BroadcastQueue(max_items=self.config.max_members + 16)
 
     # ------------------------------------------------------------------ per entry point
@@ -157,8 +164,7 @@ class Effects:
 
         Without primary messages, sends only if there is gossip; returns whether it sent.
         """
-        wire = self.wire
-        encoded = [wire.encode_message(m) for m in primary]
+        encoded = list(map(self._encode_message, primary))
         room = self.budget - sum(len(e) for e in encoded)
         limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size())
         # Application broadcasts and state deltas each take at most half the room (a third
@@ -166,15 +172,15 @@ class Effects:
         queues = [q for q in (self.user_broadcasts, self.state_broadcasts) if q]
         share = room // (len(queues) + 1)
         for queue in queues:
-            count = wire.MAX_DATAGRAM_MESSAGES // 4
+            count = self._max_messages // 4
             taken = queue.take(share, limit, max_count=count)
             room -= sum(len(e) for e in taken)
             encoded += taken
-        count = wire.MAX_DATAGRAM_MESSAGES - len(encoded)
+        count = self._max_messages - len(encoded)
         encoded += self.broadcasts.take(room, limit, max_count=count)
         if not encoded:
             return False
-        payload = wire.join_packet(encoded)
+        payload = self._join_packet(encoded)
         self.counters["datagrams_sent"] += 1
         self.counters["bytes_sent"] += len(payload)
         self._out.append(SendDatagram(address=address, payload=payload))

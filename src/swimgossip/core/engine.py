@@ -165,6 +165,7 @@ class Engine:
                 f" bytes, {budget} left after headers and signing): raise it, or lower "
                 "meta_max_size",
             )
+        self._decode_packet = wire.decode_packet
         self.name = name
         self.address = address
         self.config = config
@@ -491,7 +492,7 @@ class Engine:
         effects = self._effects
         effects.now = now
         try:
-            messages = effects.wire.decode_packet(payload)
+            messages = self._decode_packet(payload)
         except DecodeError:
             effects.counters["packets_malformed"] += 1
             return []

@@ -32,7 +32,7 @@ from ..core.engine import Engine
 from ..core.errors import ConfigError, MessageTooLarge, UnknownMember
 from ..core.member import Status
 from ..net._udp import UdpTransport
-from ..net.memberlist import Delegate, MemberlistKeyring, NoDelegate
+from ..net.memberlist import Delegate, GuardedDelegate, MemberlistKeyring, NoDelegate
 from ..net.memberlist._crypto import encrypted_length
 from ..net.memberlist._transport import MemberlistTransport
 from ..net.memberlist._wire import MemberlistWire
@@ -79,6 +79,7 @@ class MemberlistMode:
         if delegate is None:
             delegate = NoDelegate(meta)
         else:
+            delegate = GuardedDelegate(delegate, counters)
             meta = delegate.node_meta(config.meta_max_size)
         budget = config.udp_payload_size - overhead - _PACKET_HEADER
         wire = wire_type(budget=budget, delegate=delegate, counters=counters)

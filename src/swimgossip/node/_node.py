@@ -250,7 +250,9 @@ class Node:
 
     @property
     def label(self) -> bytes:
-        """The cluster label, ``b""`` for none."""
+        """The cluster label, ``b""`` for none (memberlist's label in memberlist mode)."""
+        if self._memberlist is not None:
+            return self._memberlist.transport.label.encode()
         return self._runtime.signer.label
 
     # ------------------------------------------------------------------ security

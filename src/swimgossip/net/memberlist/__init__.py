@@ -3,8 +3,10 @@
 ``codec`` turns memberlist packets and push-pull streams into typed values and back
 (messages, compound, CRC, labels, LZW compression); ``_crypto`` is memberlist's AES-GCM
 encryption and keyring and Serf's base64 key; ``translate`` maps memberlist's messages to
-the engine's and back. Nothing here opens a socket or drives the engine yet: see
-docs/protocol.md, "memberlist wire", for what exists and what is missing.
+the engine's and back; ``MemberlistWire`` is the engine's wire in memberlist mode and
+``MemberlistTransport`` memberlist's envelopes over our sockets
+(``open_node(wire="memberlist")``); ``Delegate`` the hooks of a layer above (Serf's). See
+docs/protocol.md, "memberlist wire mode".
 """
 
 from ._crypto import (
@@ -20,6 +22,7 @@ from ._crypto import (
 from ._delegate import (
     USER_MESSAGE_OVERHEAD,
     Delegate,
+    GuardedDelegate,
     NoDelegate,
     notify_delegate,
     retransmit_limit,
@@ -67,6 +70,7 @@ from .translate import DEFAULT_VSN, from_memberlist, from_push_pull, to_memberli
 __all__ = [
     "USER_MESSAGE_OVERHEAD",
     "Delegate",
+    "GuardedDelegate",
     "NoDelegate",
     "MemberlistTransport",
     "MemberlistWire",

@@ -29,6 +29,11 @@ not block or await; it may keep state, it runs one call at a time):
   known alive (also after it failed or left and came back), leave when it fails or leaves
   (``member.status`` says which), update when its meta or address changes.
 
+A hook that raises does not stop the node: the node calls the delegate through
+``GuardedDelegate``, which logs the exception with its traceback (ERROR), counts it
+(``delegate_errors`` in ``node.metrics()``) and goes on as if the hook had returned
+nothing (no meta, no broadcasts, no user state).
+
 ``NoDelegate`` does nothing and is what a node uses without one: ``userMsg`` s are counted
 (``user_messages_in``) and dropped, the meta is the node's own (``open_node(meta=...)``).
 Subclass it to implement only some hooks.
@@ -36,8 +41,11 @@ Subclass it to implement only some hooks.
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Protocol, runtime_checkable
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from ...core.events import Event, MemberFailed, MemberJoined, MemberLeft, MemberUpdated
 from ...core.member import Member
@@ -45,10 +53,15 @@ from ...core.member import Member
 __all__ = [
     "USER_MESSAGE_OVERHEAD",
     "Delegate",
+    "GuardedDelegate",
     "NoDelegate",
     "notify_delegate",
     "retransmit_limit",
 ]
+
+logger = logging.getLogger("swimgossip")
+
+_T = TypeVar("_T")
 
 #: Bytes a ``userMsg`` costs in a compound datagram besides its payload: its type byte
 #: and the compound's 2-byte length.
@@ -130,6 +143,60 @@ class NoDelegate:
 
     def notify_update(self, member: Member) -> None:
         """Ignore."""
+
+
+class GuardedDelegate:
+    """``delegate`` behind a guard: an exception from a hook is logged, counted in
+    ``counters["delegate_errors"]`` and replaced by the hook's empty answer."""
+
+    def __init__(self, delegate: Delegate, counters: Counter[str]) -> None:
+        self.delegate = delegate
+        self.counters = counters
+
+    def _call(self, hook: str, default: _T, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except Exception:
+            self.counters["delegate_errors"] += 1
+            logger.exception("memberlist delegate: %s raised; the node goes on", hook)
+            return default
+
+    def node_meta(self, limit: int) -> bytes:
+        """The delegate's meta (``b""`` if the hook raised)."""
+        return self._call("node_meta", b"", lambda: self.delegate.node_meta(limit))
+
+    def notify_message(self, payload: bytes) -> None:
+        """Hand on a user message."""
+        self._call("notify_message", None, lambda: self.delegate.notify_message(payload))
+
+    def get_broadcasts(self, overhead: int, limit: int) -> list[bytes]:
+        """The delegate's broadcasts (none if the hook raised)."""
+        empty: list[bytes] = []
+        return self._call(
+            "get_broadcasts", empty, lambda: self.delegate.get_broadcasts(overhead, limit)
+        )
+
+    def local_state(self, join: bool) -> bytes:
+        """The delegate's user state (``b""`` if the hook raised)."""
+        return self._call("local_state", b"", lambda: self.delegate.local_state(join))
+
+    def merge_remote_state(self, state: bytes, join: bool) -> None:
+        """Hand on a peer's user state."""
+        self._call(
+            "merge_remote_state", None, lambda: self.delegate.merge_remote_state(state, join)
+        )
+
+    def notify_join(self, member: Member) -> None:
+        """Hand on a join."""
+        self._call("notify_join", None, lambda: self.delegate.notify_join(member))
+
+    def notify_leave(self, member: Member) -> None:
+        """Hand on a failure or leave."""
+        self._call("notify_leave", None, lambda: self.delegate.notify_leave(member))
+
+    def notify_update(self, member: Member) -> None:
+        """Hand on an update."""
+        self._call("notify_update", None, lambda: self.delegate.notify_update(member))
 
 
 def notify_delegate(delegate: Delegate, event: Event) -> None:

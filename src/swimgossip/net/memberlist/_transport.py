@@ -12,7 +12,8 @@
   ``userMsg``, possibly compressed); it reads the answer up to its end
   (``codec.stream_message_end``) or until the peer closes. The answering side reads the
   same way, hands a push-pull or ping to the runtime's handler and writes the reply
-  (without a label, as Go does), and gives a ``userMsg`` to the delegate (no reply).
+  (without a label, as Go does), and gives a ``userMsg`` to the delegate (no reply); a
+  stream it refuses gets an ``errResp`` saying why (sealed as our streams are, as Go does).
 
 A Go peer that cannot decrypt our stream (another key) or does not accept our label
 closes the connection without a word: ``exchange`` then raises ``FrameError`` saying
@@ -215,10 +216,18 @@ class MemberlistTransport:
         async with stream:
             await stream.send_all(self._label_header + self._seal_stream(request))
             try:
-                return await self._read_message(stream, answer=True)
+                answer = await self._read_message(stream, answer=True)
             except WireError as exc:
                 self._refused("stream answer", address, exc)
                 raise FrameError(f"memberlist answer from {address} refused: {exc}") from exc
+        if answer[0] == ml.MessageType.ERR:
+            try:
+                error = ml.decode_message(answer)
+            except WireError as exc:
+                raise FrameError(f"{address} answered with a malformed error: {exc}") from exc
+            assert isinstance(error, ml.ErrorResponse)
+            raise FrameError(f"{address} refused our stream: {error.error}")
+        return answer
 
     async def send_user_stream(self, address: str, payload: bytes) -> None:
         """Send a ``userMsg`` over a stream (memberlist's ``SendReliable``); no answer."""
@@ -243,6 +252,9 @@ class MemberlistTransport:
                     message = await self._read_message(stream, answer=False)
                 except WireError as exc:
                     self._refused("stream", source, exc)
+                    # As Go does: say why, in an errResp sealed as our streams are.
+                    refusal = ml.encode_message(ml.ErrorResponse(error=str(exc)))
+                    await stream.send_all(self._seal_stream(refusal))
                     return
                 if message[0] == ml.MessageType.USER:
                     self.counters["memberlist_user_streams_in"] += 1
