@@ -127,7 +127,7 @@ async def test_the_mode_refuses_our_keyring_and_unknown_wires() -> None:
             "a", bind="127.0.0.1:0", wire="memberlist", keyring=keyring
         ):
             pass
-    with pytest.raises(ConfigError, match="'own' or 'memberlist'"):
+    with pytest.raises(ConfigError, match="'own', 'memberlist' or 'serf'"):
         async with swimgossip.open_node("a", bind="127.0.0.1:0", wire="serfish"):
             pass
     with pytest.raises(ConfigError, match="need wire='memberlist'"):

@@ -121,3 +121,17 @@ async def test_leave_sent_is_set_once_the_intent_went_out() -> None:
     alone = SerfDelegate(SerfLayer("py2"))
     alone.start_leave()  # nobody to tell
     assert alone.leave_sent.is_set()
+
+
+async def test_serf_mode_refuses_a_delegate_of_its_own_and_node_serf_needs_it() -> None:
+    from swimgossip import ConfigError
+    from swimgossip.net.memberlist import NoDelegate
+
+    with pytest.raises(ConfigError, match="serf mode's delegate"):
+        async with swimgossip.open_node(
+            "a", bind="127.0.0.1:0", wire="serf", delegate=NoDelegate()
+        ):
+            pass
+    async with swimgossip.open_node("a", bind="127.0.0.1:0") as node:
+        with pytest.raises(ConfigError, match="wire='serf'"):
+            node.serf  # noqa: B018
