@@ -216,6 +216,7 @@ def test_the_join_push_pull_of_a_go_agent_sets_clocks_and_ignores_old_events() -
         query_ltime=2,
     )
     old = encode_serf_push_pull(state)
+    layer.begin_join()
     layer.merge_remote_state(old, True)
     assert (layer.clock.time(), layer.event_clock.time(), layer.query_clock.time()) == (5, 8, 2)
     layer.notify_message(encode_serf_message(UserEvent(ltime=6, name="before")))
@@ -226,6 +227,13 @@ def test_the_join_push_pull_of_a_go_agent_sets_clocks_and_ignores_old_events() -
     assert layer.status_of("gone") is SerfMemberStatus.LEAVING
     layer.merge_remote_state(GO_PUSH_PULL, False)
     assert layer.messages_dropped == 0
+
+
+def test_a_peer_joining_us_does_not_hide_events_from_us() -> None:
+    layer = layer_with("go1")  # not joining: a Go agent joins us
+    layer.merge_remote_state(encode_serf_push_pull(SerfPushPull(ltime=1, event_ltime=9)), True)
+    layer.notify_message(encode_serf_message(UserEvent(ltime=5, name="in-flight")))
+    assert [e.name for e in layer.drain() if isinstance(e, UserEventReceived)] == ["in-flight"]
 
 
 def test_push_pull_state_carries_what_another_layer_needs() -> None:

@@ -484,9 +484,16 @@ class Node:
             transport=self._transport,
             resolve_seed=self._resolve_seed,
         )
-        answered = await joiner.join(seeds)
-        if self._serf is not None and answered:
-            self._serf.layer.join()  # Serf's join intent, at our (now witnessed) clock
+        if self._serf is None:
+            return await joiner.join(seeds)
+        layer = self._serf.layer
+        layer.begin_join()
+        try:
+            answered = await joiner.join(seeds)
+        finally:
+            layer.joining = False
+        if answered:
+            layer.join()  # Serf's join intent, at our (now witnessed) clock
         return answered
 
     async def update_meta(self, meta: bytes) -> None:

@@ -282,7 +282,9 @@ class SerfLayer:
         self._event_queue = _Queue(max_queue_depth)
         self._retransmit_mult = retransmit_mult
         self._replay_old_events = replay_old_events
-        self._joining = True
+        #: True while this node joins (``begin_join`` .. ``join``): a join's push-pull
+        #: then sets the event floor (Serf's ``eventJoinIgnore``).
+        self.joining = False
         self._leave: _Broadcast | None = None
         self.leaving = False
         self._outbox: list[SerfOutput] = []
@@ -306,10 +308,15 @@ class SerfLayer:
         self.tags = dict(tags)
         return self._meta
 
+    def begin_join(self) -> None:
+        """This node starts joining: the events a join push-pull brings are old news
+        (unless ``replay_old_events``), as in Serf's ``Join(ignoreOld=True)``."""
+        self.joining = True
+
     def join(self) -> None:
         """memberlist joined: broadcast the join intent at the current clock (Serf's
         ``broadcastJoin``), after which a push-pull's old events are no longer ignored."""
-        self._joining = False
+        self.joining = False
         self._broadcast_join(self.clock.time())
 
     def leave(self) -> None:
@@ -447,7 +454,7 @@ class SerfLayer:
         for name, ltime in remote.status_ltimes:
             if name not in left:
                 self._join_intent(JoinIntent(ltime=ltime, node=name))
-        if join and self._joining and not self._replay_old_events:
+        if join and self.joining and not self._replay_old_events:
             self._events.min_time = max(self._events.min_time, remote.event_ltime)
         for slot in remote.events:
             for name, payload in slot.events:
