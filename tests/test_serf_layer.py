@@ -357,3 +357,31 @@ def test_departed_members_are_bounded_oldest_forgotten() -> None:
     assert layer.status_of("b") is SerfMemberStatus.ALIVE
     assert layer.status_of("d") is SerfMemberStatus.LEFT
     assert layer.status_of("c") is SerfMemberStatus.FAILED
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+def test_gossiped_events_reach_every_layer_exactly_once(seed: int, count: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(6)]
+    layers = {name: SerfLayer(name) for name in names}
+    for layer in layers.values():
+        for other in names:
+            if other != layer.name:
+                layer.notify_join(member(other))
+    for index in range(count):
+        layers[names[index % 3]].user_event(f"e{index}", bytes([index]))
+    received: dict[str, list[str]] = {name: [] for name in names}
+    for _ in range(60):  # gossip rounds: each layer sends its broadcasts to 2 random peers
+        for name, layer in layers.items():
+            payloads = layer.get_broadcasts(OVERHEAD, ROOM)
+            for peer in rng.sample([n for n in names if n != name], 2):
+                for payload in payloads:
+                    layers[peer].notify_message(payload)
+        for name, layer in layers.items():
+            received[name] += [e.name for e in layer.drain() if isinstance(e, UserEventReceived)]
+    for index in range(count):
+        origin = names[index % 3]
+        for name in names:
+            assert received[name].count(f"e{index}") == (0 if name == origin else 1)
