@@ -686,6 +686,8 @@ async def open_node(
             )
         if transport is not None:
             raise ConfigError("transport", "memberlist mode binds its own UDP and TCP sockets")
+        # memberlist's MetaMaxSize: Serf refuses a member with more (and so does the engine).
+        config = attrs.evolve(config, meta_max_size=min(config.meta_max_size, 512))
     elif delegate is not None or memberlist_keyring is not None:
         raise ConfigError("wire", "delegate and memberlist_keyring need wire='memberlist'")
     settings = _SignerSettings(
