@@ -167,3 +167,20 @@ async def test_a_peer_with_another_label_refuses_and_the_join_says_why() -> None
             assert a.metrics()["memberlist_label_mismatch"] >= 1
             assert a.label == b"blue"
             nursery.cancel_scope.cancel()
+
+
+class Big(Layer):
+    def local_state(self, join: bool) -> bytes:
+        return bytes(range(256)) * (16 * 1024)  # 4 MiB: read over many chunks
+
+
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plain", "encrypted"])
+async def test_a_large_user_state_crosses_a_stream_whole(key: bytes | None) -> None:
+    one, two = Layer("a"), Big("b")
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, "a", **options(one, key))
+            b, _ = await start_node(nursery, "b", **options(two, key))
+            await b.join([a.address])
+            assert [state for state, _ in one.states] == [two.local_state(True)]
+            nursery.cancel_scope.cancel()
