@@ -11,7 +11,7 @@ import trio
 
 import swimgossip
 from node_helpers import PATIENCE, alive_names, poll, start_node, until, until_event
-from swimgossip import ConfigError, JoinError, Member, MemberFailed, WireUnsupported
+from swimgossip import ConfigError, JoinError, KeyringError, Member, MemberFailed, WireUnsupported
 from swimgossip.net.memberlist import MemberlistKeyring, NoDelegate
 
 KEY_A = bytes(range(16))
@@ -109,6 +109,12 @@ async def test_keys_rotate_live_and_another_key_is_refused() -> None:
                 node.use_key(KEY_B)
             for node in (a, b):
                 node.remove_key(KEY_A)
+            with pytest.raises(KeyringError, match="primary"):
+                a.remove_key(KEY_B)
+            with pytest.raises(KeyringError, match="not installed"):
+                a.use_key(KEY_A)
+            with pytest.raises(KeyringError, match="16, 24 or 32"):
+                a.install_key(b"short")
             c, _ = await start_node(nursery, "c", **options(Layer("c"), KEY_B))
             async with a.subscribe() as events:
                 await c.join([b.address])

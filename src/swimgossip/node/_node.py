@@ -257,12 +257,15 @@ class Node:
         """Accept packets made with ``key`` too (on the shared ``keyring``); does nothing if
         it is installed already.
 
+        In memberlist mode, this, ``use_key`` and ``remove_key`` act on the
+        ``memberlist_keyring`` (memberlist's ``AddKey`` / ``UseKey`` / ``RemoveKey``).
+
         Raises:
             KeyringError: ``key`` is not a 16, 24 or 32-byte key.
             ConfigError: this node has no keyring.
         """
         if self._memberlist is not None:
-            self._memberlist.keys().install(key)
+            self._memberlist.install_key(key)
             return
         self._keys().install(key)
 
@@ -287,7 +290,7 @@ class Node:
             ConfigError: this node has no keyring.
         """
         if self._memberlist is not None:
-            self._memberlist.keys().remove(key)
+            self._memberlist.remove_key(key)
             return
         self._keys().remove(key)
 
@@ -549,6 +552,10 @@ class Node:
         ``reliable=True`` it goes over a stream (at most 64 KiB, ``MAX_RELIABLE_PAYLOAD``)
         and this returns once the member confirmed delivery, within
         ``config.stream_timeout``.
+
+        In memberlist mode it is a memberlist ``userMsg`` for the member's delegate:
+        ``SendBestEffort`` (one datagram) or, reliable, ``SendReliable`` (over TCP,
+        delivered to the member's socket with no confirmation, as in Go).
 
         Raises:
             UnknownMember: no such member, or it is failed or left, or it is this node.
