@@ -11,7 +11,7 @@ import trio
 
 import swimgossip
 from node_helpers import PATIENCE, alive_names, poll, start_node, until, until_event
-from swimgossip import ConfigError, JoinError, Member, MemberFailed, WireUnsupported
+from swimgossip import ConfigError, JoinError, KeyringError, Member, MemberFailed, WireUnsupported
 from swimgossip.net.memberlist import MemberlistKeyring, NoDelegate
 
 KEY_A = bytes(range(16))
@@ -109,6 +109,12 @@ async def test_keys_rotate_live_and_another_key_is_refused() -> None:
                 node.use_key(KEY_B)
             for node in (a, b):
                 node.remove_key(KEY_A)
+            with pytest.raises(KeyringError, match="primary"):
+                a.remove_key(KEY_B)
+            with pytest.raises(KeyringError, match="not installed"):
+                a.use_key(KEY_A)
+            with pytest.raises(KeyringError, match="16, 24 or 32"):
+                a.install_key(b"short")
             c, _ = await start_node(nursery, "c", **options(Layer("c"), KEY_B))
             async with a.subscribe() as events:
                 await c.join([b.address])
@@ -166,4 +172,21 @@ async def test_a_peer_with_another_label_refuses_and_the_join_says_why() -> None
                 await b.join([a.address])
             assert a.metrics()["memberlist_label_mismatch"] >= 1
             assert a.label == b"blue"
+            nursery.cancel_scope.cancel()
+
+
+class Big(Layer):
+    def local_state(self, join: bool) -> bytes:
+        return bytes(range(256)) * (16 * 1024)  # 4 MiB: read over many chunks
+
+
+@pytest.mark.parametrize("key", [None, KEY_A], ids=["plain", "encrypted"])
+async def test_a_large_user_state_crosses_a_stream_whole(key: bytes | None) -> None:
+    one, two = Layer("a"), Big("b")
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, "a", **options(one, key))
+            b, _ = await start_node(nursery, "b", **options(two, key))
+            await b.join([a.address])
+            assert [state for state, _ in one.states] == [two.local_state(True)]
             nursery.cancel_scope.cancel()

@@ -20,7 +20,7 @@ from swimgossip.core.engine import Engine
 from swimgossip.core.errors import DecodeError, WireUnsupported
 from swimgossip.core.events import MemberJoined
 from swimgossip.core.member import Member
-from swimgossip.core.outputs import PublishEvent, SendDatagram, StreamReply
+from swimgossip.core.outputs import PublishEvent, ScheduleTimer, SendDatagram, StreamReply
 from swimgossip.net import memberlist as ml
 from swimgossip.net.memberlist._transport import open_packet, read_stream_message, seal_packet
 from swimgossip.net.memberlist._wire import MemberlistWire
@@ -168,6 +168,31 @@ def test_memberlists_tcp_fallback_ping_is_answered_on_the_stream() -> None:
         seq_no=5, node="go1"
     )
     assert wire.decode_stream(ml.encode_message(ml.Ack(seq_no=5))) == core.Ack(seq=5)
+
+
+def test_a_go_indirect_ping_is_relayed_and_nacked_when_the_target_is_silent() -> None:
+    engine, _ = make_engine()
+    request = ml.IndirectPing(seq_no=300, target=LOCAL, port=7002, node="go2", nack=True)
+    outputs = engine.receive(ml.encode_message(request), "127.0.0.1:7001", 1.0)
+    (relayed,) = [s for s in sends(outputs) if s.address == "127.0.0.1:7002"]
+    (ping,) = [m for m in ml.decode_packet(relayed.payload)[0] if isinstance(m, ml.Ping)]
+    assert ping.node == "go2"
+    timers = sorted((o for o in outputs if isinstance(o, ScheduleTimer)), key=lambda t: t.at)
+    nacks: list[ml.Message] = []
+    for timer in timers:  # the target never answers: the relay's timeout fires
+        for send in sends(engine.handle_timer(timer.timer, timer.at)):
+            if send.address == "127.0.0.1:7001":
+                nacks += ml.decode_packet(send.payload)[0]
+    assert ml.Nack(seq_no=300) in nacks
+    # had it answered, the requester would get the ack under its own sequence number
+    engine2, _ = make_engine()
+    outputs = engine2.receive(ml.encode_message(request), "127.0.0.1:7001", 1.0)
+    (relayed,) = [s for s in sends(outputs) if s.address == "127.0.0.1:7002"]
+    (ping,) = [m for m in ml.decode_packet(relayed.payload)[0] if isinstance(m, ml.Ping)]
+    answer = ml.encode_message(ml.Ack(seq_no=ping.seq_no))
+    outputs = engine2.receive(answer, "127.0.0.1:7002", 1.1)
+    (to_requester,) = [s for s in sends(outputs) if s.address == "127.0.0.1:7001"]
+    assert ml.Ack(seq_no=300) in ml.decode_packet(to_requester.payload)[0]
 
 
 def test_what_memberlist_cannot_carry_is_refused_with_a_clear_error() -> None:

@@ -846,3 +846,16 @@ def test_same_seed_same_inputs_same_outputs() -> None:
     for name in "abd":
         assert any(type(o) is MemberFailed and o.member.name == "c" for o in first[name])
     assert scripted_run(8) != first
+
+
+def test_an_alive_about_us_without_a_boot_id_is_our_own_echo_not_refuted() -> None:
+    """memberlist's alives carry no boot id (0: unknown), so a Go peer echoing our own
+    alive at our incarnation and meta is not a previous process of ours to refute (each
+    refutation would be echoed back again); another boot id still is."""
+    a = make_engine("a")
+    echo = Alive(name="a", address=address_of("a"), incarnation=0, meta=b"", boot=0)
+    a.receive_message(echo, address_of("b"), 1.0)
+    assert a.counters["refutations"] == 0 and a.incarnation == 0
+    previous = Alive(name="a", address=address_of("a"), incarnation=0, meta=b"", boot=12345)
+    a.receive_message(previous, address_of("b"), 2.0)
+    assert a.counters["refutations"] == 1 and a.incarnation == 1

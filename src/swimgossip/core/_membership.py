@@ -236,7 +236,9 @@ class Membership:
                     and alive.meta == me.meta
                     # Another boot id at our address is a previous process of ours that
                     # someone still holds: refute it (another address is a name conflict).
-                    and (alive.boot == me.boot or alive.address != me.address)
+                    # Boot id 0 is unknown (memberlist's wire has none): our own alive
+                    # echoed back, not a previous process, so nothing to refute.
+                    and alive.boot in (0, me.boot)
                 )
             ):
                 return

@@ -94,12 +94,26 @@ class MemberlistMode:
             raise ConfigError("memberlist_keyring", "this node was started without a keyring")
         return self.keyring
 
+    def install_key(self, key: bytes) -> None:
+        """Decrypt with ``key`` too. ``KeyringError`` if it is not 16, 24 or 32 bytes."""
+        try:
+            self.keys().install(key)
+        except ValueError as exc:
+            raise KeyringError(str(exc)) from None
+
     def use_key(self, key: bytes) -> None:
         """Encrypt with the installed ``key``. ``KeyringError`` if it is not installed."""
         try:
             self.keys().use(key)
         except KeyError:
             raise KeyringError("the key is not installed: install_key() it first") from None
+
+    def remove_key(self, key: bytes) -> None:
+        """Stop accepting ``key``. ``KeyringError`` for the primary key."""
+        try:
+            self.keys().remove(key)
+        except ValueError as exc:
+            raise KeyringError(str(exc)) from None
 
     async def send(self, engine: Engine, name: str, payload: bytes, *, reliable: bool) -> None:
         """A ``userMsg`` to the live member ``name`` (see the module docstring)."""

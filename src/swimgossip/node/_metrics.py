@@ -129,6 +129,9 @@ _COUNTER_HELP = {
     "failures_declared": "Members this node declared failed",
     "auth_failures": "Packets and streams refused by the security layer",
     "packets_malformed": "Packets that did not decode, dropped",
+    "memberlist_decrypt_failed": "memberlist packets and streams no installed key opens",
+    "memberlist_label_mismatch": "memberlist packets and streams with another label",
+    "delegate_errors": "memberlist delegate hooks that raised (logged; the node went on)",
 }
 _MEMBER_STATUSES = ("alive", "suspect", "dead", "left")
 

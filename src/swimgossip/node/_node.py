@@ -261,12 +261,15 @@ class Node:
         """Accept packets made with ``key`` too (on the shared ``keyring``); does nothing if
         it is installed already.
 
+        In memberlist mode, this, ``use_key`` and ``remove_key`` act on the
+        ``memberlist_keyring`` (memberlist's ``AddKey`` / ``UseKey`` / ``RemoveKey``).
+
         Raises:
             KeyringError: ``key`` is not a 16, 24 or 32-byte key.
             ConfigError: this node has no keyring.
         """
         if self._memberlist is not None:
-            self._memberlist.keys().install(key)
+            self._memberlist.install_key(key)
             return
         self._keys().install(key)
 
@@ -291,7 +294,7 @@ class Node:
             ConfigError: this node has no keyring.
         """
         if self._memberlist is not None:
-            self._memberlist.keys().remove(key)
+            self._memberlist.remove_key(key)
             return
         self._keys().remove(key)
 
@@ -585,6 +588,10 @@ class Node:
         and this returns once the member confirmed delivery, within
         ``config.stream_timeout``.
 
+        In memberlist mode it is a memberlist ``userMsg`` for the member's delegate:
+        ``SendBestEffort`` (one datagram) or, reliable, ``SendReliable`` (over TCP,
+        delivered to the member's socket with no confirmation, as in Go).
+
         Raises:
             UnknownMember: no such member, or it is failed or left, or it is this node.
             MessageTooLarge: ``payload`` does not fit; nothing was sent.
@@ -738,6 +745,8 @@ async def open_node(
             )
         if transport is not None:
             raise ConfigError("transport", "memberlist mode binds its own UDP and TCP sockets")
+        # memberlist's MetaMaxSize: Serf refuses a member with more (and so does the engine).
+        config = attrs.evolve(config, meta_max_size=min(config.meta_max_size, 512))
     elif delegate is not None or memberlist_keyring is not None:
         raise ConfigError("wire", "delegate and memberlist_keyring need wire='memberlist'")
     settings = _SignerSettings(

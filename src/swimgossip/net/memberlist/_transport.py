@@ -44,6 +44,8 @@ __all__ = ["MemberlistTransport", "open_packet", "read_stream_message"]
 logger = logging.getLogger("swimgossip")
 
 _READ_SIZE = 65_536
+#: Seconds without new data after which a partial stream message is parsed again.
+_PARSE_WHEN_IDLE = 0.05
 #: The most bytes a stream message may take (the encrypted push-pull bound, and a bit).
 MAX_STREAM_MESSAGE = MAX_STREAM_BYTES + 1024
 
@@ -184,30 +186,43 @@ class MemberlistTransport:
         return encrypt_stream(self.keyring.primary, payload, self.label)
 
     async def _read_message(self, stream: trio.SocketStream, *, answer: bool) -> bytes:
-        buf = b""
+        # A plain message has no length: it is parsed from the start until it decodes.
+        # Parsing after every chunk would cost O(n^2) for a large push-pull, so a parse
+        # runs only when the message may be whole (a short read, a pause in the data, the
+        # end of the stream) or the buffer doubled since the last try: O(n log n).
+        buf = bytearray()
+        tried = 0
         while True:
-            chunk = await stream.receive_some(_READ_SIZE)
-            if chunk:
+            chunk: bytes | None = None
+            with trio.move_on_after(_PARSE_WHEN_IDLE) as pause:
+                chunk = await stream.receive_some(_READ_SIZE)
+            if pause.cancelled_caught:
+                chunk = None
+            elif chunk:
                 buf += chunk
                 if len(buf) > MAX_STREAM_MESSAGE:
                     raise FrameError(
                         f"memberlist stream over {MAX_STREAM_MESSAGE} bytes", oversized=True
                     )
+            ended = chunk == b""
+            whole = chunk is None or len(chunk) < _READ_SIZE or len(buf) >= 2 * tried
+            if not ended and (not whole or len(buf) == tried):
+                continue
+            tried = len(buf)
             try:
                 return read_stream_message(
-                    buf, label=self.label, keyring=self.keyring, answer=answer
+                    bytes(buf), label=self.label, keyring=self.keyring, answer=answer
                 )
             except Truncated:
-                if not chunk:
-                    if not buf:
-                        raise FrameError(
-                            "the peer closed the stream without answering (a memberlist "
-                            "peer does so when it cannot decrypt our stream or refuses our "
-                            "label: check the key and the label)"
-                        ) from None
+                if not ended:
+                    continue
+                if not buf:
                     raise FrameError(
-                        f"memberlist stream cut short after {len(buf)} bytes"
+                        "the peer closed the stream without answering (a memberlist peer "
+                        "does so when it cannot decrypt our stream or refuses our label: "
+                        "check the key and the label)"
                     ) from None
+                raise FrameError(f"memberlist stream cut short after {len(buf)} bytes") from None
 
     async def exchange(self, address: str, request: bytes) -> bytes:
         """Dial ``address``, send ``request`` (a memberlist stream message), return the
