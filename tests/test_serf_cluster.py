@@ -225,6 +225,11 @@ async def test_serf_agents_see_our_tags_events_leave_and_restart(
             # a tag change of ours -> serf members -detailed
             await py2.serf.set_tags({"role": "db", "dc": "two"})
             await wait_for_serf(go1, {"py2": "alive"}, {"py2": {"role": "db", "dc": "two"}})
+            # our own alive, echoed by Go peers with Serf's tags, is not refuted in a loop
+            for node in (py1, py2):
+                me = node.member(node.name)
+                assert me is not None and me.incarnation <= 2, me
+                assert node.metrics().get("refutations", 0) <= 2
             detailed = await go1.serf("members", "-detailed")
             (line,) = [x for x in detailed.splitlines() if x.startswith("py2 ")]
             assert "dc=two" in line and "role=db" in line  # Go prints a map: any order
