@@ -31,8 +31,7 @@ Limits (``Config.state_*``): a local write over one raises ``StateLimitExceeded`
 delta over one is dropped and counted (``state_refused``), so a member sending more never
 grows our memory. Tombstones are kept ``state_tombstone_grace`` seconds, then reaped. The
 state of a member leaves with it when it is reaped from the member table; no
-``StateChanged`` is emitted for it after that.
-"""
+``StateChanged`` is emitted for it after that."""
 
 from __future__ import annotations
 
@@ -104,6 +103,15 @@ class MemberState:
         """A copy of ``owner``'s live keys (tombstones left out)."""
         keys = self._data.get(owner, {})
         return {k: e.value for k, e in sorted(keys.items()) if e.value is not None}
+
+    def snapshot(self, owner: str) -> list[StateChanged]:
+        """``owner``'s live keys as snapshot events (``snapshot=True``, ``seq`` 0), by key."""
+        keys = self._data.get(owner, {})
+        return [
+            StateChanged(member=owner, key=k, value=e.value, version=e.version, snapshot=True)
+            for k, e in sorted(keys.items())
+            if e.value is not None
+        ]
 
     def version(self, owner: str) -> int:
         """The highest version we hold of ``owner``'s keys (0: none)."""

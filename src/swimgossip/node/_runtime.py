@@ -49,7 +49,7 @@ import trio
 
 from ..core.engine import Engine
 from ..core.errors import NotRunning
-from ..core.events import MemberConflict, StateChanged
+from ..core.events import MemberConflict
 from ..core.inputs import (
     Command,
     DatagramReceived,
@@ -347,9 +347,6 @@ class Runtime:
 
     def _publish(self, output: PublishEvent) -> None:
         event = output.event
-        if isinstance(event, StateChanged):
-            self.hub.publish_state(event)
-            return
         if type(event) is MemberConflict:
             logger.warning(
                 "%s: name conflict: %r at %s is also claimed from %s (refused)",
