@@ -31,6 +31,12 @@ def converged(writers: list[Node], readers: list[Node]) -> bool:
     return all(r.state(w.name) == w.state(w.name) for w in writers for r in readers)
 
 
+def restarted(events: list[FullEvent], name: str) -> bool:
+    return any(
+        isinstance(e, MemberJoined) and e.restarted and e.member.name == name for e in events
+    )
+
+
 def check_order(events: list[FullEvent]) -> None:
     """One ``seq`` order; a member's ``MemberJoined`` before its first ``StateChanged``;
     each key's versions rising."""
@@ -83,7 +89,7 @@ async def test_five_nodes_writes_a_large_value_a_delete_a_crash_and_a_restart() 
                 await again.set_state("role", b"r4 again")
                 await again.join([nodes[0].address])
                 alive = [*nodes[:4], again]
-                while not converged(alive, alive):
+                while not converged(alive, alive) or not restarted(seen, "s4"):
                     with trio.move_on_after(0.05):
                         seen.append(await events.receive())
             assert all(n.state("s4") == {"role": b"r4 again"} for n in alive)
@@ -92,8 +98,9 @@ async def test_five_nodes_writes_a_large_value_a_delete_a_crash_and_a_restart() 
         assert ("s0", "blob", blob) in changes
         assert ("s2", "gone", None) in changes
         assert changes.index(("s4", "role", b"r4")) < changes.index(("s4", "role", b"r4 again"))
-        restarts = [e for e in seen if isinstance(e, MemberJoined) and e.restarted]
-        assert [e.member.name for e in restarts] == ["s4"]
+        assert [e.member.name for e in seen if isinstance(e, MemberJoined) and e.restarted] == [
+            "s4"
+        ]
         with pytest.raises(TypeError):
             nodes[0].state("s0")["role"] = b"x"  # type: ignore[index]
         nursery.cancel_scope.cancel()
