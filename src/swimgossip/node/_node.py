@@ -318,6 +318,10 @@ class Node:
     def subscribe(
         self, *, snapshot: bool = False, buffer: int = ..., state: Literal[True]
     ) -> FullSubscription: ...
+    @overload
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = ..., state: bool
+    ) -> Subscription | FullSubscription: ...
     def subscribe(
         self, *, snapshot: bool = False, buffer: int = _DEFAULT_BUFFER, state: bool = False
     ) -> Subscription | FullSubscription:
