@@ -290,3 +290,40 @@ def test_state_converges_in_the_simulator_under_loss(seed: int) -> None:
         assert held == expected, f"seed {seed}: {node.name} differs"
     changed = [e for _, observer, e in sim.state_events if observer == "n5" and e.member == "n0"]
     assert [e.value for e in changed][-1] is None
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_partition_with_writes_on_both_sides_heals_to_the_newest_versions(seed: int) -> None:
+    sim = Simulation(config=Config.lan(), seed=seed)
+    sim.add_cluster(10, prejoined=True)
+    names = sorted(sim.nodes)
+    left, right = names[:5], names[5:]
+    sim.run_for(1.0)
+    for name in names:
+        sim.set_state(name, "role", b"before")
+        sim.set_state(name, "extra", b"x")
+    sim.run_for(30.0)
+    before = {name: sim.nodes[name].engine.state_version(name) for name in names}
+    assert all(sim.nodes[r].engine.state_version(w) == before[w] for w in names for r in names)
+    sim.partition(left, right)
+    for name in names:  # both sides write while cut off from each other
+        sim.set_state(name, "role", f"during {name}".encode())
+    sim.delete_state(left[0], "extra")
+    sim.delete_state(right[0], "extra")
+    sim.run_for(30.0)
+    # The cut held: each side has the other's old versions only.
+    assert sim.nodes[right[1]].engine.state(left[0])["role"] == b"before"
+    assert sim.nodes[left[1]].engine.state(right[0])["role"] == b"before"
+    assert sim.nodes[left[1]].engine.state(left[2])["role"] == f"during {left[2]}".encode()
+    sim.heal()
+    sim.run_for(120.0)
+    for writer in names:
+        mine = sim.nodes[writer].engine.state(writer)
+        assert mine["role"] == f"during {writer}".encode()
+        assert ("extra" in mine) is (writer not in (left[0], right[0]))
+        version = sim.nodes[writer].engine.state_version(writer)
+        assert version > before[writer]
+        for reader in names:
+            held = sim.nodes[reader].engine
+            assert held.state(writer) == mine, f"seed {seed}: {reader} holds old {writer}"
+            assert held.state_version(writer) == version
