@@ -154,3 +154,26 @@ async def test_no_state_event_for_a_member_after_it_is_reaped(autojump_clock: ob
     assert n0.state("n2") == {}
     after = seen[reaped_at:]
     assert not any(isinstance(e, StateChanged) and e.member == "n2" for e in after), after
+
+
+async def test_a_restarted_member_supersedes_its_old_keys_everywhere(
+    autojump_clock: object,
+) -> None:
+    async with open_cluster(3, seed=8, config=CONFIG) as cluster:
+        n0 = cluster.node("n0")
+        seen: list[FullEvent] = []
+        with trio.fail_after(120):
+            async with n0.subscribe(state=True) as events:
+                await cluster.node("n2").set_state("old", b"first run")
+                while n0.state("n2") != {"old": b"first run"}:
+                    seen.append(await events.receive())
+                again = await cluster.restart("n2")
+                await again.set_state("new", b"second run")
+                while n0.state("n2") != {"new": b"second run"} or not any(
+                    isinstance(e, MemberJoined) and e.restarted for e in seen
+                ):
+                    seen.append(await events.receive())
+            assert cluster.node("n1").state("n2") == again.state("n2") == {"new": b"second run"}
+    about_n2 = [(e.key, e.value) for e in seen if isinstance(e, StateChanged) and e.member == "n2"]
+    assert about_n2[0] == ("old", b"first run")
+    assert ("old", None) in about_n2 and ("new", b"second run") in about_n2

@@ -2,7 +2,8 @@
 
 Five nodes write keys, one a 40 KiB value (larger than any datagram: it travels on the
 state exchange's stream), one deletes a key, one crashes and a new process restarts under
-its name and address; every node's ``state()`` ends equal to the writer's, and one node's
+its name and address (without one of its old keys); every node's ``state()`` ends equal to
+the writer's, and one node's
 ``subscribe(state=True)`` gives membership and state events in one ``seq`` order."""
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ async def test_five_nodes_writes_a_large_value_a_delete_a_crash_and_a_restart() 
             for i, node in enumerate(nodes):
                 await node.set_state("role", f"r{i}".encode())
             await nodes[0].set_state("blob", blob)
+            await nodes[4].set_state("first run only", b"x")  # the restart forgets it
             await nodes[2].set_state("gone", b"soon")
             await nodes[2].delete_state("gone")
             with pytest.raises(StateLimitExceeded):
@@ -92,11 +94,14 @@ async def test_five_nodes_writes_a_large_value_a_delete_a_crash_and_a_restart() 
                 while not converged(alive, alive) or not restarted(seen, "s4"):
                     with trio.move_on_after(0.05):
                         seen.append(await events.receive())
+            # Every copy equals the new process's state: its previous run's extra key is
+            # superseded by a tombstone (the new run's first exchange brings it back).
             assert all(n.state("s4") == {"role": b"r4 again"} for n in alive)
         check_order(seen)
         changes = [(e.member, e.key, e.value) for e in seen if isinstance(e, StateChanged)]
         assert ("s0", "blob", blob) in changes
         assert ("s2", "gone", None) in changes
+        assert ("s4", "first run only", None) in changes
         assert changes.index(("s4", "role", b"r4")) < changes.index(("s4", "role", b"r4 again"))
         assert [e.member.name for e in seen if isinstance(e, MemberJoined) and e.restarted] == [
             "s4"

@@ -195,7 +195,12 @@ def test_the_exchange_moves_missing_deltas_then_only_digests() -> None:
         answer, push = exchange(a, b, now)
         assert answer.deltas == () and push is None
         assert dict(zip(answer.owners, answer.versions, strict=True)) == b.state_digest()
+    # b's first exchange leaves b out of its digest (a restart check): its own keys come
+    # back, as duplicates; then digests only.
     answer, push = exchange(b, a, 5.0)
+    assert {d.owner for d in answer.deltas} == {"b"} and push is None
+    assert b.counters["state_superseded"] == 0
+    answer, push = exchange(b, a, 6.0)
     assert answer.deltas == () and push is None
 
 
@@ -231,6 +236,32 @@ def test_a_restarted_member_does_not_reuse_versions() -> None:
     assert new.version > held
     b.receive(encode_packet(deltas_in(again.handle_timer(_gossip(), 0.6))), again.address, 0.7)
     assert b.state("a") == {"k": b"new"}
+
+
+def test_a_restarted_member_supersedes_the_keys_of_its_previous_run() -> None:
+    a, b = pair()
+    a.set_state("kept", b"1", 1.0)
+    a.set_state("dropped", b"2", 1.0)
+    a.set_state("gone", b"3", 1.0)
+    a.delete_state("gone", 1.0)
+    exchange(b, a, 2.0)
+    assert b.state("a") == {"kept": b"1", "dropped": b"2"}
+    # The new run writes "kept" only, before its first exchange.
+    again = engine("a", epoch=EPOCH + 10_000_000)
+    view = {
+        n: Member(name=n, address=address_of(n), status=Status.ALIVE, incarnation=0) for n in "ab"
+    }
+    again.install_view(view, ["b"])
+    again.start(0.0)
+    again.set_state("kept", b"new", 0.1)
+    answer, push = exchange(again, b, 0.5)  # our name left out of the digest: b sends ours
+    assert {d.key for d in answer.deltas if d.owner == "a"} == {"kept", "dropped", "gone"}
+    assert again.counters["state_superseded"] == 1  # "dropped"; "kept" is newer, "gone" gone
+    assert again.state("a") == {"kept": b"new"}
+    assert push is not None and {d.key for d in push.deltas} == {"kept", "dropped"}
+    assert b.state("a") == again.state("a") == {"kept": b"new"}
+    answer, push = exchange(again, b, 1.0)  # from now on, digests only
+    assert answer.deltas == () and push is None
 
 
 def test_no_state_changes_after_leave() -> None:
