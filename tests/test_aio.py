@@ -300,3 +300,45 @@ def test_a_broadcast_reaches_the_messages_of_another_node() -> None:
             assert (delivery.source, delivery.payload) == ("a", b"hello from a")
 
     asyncio.run(main())
+
+
+def test_state_travels_in_the_ordered_stream_and_to_on_state() -> None:
+    async def main() -> None:
+        config = swimgossip.Config.local(state_sync_interval=0.3)
+        options = {**OPTIONS, "config": config}
+        heard: list[swimgossip.StateChanged] = []
+        got = asyncio.Event()
+
+        def on_state(event: swimgossip.StateChanged) -> None:
+            heard.append(event)
+            if event.value is None:
+                got.set()
+
+        async with (
+            swimgossip.aio.open_node("a", **options) as a,
+            swimgossip.aio.open_node("b", **options) as b,
+            b.subscribe(state=True) as events,
+        ):
+            b.listen(on_state=on_state)
+            await b.join([a.address])
+            await a.set_state("shards", b"1,4,7")
+            seen: list[swimgossip.FullEvent] = []
+            async with asyncio.timeout(PATIENCE):
+                async for event in events:
+                    seen.append(event)
+                    if isinstance(event, swimgossip.StateChanged):
+                        break
+                await a.delete_state("shards")
+                await got.wait()
+            assert b.state("a") == {} and a.state("a") == {}
+            assert b.state_version("a") == a.state_version("a") > 0
+            assert about(seen[0]) == "a" and type(seen[0]) is MemberJoined  # joined first
+            last = seen[-1]
+            assert isinstance(last, swimgossip.StateChanged)
+            assert (last.member, last.key, last.value) == ("a", "shards", b"1,4,7")
+            assert [e.seq for e in seen] == sorted(e.seq for e in seen if e.seq)
+            assert [(e.key, e.value) for e in heard] == [("shards", b"1,4,7"), ("shards", None)]
+            with pytest.raises(swimgossip.StateLimitExceeded):
+                await a.set_state("big", bytes(config.state_value_max + 1))
+
+    asyncio.run(main())

@@ -254,3 +254,32 @@ def test_an_asyncio_a_blocking_and_a_trio_node_form_one_cluster(
     until_event(hub_events, MemberLeft, "asyncio", seen)
     joined = {about(e) for e in seen if type(e) is MemberJoined}
     assert {"asyncio", "trio"} <= joined
+
+
+def test_state_is_set_read_and_streamed_in_order(nodes: list[BlockingNode]) -> None:
+    options = {**OPTIONS, "config": swimgossip.Config.local(state_sync_interval=0.3)}
+    a = swimgossip.blocking.start_node("a", **options)
+    b = swimgossip.blocking.start_node("b", **options)
+    nodes += [a, b]
+    seen: list[swimgossip.FullEvent] = []
+    with b.events(timeout=PATIENCE, state=True) as events:
+        b.join([a.address])
+        a.set_state("port", b"8080")
+        for event in events:
+            seen.append(event)
+            if isinstance(event, swimgossip.StateChanged):
+                break
+        a.delete_state("port")
+        for event in events:
+            seen.append(event)
+            if isinstance(event, swimgossip.StateChanged) and event.value is None:
+                break
+    assert b.state("a") == {} == a.state("a")
+    assert b.state_version("a") == a.state_version("a") > 0
+    changes = [(e.key, e.value) for e in seen if isinstance(e, swimgossip.StateChanged)]
+    assert changes == [("port", b"8080"), ("port", None)]
+    assert about(seen[0]) == "a" and type(seen[0]) is MemberJoined
+    seqs = [e.seq for e in seen if not isinstance(e, EventsLost)]
+    assert seqs == sorted(seqs)
+    with pytest.raises(swimgossip.StateLimitExceeded):
+        a.set_state("big", bytes(a.config.state_value_max + 1))

@@ -14,12 +14,19 @@ import pytest
 import trio
 
 from cli_helpers import run
-from swimgossip import MemberFailed, MemberJoined, MemberSuspected, Status, open_node
+from swimgossip import (
+    MemberFailed,
+    MemberJoined,
+    MemberSuspected,
+    StateChanged,
+    Status,
+    open_node,
+)
 from swimgossip.cli import main
 from swimgossip.cli._agent import event_record
 from swimgossip.cli._format import decode_meta, encode_meta, format_table, member_record
 from swimgossip.cli._simulate import Progress, trace_run
-from swimgossip.cli._status import check_loopback, fetch_status, serve_status
+from swimgossip.cli._status import check_loopback, fetch_status, serve_status, status_record
 from swimgossip.cli.errors import StatusError
 from swimgossip.core.member import Member
 from swimgossip.node import EventsLost
@@ -160,6 +167,29 @@ def test_member_table_is_aligned_with_a_header() -> None:
     assert {line.index("127.0.0.1") for line in lines[1:]} == {lines[0].index("Address")}
 
 
+def test_state_changes_are_agent_lines_and_a_table_column() -> None:
+    changed = StateChanged(member="web-1", key="port", value=b"8080", version=7, seq=3)
+    assert event_record(changed, 1.0) == {
+        "ts": 1.0,
+        "event": "state",
+        "member": "web-1",
+        "key": "port",
+        "value": "8080",
+        "version": 7,
+    }
+    deleted = StateChanged(member="web-1", key="port", value=None, version=8)
+    assert event_record(deleted, 2.0)["value"] is None
+    records = [
+        {**member_record(_member("web-1")), "state": {"port": "8080", "ready": "1"}},
+        {**member_record(_member("b")), "state": {}},
+    ]
+    lines = format_table(records).splitlines()
+    assert lines[0].split() == ["Name", "Address", "Status", "Incarnation", "Meta", "State"]
+    assert lines[1].split()[-1] == "port=8080,ready=1"
+    assert lines[1].index("port=") == lines[0].index("State")
+    assert len(lines[2].split()) == 4  # no meta, no state
+
+
 # ---------------------------------------------------------------------- status endpoint
 
 
@@ -187,7 +217,12 @@ async def test_status_endpoint_answers_members_metrics_and_errors() -> None:
     async with open_node("solo", bind="127.0.0.1:0") as node, trio.open_nursery() as nursery:
         where = await nursery.start(serve_status, node, "127.0.0.1:0")
         members = await trio.to_thread.run_sync(fetch_status, where, "/members")
-        assert members == [member_record(m) for m in node.members()]
+        assert members == [{**member_record(m), "state": {}} for m in node.members()]
+        await node.set_state("port", b"8080")
+        await node.set_state("raw", b"\xff")
+        members = await trio.to_thread.run_sync(fetch_status, where, "/members")
+        assert members == [status_record(node, m) for m in node.members()]
+        assert members[0]["state"] == {"port": "8080", "raw": "\\xff"}
         metrics = await trio.to_thread.run_sync(fetch_status, where, "/metrics.json")
         assert metrics["members_alive"] == 1
         with pytest.raises(StatusError, match="404"):

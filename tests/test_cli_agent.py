@@ -89,6 +89,51 @@ def test_members_prints_the_table_from_the_status_endpoint() -> None:
         assert [r["name"] for r in records] == ["db-1", "web-1"]
 
 
+def test_agent_state_spreads_and_members_shows_it() -> None:
+    status = f"127.0.0.1:{free_port()}"
+    with spawned() as start:
+        first = start(
+            "agent", "--name", "web-1", "--bind", "127.0.0.1:0", "--status", status,
+            "--preset", "local", "--state", "port=8080", "--state", "ready=1",
+        )  # fmt: skip
+        seed = first.expect_event("joined", "web-1", JOIN_WITHIN)
+        second = start(
+            "agent", "--name", "db-1", "--bind", "127.0.0.1:0", "--join", seed["address"],
+            "--preset", "local", "--state", "shards=1,4,7",
+        )  # fmt: skip
+        # Each sees the other's keys as "state" lines, after the member's "joined" line.
+        for agent, member, key, value in [
+            (first, "db-1", "shards", "1,4,7"),
+            (second, "web-1", "port", "8080"),
+        ]:
+            line = agent.expect(
+                lambda r, m=member, k=key: (
+                    r.get("event") == "state" and r["member"] == m and r["key"] == k
+                ),
+                JOIN_WITHIN,
+                f"{member}'s {key}",
+            )
+            assert line["value"] == value and line["version"] > 0
+            records = agent.records
+            joined = next(
+                i for i, r in enumerate(records) if r["event"] == "joined" and r["member"] == member
+            )
+            assert joined < records.index(line)
+
+        table = run("members", "--status", status, timeout=30)
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        assert lines[0].split() == ["Name", "Address", "Status", "Incarnation", "Meta", "State"]
+        rows = {line.split()[0]: line.split() for line in lines[1:]}
+        assert rows["web-1"][-1] == "port=8080,ready=1"
+        assert rows["db-1"][-1] == "shards=1,4,7"
+        as_json = json.loads(run("members", "--status", status, "--json", timeout=30).stdout)
+        assert {r["name"]: r["state"] for r in as_json} == {
+            "db-1": {"shards": "1,4,7"},
+            "web-1": {"port": "8080", "ready": "1"},
+        }
+
+
 def test_members_without_an_endpoint_exits_1() -> None:
     result = run("members", "--status", f"127.0.0.1:{free_port()}", timeout=30)
     assert result.returncode == 1
@@ -122,6 +167,8 @@ def test_bad_flags_exit_2_with_one_line() -> None:
         (["agent", "--name", "x", "--bind", "nowhere"], "--bind"),
         (["agent", "--bind", "127.0.0.1:0"], "--name"),
         (["agent", "--name", "x", "--bind", "127.0.0.1:0", "--meta", "novalue"], "KEY=VALUE"),
+        (["agent", "--name", "x", "--bind", "127.0.0.1:0", "--state", "novalue"], "KEY=VALUE"),
+        (["agent", "--name", "x", "--bind", "127.0.0.1:0", "--state", "k" * 300 + "=v"], "--state"),
         (["agent", "--name", "x", "--bind", "127.0.0.1:0", "--join-timeout", "-1"], "seconds"),
         (["agent", "--name", "x", "--bind", "127.0.0.1:0", "--status", "0.0.0.0:0"], "loopback"),
         (["frobnicate"], "invalid choice"),

@@ -314,7 +314,7 @@ def test_only_entry_points_that_return_outputs_are_public_on_the_engine() -> Non
 
     # Public methods either return outputs (entry points) or only read (queries).
     queries = {"members", "iter_members", "member", "local_state", "is_stale"}
-    queries |= {"state", "state_version", "state_digest"}
+    queries |= {"state", "state_version", "state_digest", "state_snapshot"}
     setup = {"install_view", "note_local_lag"}
     for name, function in inspect.getmembers(Engine, inspect.isfunction):
         if name.startswith("_") or name in queries | setup:

@@ -14,8 +14,8 @@ import swimgossip
 from cli_helpers import free_port, run, spawned
 from node_helpers import PATIENCE, start_node, until_event
 from swimgossip import ConfigError, Member, MemberUpdated, Status, decode_tags, encode_tags
-from swimgossip.cli._format import encode_meta, member_record
-from swimgossip.cli._status import fetch_status, serve_status
+from swimgossip.cli._format import encode_meta
+from swimgossip.cli._status import fetch_status, serve_status, status_record
 from swimgossip.cli.errors import StatusError
 
 keys = st.text(min_size=1, max_size=20).filter(lambda k: "=" not in k)
@@ -89,7 +89,7 @@ async def test_status_endpoint_filters_members_by_status_and_tag() -> None:
         async def get(path: str) -> object:
             return await trio.to_thread.run_sync(fetch_status, where, path)
 
-        everyone = [member_record(node.member("solo"))]  # type: ignore[arg-type]
+        everyone = [status_record(node, node.member("solo"))]  # type: ignore[arg-type]
         assert await get("/members?status=alive&tag=role:db") == everyone
         assert await get("/members?status=alive&status=dead&tag=role%3Adb") == everyone
         assert await get("/members?tag=role:web") == []

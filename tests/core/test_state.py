@@ -195,7 +195,12 @@ def test_the_exchange_moves_missing_deltas_then_only_digests() -> None:
         answer, push = exchange(a, b, now)
         assert answer.deltas == () and push is None
         assert dict(zip(answer.owners, answer.versions, strict=True)) == b.state_digest()
+    # b's first exchange leaves b out of its digest (a restart check): its own keys come
+    # back, as duplicates; then digests only.
     answer, push = exchange(b, a, 5.0)
+    assert {d.owner for d in answer.deltas} == {"b"} and push is None
+    assert b.counters["state_superseded"] == 0
+    answer, push = exchange(b, a, 6.0)
     assert answer.deltas == () and push is None
 
 
@@ -231,6 +236,32 @@ def test_a_restarted_member_does_not_reuse_versions() -> None:
     assert new.version > held
     b.receive(encode_packet(deltas_in(again.handle_timer(_gossip(), 0.6))), again.address, 0.7)
     assert b.state("a") == {"k": b"new"}
+
+
+def test_a_restarted_member_supersedes_the_keys_of_its_previous_run() -> None:
+    a, b = pair()
+    a.set_state("kept", b"1", 1.0)
+    a.set_state("dropped", b"2", 1.0)
+    a.set_state("gone", b"3", 1.0)
+    a.delete_state("gone", 1.0)
+    exchange(b, a, 2.0)
+    assert b.state("a") == {"kept": b"1", "dropped": b"2"}
+    # The new run writes "kept" only, before its first exchange.
+    again = engine("a", epoch=EPOCH + 10_000_000)
+    view = {
+        n: Member(name=n, address=address_of(n), status=Status.ALIVE, incarnation=0) for n in "ab"
+    }
+    again.install_view(view, ["b"])
+    again.start(0.0)
+    again.set_state("kept", b"new", 0.1)
+    answer, push = exchange(again, b, 0.5)  # our name left out of the digest: b sends ours
+    assert {d.key for d in answer.deltas if d.owner == "a"} == {"kept", "dropped", "gone"}
+    assert again.counters["state_superseded"] == 1  # "dropped"; "kept" is newer, "gone" gone
+    assert again.state("a") == {"kept": b"new"}
+    assert push is not None and {d.key for d in push.deltas} == {"kept", "dropped"}
+    assert b.state("a") == again.state("a") == {"kept": b"new"}
+    answer, push = exchange(again, b, 1.0)  # from now on, digests only
+    assert answer.deltas == () and push is None
 
 
 def test_no_state_changes_after_leave() -> None:
@@ -290,3 +321,40 @@ def test_state_converges_in_the_simulator_under_loss(seed: int) -> None:
         assert held == expected, f"seed {seed}: {node.name} differs"
     changed = [e for _, observer, e in sim.state_events if observer == "n5" and e.member == "n0"]
     assert [e.value for e in changed][-1] is None
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_partition_with_writes_on_both_sides_heals_to_the_newest_versions(seed: int) -> None:
+    sim = Simulation(config=Config.lan(), seed=seed)
+    sim.add_cluster(10, prejoined=True)
+    names = sorted(sim.nodes)
+    left, right = names[:5], names[5:]
+    sim.run_for(1.0)
+    for name in names:
+        sim.set_state(name, "role", b"before")
+        sim.set_state(name, "extra", b"x")
+    sim.run_for(30.0)
+    before = {name: sim.nodes[name].engine.state_version(name) for name in names}
+    assert all(sim.nodes[r].engine.state_version(w) == before[w] for w in names for r in names)
+    sim.partition(left, right)
+    for name in names:  # both sides write while cut off from each other
+        sim.set_state(name, "role", f"during {name}".encode())
+    sim.delete_state(left[0], "extra")
+    sim.delete_state(right[0], "extra")
+    sim.run_for(30.0)
+    # The cut held: each side has the other's old versions only.
+    assert sim.nodes[right[1]].engine.state(left[0])["role"] == b"before"
+    assert sim.nodes[left[1]].engine.state(right[0])["role"] == b"before"
+    assert sim.nodes[left[1]].engine.state(left[2])["role"] == f"during {left[2]}".encode()
+    sim.heal()
+    sim.run_for(120.0)
+    for writer in names:
+        mine = sim.nodes[writer].engine.state(writer)
+        assert mine["role"] == f"during {writer}".encode()
+        assert ("extra" in mine) is (writer not in (left[0], right[0]))
+        version = sim.nodes[writer].engine.state_version(writer)
+        assert version > before[writer]
+        for reader in names:
+            held = sim.nodes[reader].engine
+            assert held.state(writer) == mine, f"seed {seed}: {reader} holds old {writer}"
+            assert held.state_version(writer) == version

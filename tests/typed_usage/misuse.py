@@ -4,7 +4,7 @@ the lines marked ``# error``, and none elsewhere. Never run."""
 from __future__ import annotations
 
 import swimgossip
-from swimgossip import MemberJoined, Node, NodeEvent
+from swimgossip import EventsLost, MemberJoined, Node, NodeEvent
 
 
 def on_join(event: MemberJoined) -> None:
@@ -19,3 +19,8 @@ async def misuse(node: Node, event: NodeEvent) -> None:
     node.listen(on_fail=on_join)  # error
     print(event.member.name)  # error
     node.listen(on_direct=on_join)  # error
+    node.listen(on_state=on_join)  # error
+    async with node.subscribe(state=True) as events:
+        async for change in events:
+            if not isinstance(change, EventsLost):
+                print(change.member.name)  # error

@@ -12,6 +12,7 @@ import swimgossip
 from swimgossip import (
     DirectDelivery,
     EventsLost,
+    FullSubscription,
     MemberFailed,
     MemberJoined,
     MemberLeft,
@@ -20,6 +21,7 @@ from swimgossip import (
     MemberUpdated,
     Node,
     NodeEvent,
+    StateChanged,
     UserDelivery,
 )
 
@@ -91,6 +93,34 @@ def on_restart(event: MemberJoined) -> None:
     print(event.member.name, event.member.boot, event.restarted)
 
 
+def on_state(event: StateChanged) -> None:
+    print(event.member, event.key, event.value, event.version, event.snapshot)
+
+
+async def state_loop(node: Node) -> dict[str, dict[str, bytes]]:
+    """Membership and state in one stream: narrowing on ``EventsLost`` then on
+    ``StateChanged`` (whose ``member`` is a name) leaves events that have a ``Member``."""
+    view: dict[str, dict[str, bytes]] = {}
+    events: FullSubscription
+    async with node.subscribe(snapshot=True, state=True) as events:
+        async for event in events:
+            if isinstance(event, EventsLost):
+                view.clear()
+            elif isinstance(event, StateChanged):
+                keys = view.setdefault(event.member, {})
+                if event.value is None:
+                    keys.pop(event.key, None)
+                else:
+                    keys[event.key] = event.value
+            else:
+                view.setdefault(event.member.name, {})
+    await node.set_state("ready", b"1")
+    await node.delete_state("ready")
+    print(dict(node.state(node.name)), node.state_version(node.name))
+    node.on_event(lambda e: print(e.seq if not isinstance(e, EventsLost) else 0), state=True)
+    return view
+
+
 async def service() -> None:
     config = swimgossip.Config.local()
     async with trio.open_nursery() as nursery:
@@ -110,6 +140,7 @@ async def service() -> None:
             on_message=on_message,
             on_direct=on_direct,
             on_restart=on_restart,
+            on_state=on_state,
         )
         await node.send("b", b"payload", reliable=True)
         for member in node.alive(tags={"role": "db"}):

@@ -7,11 +7,11 @@ directly: Trio steps and asyncio callbacks take turns on one thread, so nothing 
 half-done. Actions (``join``, ``update_meta``, ``broadcast``, ``leave``) run as Trio tasks
 and are awaited from asyncio; their errors are the Trio API's, unchanged.
 
-Streams (``subscribe``, ``messages``) are the node's own bounded ``Subscription`` and
-``MessageStream``: every read is one Trio ``receive``, so events keep their order and
-``seq``, a reader that falls behind gets ``EventsLost`` and a fresh snapshot, and the
-protocol never waits for asyncio. An item whose reader stopped waiting (a timeout) just as
-it arrived is kept for the next read.
+Streams (``subscribe``, ``messages``) are the node's own bounded ``Subscription`` (or
+``FullSubscription``, with member state) and ``MessageStream``: every read is one Trio
+``receive``, so events keep their order and ``seq``, a reader that falls behind gets
+``EventsLost`` and a fresh snapshot, and the protocol never waits for asyncio. An item
+whose reader stopped waiting (a timeout) just as it arrived is kept for the next read.
 
 Leaving the ``async with`` normally leaves the cluster gracefully; cancelling the task that
 holds it, or an exception in the block, stops the node at once without leaving (a crash, as
@@ -27,20 +27,21 @@ import collections
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, overload
 
 import attrs
 import trio
 
 from ..core.config import Config
 from ..core.errors import NotRunning
+from ..core.events import StateChanged
 from ..core.member import Member
 from ..core.outputs import UserDelivery
-from ..node import Node, NodeEvent, host_node, join_within
-from ..node._node import EventCallback, KindCallback, dispatch_by_kind
+from ..node import FullEvent, Node, NodeEvent, host_node, join_within
+from ..node._node import EventCallback, FullEventCallback, KindCallback, dispatch_by_kind
 from ..security import SecurityMode
 from ._guest import TrioGuest, acquire_guest, release_guest, wait_even_if_cancelled
 
@@ -122,7 +123,8 @@ class AioNode:
 
     _node: Node
     _guest: TrioGuest
-    _callbacks: list[EventCallback] = attrs.field(factory=list)
+    #: Each callback, and whether it takes ``StateChanged`` events.
+    _callbacks: list[tuple[FullEventCallback, bool]] = attrs.field(factory=list)
     _listener: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -172,6 +174,14 @@ class AioNode:
     def security(self) -> SecurityMode:
         """The security mode in force."""
         return self._node.security
+
+    def state(self, name: str) -> Mapping[str, bytes]:
+        """A read-only copy of member ``name``'s state (``Node.state``)."""
+        return self._node.state(name)
+
+    def state_version(self, name: str) -> int:
+        """The highest state version we hold from member ``name`` (0: none)."""
+        return self._node.state_version(name)
 
     # ------------------------------------------------------------------ security
 
@@ -230,15 +240,43 @@ class AioNode:
         """
         await self._guest.call(self._node.broadcast, payload)
 
+    async def set_state(self, key: str, value: bytes) -> None:
+        """Write this node's state ``key`` to ``value`` (``Node.set_state``).
+
+        Raises:
+            StateLimitExceeded: over a ``Config.state_*`` limit; nothing changed.
+            TypeError, ValueError: a key that is not a str of 1 to 256 characters, or a
+                value that is not bytes.
+            NotRunning: the node has left.
+        """
+        await self._guest.call(self._node.set_state, key, value)
+
+    async def delete_state(self, key: str) -> None:
+        """Delete this node's state ``key`` (``Node.delete_state``).
+
+        Raises:
+            StateLimitExceeded: ``Config.state_tombstones_max`` deleted keys are held.
+            NotRunning: the node has left.
+        """
+        await self._guest.call(self._node.delete_state, key)
+
     async def leave(self) -> None:
         """Leave gracefully now (at most ``config.leave_timeout``); again does nothing."""
         await self._guest.call(self._node.leave)
 
     # ------------------------------------------------------------------ events
 
+    @overload
     def subscribe(
-        self, *, snapshot: bool = False, buffer: int = _DEFAULT_BUFFER
-    ) -> AioStream[NodeEvent]:
+        self, *, snapshot: bool = False, buffer: int = ..., state: Literal[False] = False
+    ) -> AioStream[NodeEvent]: ...
+    @overload
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = ..., state: Literal[True]
+    ) -> AioStream[FullEvent]: ...
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = _DEFAULT_BUFFER, state: bool = False
+    ) -> AioStream[Any]:
         """Stream membership events: ``async with node.subscribe() as events``.
 
         Args:
@@ -246,27 +284,42 @@ class AioNode:
                 taken atomically with subscribing.
             buffer: events held for a slow reader; beyond it the reader gets
                 ``EventsLost`` and a fresh snapshot.
+            state: also yield ``StateChanged`` events, in the same order and ``seq``
+                (``Node.subscribe(state=True)``).
         """
-        return AioStream(self._guest, self._node.subscribe(snapshot=snapshot, buffer=buffer))
+        stream = self._node.subscribe(snapshot=snapshot, buffer=buffer, state=state)
+        return AioStream(self._guest, stream)
 
     def messages(self, *, buffer: int = _DEFAULT_BUFFER) -> AioStream[UserDelivery]:
         """Application broadcasts from other members (``UserDelivery``) from now on."""
         return AioStream(self._guest, self._node.messages(buffer=buffer))
 
-    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+    @overload
+    def on_event(
+        self, callback: EventCallback, *, state: Literal[False] = False
+    ) -> Callable[[], None]: ...
+    @overload
+    def on_event(
+        self, callback: FullEventCallback, *, state: Literal[True]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on_event(self, callback: FullEventCallback, *, state: bool) -> Callable[[], None]: ...
+    def on_event(self, callback: Any, *, state: bool = False) -> Callable[[], None]:
         """Call ``callback(event)`` (a function or a coroutine function) on the asyncio
-        loop for every event from now on, in order. Returns a function that unregisters
-        it. Exceptions are logged, never raised."""
-        self._callbacks.append(callback)
+        loop for every event from now on, in order; with ``state=True`` the
+        ``StateChanged`` events too. Returns a function that unregisters it. Exceptions
+        are logged, never raised."""
+        entry = (callback, state)
+        self._callbacks.append(entry)
         if self._listener is None:
-            events = self.subscribe(buffer=64 * _DEFAULT_BUFFER)
+            events = self.subscribe(buffer=64 * _DEFAULT_BUFFER, state=True)
             self._listener = asyncio.get_running_loop().create_task(
                 self._run_callbacks(events), name=f"swimgossip callbacks {self.name}"
             )
 
         def remove() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
+            if entry in self._callbacks:
+                self._callbacks.remove(entry)
 
         return remove
 
@@ -277,20 +330,29 @@ class AioNode:
         on_update: KindCallback | None = None,
         on_fail: KindCallback | None = None,
         on_leave: KindCallback | None = None,
+        on_state: KindCallback | None = None,
     ) -> Callable[[], None]:
         """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
-        ``MemberFailed``, ``MemberLeft``), run on the asyncio loop. Returns a function that
-        unregisters them."""
+        ``MemberFailed``, ``MemberLeft``, ``StateChanged``), run on the asyncio loop in
+        the one order of the events. Returns a function that unregisters them."""
         return self.on_event(
             dispatch_by_kind(
-                on_join=on_join, on_update=on_update, on_fail=on_fail, on_leave=on_leave
-            )
+                on_join=on_join,
+                on_update=on_update,
+                on_fail=on_fail,
+                on_leave=on_leave,
+                on_state=on_state,
+            ),
+            state=on_state is not None,
         )
 
-    async def _run_callbacks(self, events: AioStream[NodeEvent]) -> None:
+    async def _run_callbacks(self, events: AioStream[FullEvent]) -> None:
         async with events:
             async for event in events:
-                for callback in list(self._callbacks):
+                state = isinstance(event, StateChanged)
+                for callback, wants_state in list(self._callbacks):
+                    if state and not wants_state:
+                        continue
                     try:
                         result = callback(event)
                         if inspect.isawaitable(result):

@@ -6,7 +6,8 @@ is bound, with a ``BlockingNode``. Every method of the handle runs in that Trio 
 ``trio.from_thread`` with the run's ``TrioToken`` and blocks the calling thread until it is
 done; any number of threads may call it. Errors are the Trio API's, unchanged.
 
-``events()`` is the node's own bounded ``Subscription`` read one event per ``next()``, so
+``events()`` is the node's own bounded ``Subscription`` (``FullSubscription`` with
+``state=True``) read one event per ``next()``, so
 events keep their order and ``seq`` and a reader that falls behind gets ``EventsLost`` and
 a fresh snapshot; the protocol never waits for a reader.
 
@@ -24,9 +25,9 @@ import concurrent.futures
 import contextlib
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, overload
 
 import trio
 
@@ -34,7 +35,7 @@ from ..core.config import Config
 from ..core.errors import NotRunning
 from ..core.member import Member
 from ..core.outputs import UserDelivery
-from ..node import Node, NodeEvent, host_node, join_within
+from ..node import FullEvent, Node, NodeEvent, host_node, join_within
 
 __all__ = ["BlockingNode", "BlockingStream", "start_node"]
 
@@ -198,6 +199,14 @@ class BlockingNode:
         """``metrics()`` in the Prometheus text exposition format (``Node.metrics_text``)."""
         return self._read(self._node.metrics_text)
 
+    def state(self, name: str) -> Mapping[str, bytes]:
+        """A read-only copy of member ``name``'s state (``Node.state``)."""
+        return self._read(lambda: self._node.state(name))
+
+    def state_version(self, name: str) -> int:
+        """The highest state version we hold from member ``name`` (0: none)."""
+        return self._read(lambda: self._node.state_version(name))
+
     # ------------------------------------------------------------------ acting
 
     def join(self, seeds: Sequence[str], *, timeout: float | None = None) -> int:
@@ -233,13 +242,52 @@ class BlockingNode:
         """
         self._run(self._node.broadcast, payload)
 
+    def set_state(self, key: str, value: bytes) -> None:
+        """Write this node's state ``key`` to ``value`` (``Node.set_state``).
+
+        Raises:
+            StateLimitExceeded: over a ``Config.state_*`` limit; nothing changed.
+            TypeError, ValueError: a key that is not a str of 1 to 256 characters, or a
+                value that is not bytes.
+            NotRunning: the node has left.
+        """
+        self._run(self._node.set_state, key, value)
+
+    def delete_state(self, key: str) -> None:
+        """Delete this node's state ``key`` (``Node.delete_state``).
+
+        Raises:
+            StateLimitExceeded: ``Config.state_tombstones_max`` deleted keys are held.
+            NotRunning: the node has left.
+        """
+        self._run(self._node.delete_state, key)
+
+    @overload
+    def events(
+        self,
+        *,
+        timeout: float | None = None,
+        snapshot: bool = False,
+        buffer: int = ...,
+        state: Literal[False] = False,
+    ) -> BlockingStream[NodeEvent]: ...
+    @overload
+    def events(
+        self,
+        *,
+        timeout: float | None = None,
+        snapshot: bool = False,
+        buffer: int = ...,
+        state: Literal[True],
+    ) -> BlockingStream[FullEvent]: ...
     def events(
         self,
         *,
         timeout: float | None = None,
         snapshot: bool = False,
         buffer: int = _DEFAULT_BUFFER,
-    ) -> BlockingStream[NodeEvent]:
+        state: bool = False,
+    ) -> BlockingStream[Any]:
         """Membership events from now on: ``for event in node.events(timeout=1.0)``.
 
         Args:
@@ -248,11 +296,15 @@ class BlockingNode:
             snapshot: first yield a ``MemberJoined`` per current member (not dead or left).
             buffer: events held for a slow reader; beyond it the reader gets
                 ``EventsLost`` and a fresh snapshot.
+            state: also yield ``StateChanged`` events, in the same order and ``seq``
+                (``Node.subscribe(state=True)``).
 
         Raises:
             NotRunning: the node has stopped.
         """
-        subscription = self._read(lambda: self._node.subscribe(snapshot=snapshot, buffer=buffer))
+        subscription = self._read(
+            lambda: self._node.subscribe(snapshot=snapshot, buffer=buffer, state=state)
+        )
         return BlockingStream(self, subscription, timeout)
 
     def messages(

@@ -13,13 +13,15 @@ without leaving (there is no cluster to tell). Problems found before the node ru
 bad key file, metadata too large) are ``AgentError`` with status 2, like argument errors.
 
 Event lines are ``{"ts", "event", "member", "address", "incarnation", "status", "meta"}``
-plus ``by`` and ``confirmations`` for ``suspected`` / ``failed``. With ``--wire serf``,
-Serf's user events and queries are lines too: ``{"ts", "event": "user_event", "name",
-"payload", "ltime", "coalesce"}`` and ``{"ts", "event": "query", "name", "payload",
-"ltime", "from"}`` (``payload`` as text when it is UTF-8, else ``payload_base64``).
-If the printer falls behind the node, it prints ``{"ts", "event": "events_lost",
-"count"}`` followed by a fresh ``joined`` line per live member (see ``swimgossip.node``).
-Logs go to stderr.
+plus ``by`` and ``confirmations`` for ``suspected`` / ``failed``; member state changes
+(``node.subscribe(state=True)``, in the same order) are ``{"ts", "event": "state",
+"member", "key", "value", "version"}`` (``value`` null: deleted). ``--state KEY=VALUE``
+pairs are this node's own state, set before it joins. With ``--wire serf``, Serf's user
+events and queries are lines too: ``{"ts", "event": "user_event", "name", "payload",
+"ltime", "coalesce"}`` and ``{"ts", "event": "query", "name", "payload", "ltime",
+"from"}`` (``payload`` as text when it is UTF-8, else ``payload_base64``). If the printer
+falls behind the node, it prints ``{"ts", "event": "events_lost", "count"}`` followed by a
+fresh ``joined`` line per live member (see ``swimgossip.node``). Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import attrs
 import trio
 
 from ..core.config import PRESETS
-from ..core.errors import ConfigError, MetadataTooLarge
+from ..core.errors import ConfigError, MetadataTooLarge, StateLimitExceeded
 from ..core.events import (
     MemberConflict,
     MemberFailed,
@@ -48,12 +50,13 @@ from ..core.events import (
     MemberRecovered,
     MemberSuspected,
     MemberUpdated,
+    StateChanged,
 )
 from ..net.memberlist import MemberlistKeyring, parse_serf_key
 from ..net.serf import QueryReceived, UserEventReceived
-from ..node import EventsLost, JoinError, Node, NodeEvent, SerfEventStream, open_node
+from ..node import EventsLost, FullEvent, JoinError, Node, SerfEventStream, open_node
 from ..security import Keyring, KeyringError, SecurityMode
-from ._format import encode_meta, member_record, parse_meta_pair
+from ._format import encode_meta, member_record, parse_meta_pair, state_record
 from ._status import serve_status
 from .errors import AgentError
 
@@ -73,10 +76,20 @@ _EVENT_NAMES: dict[type[Any], str] = {
 }
 
 
-def event_record(event: NodeEvent, ts: float) -> dict[str, Any]:
+def event_record(event: FullEvent, ts: float) -> dict[str, Any]:
     """One event as the JSON object of an agent's output line."""
     if isinstance(event, EventsLost):
         return {"ts": ts, "event": "events_lost", "count": event.count}
+    if isinstance(event, StateChanged):
+        value = None if event.value is None else state_record({"": event.value})[""]
+        return {
+            "ts": ts,
+            "event": "state",
+            "member": event.member,
+            "key": event.key,
+            "value": value,
+            "version": event.version,
+        }
     member = member_record(event.member)
     record: dict[str, Any] = {
         "ts": ts,
@@ -234,7 +247,7 @@ def _emit(record: dict[str, Any]) -> None:
 
 
 async def _print_events(node: Node) -> None:
-    async with node.subscribe(snapshot=True) as events:
+    async with node.subscribe(snapshot=True, state=True) as events:
         async for event in events:
             if isinstance(event, EventsLost):
                 logger.warning("%d events were lost; a fresh snapshot follows", event.count)
@@ -397,6 +410,19 @@ async def _serve(node: Node, args: argparse.Namespace) -> _Outcome:
     return outcome
 
 
+async def _set_state(node: Node, pairs: list[tuple[str, str]]) -> None:
+    """Write the ``--state`` pairs (UTF-8 values) as this node's state.
+
+    Raises:
+        AgentError: (status 2) a key or value the state limits refuse.
+    """
+    for key, value in pairs:
+        try:
+            await node.set_state(key, value.encode("utf-8"))
+        except (StateLimitExceeded, ValueError) as exc:
+            raise AgentError(f"--state {key}: {exc}", 2) from None
+
+
 async def run_agent(args: argparse.Namespace) -> int:
     """Run the agent until a signal; returns the exit status.
 
@@ -407,6 +433,7 @@ async def run_agent(args: argparse.Namespace) -> int:
     options = _node_options(args)
     try:
         async with open_node(args.name, **options) as node:
+            await _set_state(node, getattr(args, "state", []))
             outcome = await _serve(node, args)
             if outcome.status:
                 # Raised inside the block so that open_node stops at once without leaving.

@@ -23,6 +23,7 @@ __all__ = [
     "format_table",
     "member_record",
     "parse_meta_pair",
+    "state_record",
 ]
 
 
@@ -81,6 +82,12 @@ def member_record(member: Member) -> dict[str, Any]:
     }
 
 
+def state_record(values: Mapping[str, bytes]) -> dict[str, str]:
+    """A member's state (``Node.state``) as JSON: each value as UTF-8 text (undecodable
+    bytes escaped, like ``decode_meta``)."""
+    return {key: value.decode("utf-8", "backslashreplace") for key, value in values.items()}
+
+
 _TABLE_COLUMNS = ("name", "address", "status", "incarnation", "meta")
 
 
@@ -98,9 +105,14 @@ def format_columns(rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """``member_record`` values as aligned columns (like ``serf members``), with a header."""
-    rows = [[column.capitalize() for column in _TABLE_COLUMNS]]
+    """``member_record`` values as aligned columns (like ``serf members``), with a header;
+    a last ``State`` column (``k=v,k=v``) when a record holds member state."""
+    with_state = any(record.get("state") for record in records)
+    rows = [[column.capitalize() for column in _TABLE_COLUMNS] + (["State"] * with_state)]
     for record in records:
         cells = [str(record.get(column, "")) for column in _TABLE_COLUMNS[:-1]]
-        rows.append([*cells, format_meta(record.get("meta", {}))])
+        cells.append(format_meta(record.get("meta", {})))
+        if with_state:
+            cells.append(format_meta(record.get("state", {})))
+        rows.append(cells)
     return format_columns(rows)

@@ -170,6 +170,15 @@ def _add_agent(commands: argparse._SubParsersAction[_Parser]) -> None:
         "filtered on by 'members --tag'",
     )
     agent.add_argument(
+        "--state",
+        action="append",
+        type=_meta_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="this node's member state (repeatable; the value as UTF-8): versioned keys "
+        "every member holds a copy of, shown by 'members' and printed as \"state\" lines",
+    )
+    agent.add_argument(
         "--meta-file",
         metavar="FILE",
         help="more metadata, one KEY=VALUE per line (# comments); --meta pairs override "

@@ -3,8 +3,9 @@
 How this works. ``serve_status`` listens on a loopback address only and answers each
 connection with one HTTP/1.0 response, then closes it:
 
-* ``GET /members`` -> a JSON list of ``member_record`` values, by name; filtered with
-  ``?status=alive`` and ``&tag=role:db`` (both repeatable: any of the statuses, every tag);
+* ``GET /members`` -> a JSON list of ``member_record`` values, by name, each with the
+  member's ``state`` (``state_record``: key -> text); filtered with ``?status=alive`` and
+  ``&tag=role:db`` (both repeatable: any of the statuses, every tag);
 * ``GET /metrics`` -> ``node.metrics_text()``: the Prometheus text exposition format, for
   a Prometheus server to scrape;
 * ``GET /metrics.json`` -> ``node.metrics()`` as a JSON object;
@@ -29,13 +30,20 @@ from typing import Any, NamedTuple
 
 import trio
 
-from ..core.member import Status
+from ..core.member import Member, Status
 from ..net import format_address, parse_address
 from ..node import Node
-from ._format import member_record
+from ._format import member_record, state_record
 from .errors import StatusError
 
-__all__ = ["MAX_STATUS_BODY", "check_loopback", "fetch_members", "fetch_status", "serve_status"]
+__all__ = [
+    "MAX_STATUS_BODY",
+    "check_loopback",
+    "fetch_members",
+    "fetch_status",
+    "serve_status",
+    "status_record",
+]
 
 #: Largest status answer the CLI reads (a 20,000-member table is about 3 MB).
 MAX_STATUS_BODY = 32 * 1024 * 1024
@@ -135,12 +143,18 @@ def _route(node: Node, head: bytes | None) -> tuple[int, Any]:
         except ValueError as exc:
             return 400, {"error": str(exc)}
         members = node.members(status=statuses, tags=tags)
-        return 200, [member_record(member) for member in members]
+        return 200, [status_record(node, member) for member in members]
     if path == "/metrics":
         return 200, _Text(node.metrics_text(), PROMETHEUS_CONTENT_TYPE)
     if path == "/metrics.json":
         return 200, node.metrics()
     return 200, {"node": node.name, "address": node.address, "endpoints": list(_ENDPOINTS)}
+
+
+def status_record(node: Node, member: Member) -> dict[str, Any]:
+    """One row of ``/members``: ``member_record`` plus the member's ``state`` as held by
+    ``node``."""
+    return {**member_record(member), "state": state_record(node.state(member.name))}
 
 
 def parse_member_query(query: str) -> tuple[set[Status] | None, dict[str, str]]:
@@ -243,4 +257,5 @@ def _is_member_record(record: object) -> bool:
         isinstance(record, dict)
         and all(isinstance(record.get(key), str) for key in ("name", "address", "status"))
         and isinstance(record.get("meta", {}), dict)
+        and isinstance(record.get("state", {}), dict)
     )

@@ -14,6 +14,13 @@ the restart by more than the restart took), without any file. As a second guard,
 of our own name with a higher version than our counter (a previous run's, heard back from
 a peer) moves our counter above it.
 
+Restarts. A new process starts with no keys, but peers still hold the keys its previous
+run wrote. The first exchange it starts (``_SELF_CHECKS``) leaves its own name out of the
+request's digest, so the peer sends back every key of ours it holds; one above what we
+hold (``_own_echo``) is superseded at a new version: a tombstone for a key this run does
+not have, our value for one it has. So every copy ends equal to the new run's state. The
+cost: once per process start, the peer sends our own keys back.
+
 Dissemination. A new version is queued as a ``StateDelta`` in the state piggyback queue of
 ``Effects`` (a bounded share of each datagram, fair with membership gossip and application
 broadcasts), and every receiver that applies it queues it again (epidemic). A delta larger
@@ -31,8 +38,7 @@ Limits (``Config.state_*``): a local write over one raises ``StateLimitExceeded`
 delta over one is dropped and counted (``state_refused``), so a member sending more never
 grows our memory. Tombstones are kept ``state_tombstone_grace`` seconds, then reaped. The
 state of a member leaves with it when it is reaped from the member table; no
-``StateChanged`` is emitted for it after that.
-"""
+``StateChanged`` is emitted for it after that."""
 
 from __future__ import annotations
 
@@ -50,6 +56,10 @@ from .outputs import StreamPurpose, StreamReply
 from .timers import StateReapTick, StateSyncTick
 
 __all__ = ["Entry", "MemberState"]
+
+#: How many exchanges we start after start leave our own name out of our digest
+#: (``_own_echo``).
+_SELF_CHECKS = 1
 
 
 @attrs.frozen(slots=True)
@@ -96,6 +106,9 @@ class MemberState:
         #: owner -> the version up to which we hold its keys completely.
         self._synced: dict[str, int] = {}
         self._reap_armed = False
+        #: Exchanges we start still to come whose digest leaves out our own name, so the
+        #: peer sends back every key of ours it holds (a previous run's; ``_own_echo``).
+        self._self_checks = _SELF_CHECKS
 
     # ------------------------------------------------------------------ queries
 
@@ -103,6 +116,15 @@ class MemberState:
         """A copy of ``owner``'s live keys (tombstones left out)."""
         keys = self._data.get(owner, {})
         return {k: e.value for k, e in sorted(keys.items()) if e.value is not None}
+
+    def snapshot(self, owner: str) -> list[StateChanged]:
+        """``owner``'s live keys as snapshot events (``snapshot=True``, ``seq`` 0), by key."""
+        keys = self._data.get(owner, {})
+        return [
+            StateChanged(member=owner, key=k, value=e.value, version=e.version, snapshot=True)
+            for k, e in sorted(keys.items())
+            if e.value is not None
+        ]
 
     def version(self, owner: str) -> int:
         """The highest version we hold of ``owner``'s keys (0: none)."""
@@ -196,8 +218,7 @@ class MemberState:
         counters = self.effects.counters
         owner = delta.owner
         if owner == self.name:
-            if delta.version > self._version:  # a previous run's: never reuse its versions
-                self._version = delta.version
+            self._own_echo(delta, now)
             return True
         if self.membership.get(owner) is None:
             counters["state_unknown_owner"] += 1
@@ -216,6 +237,26 @@ class MemberState:
         self._publish(owner, delta.key, entry)
         self._arm_reap()
         return True
+
+    def _own_echo(self, delta: StateDelta, now: float) -> None:
+        """A delta of our own name came back. One above what we hold is a previous run's
+        (a restart, or a key whose tombstone we reaped before a peer heard of it): our
+        counter moves above it (never reuse a version) and we supersede it, with a
+        tombstone for a key we do not hold or our own value for one we do, so every copy
+        ends equal to ours."""
+        if delta.version > self._version:
+            self._version = delta.version
+        held = self._data.get(self.name, {}).get(delta.key)
+        if held is not None and held.version >= delta.version:
+            return
+        if held is None and delta.deleted:
+            return  # a previous run's tombstone: nothing of it to undo
+        value = None if held is None else held.value
+        if self._refusal(self.name, delta.key, value) is not None:
+            self.effects.counters["state_refused"] += 1
+            return
+        self.effects.counters["state_superseded"] += 1
+        self._write(delta.key, value, now)
 
     def _refusal(self, owner: str, key: str, value: bytes | None) -> tuple[str, str] | None:
         """Which limit writing ``key = value`` for ``owner`` would break, if any."""
@@ -261,6 +302,8 @@ class MemberState:
     def exchange(self, address: str) -> None:
         """Start a state exchange with ``address``: our digest first."""
         digest = self.digest()
+        if self._self_checks:
+            digest.pop(self.name, None)  # 0: send back every key of ours you hold
         request = StateSync(
             source=self.name,
             push=False,
@@ -301,6 +344,7 @@ class MemberState:
             return False
         theirs = dict(zip(reply.owners, reply.versions, strict=True))
         self._apply_set(reply.deltas, theirs, now)
+        self._self_checks = max(0, self._self_checks - 1)
         missing = self._missing(theirs)
         if missing:
             digest = self.digest()

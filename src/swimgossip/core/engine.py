@@ -48,7 +48,7 @@ from ._sync import Sync
 from .awareness import Awareness
 from .config import Config, check_member_name
 from .errors import ConfigError, DecodeError, NotRunning
-from .events import MemberJoined
+from .events import MemberJoined, StateChanged
 from .inputs import (
     BroadcastCommand,
     DatagramReceived,
@@ -337,6 +337,10 @@ class Engine:
     def state(self, name: str) -> dict[str, bytes]:
         """A copy of the live keys of member ``name`` (ours under our name); {} if none."""
         return self._state.values(name)
+
+    def state_snapshot(self, name: str) -> list[StateChanged]:
+        """Member ``name``'s live keys as ``StateChanged(snapshot=True)`` events, by key."""
+        return self._state.snapshot(name)
 
     def state_version(self, name: str) -> int:
         """The highest state version we hold from member ``name`` (0: none)."""

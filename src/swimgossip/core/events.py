@@ -135,14 +135,20 @@ MemberEvent = (
 class StateChanged:
     """Key ``key`` of member ``member`` (a name) now holds ``value`` at ``version``;
     ``value`` is None when the key was deleted. Emitted for our own writes too, in the
-    same ordered stream (and ``seq``) as the membership events."""
+    same ordered stream (and ``seq``) as the membership events.
+
+    ``snapshot`` is True when the event is not a change but part of a snapshot (it follows
+    its member's ``MemberJoined(snapshot=True)``): the key holds that value already.
+    """
 
     member: str
     key: str
     value: bytes | None
     version: int
-    #: Per-node sequence number, shared with the membership events.
+    #: Per-node sequence number, shared with the membership events (0 in a snapshot).
     seq: int = 0
+    #: True for the synthetic events of a snapshot (``seq`` is then 0).
+    snapshot: bool = False
 
 
 #: Everything the engine publishes, in one ordered stream.

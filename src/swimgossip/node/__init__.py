@@ -2,7 +2,7 @@
 
 ``open_node`` / ``serve_node`` / ``Node`` are in ``_node``; the one task that owns the
 engine in ``_runtime``; joining through seeds in ``_joining``; the metrics snapshot in
-``_metrics``; event fan-out to subscribers (``Subscription``, ``EventsLost``) in
+``_metrics``; event fan-out (``Subscription``, ``FullSubscription``, ``EventsLost``) in
 ``_events``; the errors in ``errors``; ``host_node`` (``_hosted``) holds a node for the
 asyncio and threaded doors (``swimgossip.aio``, ``swimgossip.blocking``). It imports the
 core, security and net layers.
@@ -11,9 +11,10 @@ core, security and net layers.
 from ._events import (
     DirectMessageStream,
     EventsLost,
+    FullEvent,
+    FullSubscription,
     MessageStream,
     NodeEvent,
-    StateStream,
     Subscription,
 )
 from ._hosted import host_node, join_within
@@ -23,8 +24,9 @@ from .errors import JoinError, SendFailed
 
 __all__ = [
     "DirectMessageStream",
-    "StateStream",
     "EventsLost",
+    "FullEvent",
+    "FullSubscription",
     "JoinError",
     "MessageStream",
     "Node",

@@ -1,4 +1,4 @@
-"""Fan-out of membership events and application messages to subscribers.
+"""Fan-out of membership and state events and application messages to subscribers.
 
 The node's engine task publishes every event to an ``EventHub``; the hub appends it to each
 ``Subscription``'s bounded buffer and wakes the reader. Publishing never waits, so a slow
@@ -6,6 +6,12 @@ subscriber cannot block the protocol. When a buffer is full the subscription dro
 holds, counts it, and its reader next gets ``EventsLost(count, members)`` followed by a
 fresh snapshot (a ``MemberJoined`` per member not gone), taken when the reader gets there:
 a subscriber may fall behind but is never silently wrong.
+
+Membership events and ``StateChanged`` share one ``seq`` and one order. A ``Subscription``
+takes the membership events only (its type, ``NodeEvent``, keeps ``event.member`` a
+``Member`` after the ``EventsLost`` check); a ``FullSubscription`` (``subscribe(state=
+True)``) takes both, and its snapshots give each member's keys (``StateChanged(snapshot=
+True)``) right after that member's ``MemberJoined``.
 
 ``subscribe(snapshot=True)`` takes the snapshot and registers the subscription in the same
 step (no checkpoint between), so no change can fall between the two.
@@ -19,7 +25,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar, cast, overload
 
 import attrs
 import trio
@@ -32,6 +38,8 @@ __all__ = [
     "DirectMessageStream",
     "EventHub",
     "EventsLost",
+    "FullEvent",
+    "FullSubscription",
     "MessageStream",
     "NodeEvent",
     "Subscription",
@@ -43,7 +51,8 @@ class EventsLost:
     """The subscriber fell behind and ``count`` events were dropped.
 
     ``members`` is the node's member table when the loss was reported; the events that
-    follow are a fresh snapshot (``MemberJoined`` for every member not dead or left).
+    follow are a fresh snapshot (``MemberJoined`` for every member not dead or left, each
+    followed, in a subscription with ``state=True``, by a ``StateChanged`` per key).
     """
 
     count: int
@@ -53,16 +62,33 @@ class EventsLost:
 NodeEvent = MemberEvent | EventsLost
 """What a subscription yields."""
 
+FullEvent = MemberEvent | StateChanged | EventsLost
+"""What a subscription with ``state=True`` yields: membership and state events in one
+order."""
+
 Snapshot = Callable[[], list[Member]]
+StateSnapshot = Callable[[str], list[StateChanged]]
 
 
-def snapshot_events(members: list[Member]) -> list[MemberEvent]:
+def _no_state(name: str) -> list[StateChanged]:
+    return []
+
+
+def snapshot_events(
+    members: list[Member], states: StateSnapshot = _no_state
+) -> list[MemberEvent | StateChanged]:
     """A ``MemberJoined(snapshot=True)`` for each member that is alive or suspect, in name
-    order."""
-    return [MemberJoined(member=m, snapshot=True) for m in members if not m.status.is_gone]
+    order, each followed by the ``StateChanged(snapshot=True)`` events ``states`` gives."""
+    events: list[MemberEvent | StateChanged] = []
+    for member in members:
+        if not member.status.is_gone:
+            events.append(MemberJoined(member=member, snapshot=True))
+            events.extend(states(member.name))
+    return events
 
 
 T = TypeVar("T")
+E = TypeVar("E", NodeEvent, FullEvent)
 
 
 class _ReceiveStream(Generic[T]):
@@ -97,23 +123,22 @@ class _ReceiveStream(Generic[T]):
 
 
 @attrs.define(eq=False)
-class Subscription(_ReceiveStream[NodeEvent]):
-    """A bounded stream of ``NodeEvent`` values; use it with ``async with`` / ``async for``.
-
-    Ends (``StopAsyncIteration``) when the node stops or the subscription is closed.
-    """
+class _Ordered(_ReceiveStream[E]):
+    """The ordered, bounded event stream behind ``Subscription`` and ``FullSubscription``:
+    ``state`` says whether ``StateChanged`` events (and the state part of snapshots) are
+    in it."""
 
     _hub: EventHub
-    _members: Snapshot
     _capacity: int
-    _buffer: collections.deque[NodeEvent] = attrs.field(factory=collections.deque)
+    _state: bool
+    _buffer: collections.deque[E] = attrs.field(factory=collections.deque)
     # Snapshot events, read before the buffer and not counted against its capacity.
-    _snapshot: collections.deque[NodeEvent] = attrs.field(factory=collections.deque)
+    _snapshot: collections.deque[E] = attrs.field(factory=collections.deque)
     _lost: int = 0
     _closed: bool = False
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
 
-    def _push(self, event: NodeEvent) -> None:
+    def _push(self, event: E) -> None:
         if self._closed:
             return
         if len(self._buffer) >= self._capacity:
@@ -122,6 +147,10 @@ class Subscription(_ReceiveStream[NodeEvent]):
         else:
             self._buffer.append(event)
         self._wakeup.set()
+
+    def _fill_snapshot(self, members: list[Member]) -> None:
+        events = snapshot_events(members, self._hub.states if self._state else _no_state)
+        self._snapshot = collections.deque(cast(list[E], events))
 
     def _close(self) -> None:
         self._closed = True
@@ -137,7 +166,7 @@ class Subscription(_ReceiveStream[NodeEvent]):
         """Events dropped and not yet reported."""
         return self._lost
 
-    async def receive(self) -> NodeEvent:
+    async def receive(self) -> E:
         """The next event; waits if there is none.
 
         Raises:
@@ -146,12 +175,12 @@ class Subscription(_ReceiveStream[NodeEvent]):
         while True:
             if self._lost:
                 # The snapshot reflects everything still buffered: those are lost too.
-                members = self._members()
+                members = self._hub.members()
                 event = EventsLost(count=self._lost + len(self._buffer), members=tuple(members))
                 self._lost = 0
                 self._buffer.clear()
-                self._snapshot = collections.deque(snapshot_events(members))
-                return event
+                self._fill_snapshot(members)
+                return cast(E, event)
             if self._snapshot:
                 return self._snapshot.popleft()
             if self._buffer:
@@ -167,6 +196,25 @@ class Subscription(_ReceiveStream[NodeEvent]):
         self._buffer.clear()
         self._snapshot.clear()
         self._close()
+
+
+@attrs.define(eq=False)
+class Subscription(_Ordered[NodeEvent]):
+    """A bounded stream of ``NodeEvent`` values (membership events and ``EventsLost``); use
+    it with ``async with`` / ``async for``.
+
+    Ends (``StopAsyncIteration``) when the node stops or the subscription is closed.
+    """
+
+
+@attrs.define(eq=False)
+class FullSubscription(_Ordered[FullEvent]):
+    """A bounded stream of ``FullEvent`` values: membership events and ``StateChanged``
+    in one order (one ``seq``), and ``EventsLost``, whose fresh snapshot gives each
+    member's keys after its ``MemberJoined``; ``node.subscribe(state=True)`` returns it.
+
+    Ends (``StopAsyncIteration``) when the node stops or the subscription is closed.
+    """
 
 
 @attrs.define(eq=False)
@@ -222,34 +270,47 @@ class DirectMessageStream(_DropOldestStream[DirectDelivery]):
 
 
 @attrs.define(eq=False)
-class StateStream(_DropOldestStream[StateChanged]):
-    """A bounded stream of ``StateChanged`` events (their ``seq`` is shared with the
-    membership events of ``subscribe()``, so the two merge in order). When full, the
-    oldest is dropped and counted in ``dropped``."""
-
-
-@attrs.define(eq=False)
 class EventHub:
     """Every subscription and message stream of one node.
 
     Args:
         members: returns the current member table (for snapshots).
+        states: returns a member's keys as snapshot events (for snapshots with state).
     """
 
     members: Snapshot
-    subscriptions: set[Subscription] = attrs.field(factory=set)
+    states: StateSnapshot = _no_state
+    subscriptions: set[_Ordered[Any]] = attrs.field(factory=set)
     message_streams: set[MessageStream] = attrs.field(factory=set)
     direct_streams: set[DirectMessageStream] = attrs.field(factory=set)
-    state_streams: set[StateStream] = attrs.field(factory=set)
     published: int = 0
     messages_dropped: int = 0
     closed: bool = False
 
-    def subscribe(self, *, snapshot: bool, capacity: int) -> Subscription:
-        """Register a subscription, first filled with the snapshot if asked."""
-        subscription = Subscription(self, self.members, max(1, capacity))
+    @overload
+    def subscribe(
+        self, *, snapshot: bool, capacity: int, state: Literal[False] = False
+    ) -> Subscription: ...
+    @overload
+    def subscribe(
+        self, *, snapshot: bool, capacity: int, state: Literal[True]
+    ) -> FullSubscription: ...
+    @overload
+    def subscribe(
+        self, *, snapshot: bool, capacity: int, state: bool
+    ) -> Subscription | FullSubscription: ...
+    def subscribe(
+        self, *, snapshot: bool, capacity: int, state: bool = False
+    ) -> Subscription | FullSubscription:
+        """Register a subscription (with state events if ``state``), first filled with the
+        snapshot if asked."""
+        subscription: Subscription | FullSubscription
+        if state:
+            subscription = FullSubscription(self, max(1, capacity), True)
+        else:
+            subscription = Subscription(self, max(1, capacity), False)
         if snapshot:
-            subscription._snapshot.extend(snapshot_events(self.members()))
+            subscription._fill_snapshot(self.members())
         if self.closed:
             subscription._close()
         else:
@@ -274,39 +335,24 @@ class EventHub:
             self.direct_streams.add(stream)
         return stream
 
-    def open_state(self, *, capacity: int) -> StateStream:
-        """Register a stream of state events."""
-        stream = StateStream(self, max(1, capacity))
-        if self.closed:
-            stream._close()
-        else:
-            self.state_streams.add(stream)
-        return stream
-
-    def publish_state(self, event: StateChanged) -> None:
-        """Hand a state event to every state stream; never waits."""
-        self.published += 1
-        for stream in list(self.state_streams):
-            stream._push(event)
-
     def forget_stream(self, stream: object) -> None:
         """Forget a message stream (it was closed)."""
-        if isinstance(stream, StateStream):
-            self.state_streams.discard(stream)
-        elif isinstance(stream, DirectMessageStream):
+        if isinstance(stream, DirectMessageStream):
             self.direct_streams.discard(stream)
         elif isinstance(stream, MessageStream):
             self.message_streams.discard(stream)
 
-    def remove(self, subscription: Subscription) -> None:
+    def remove(self, subscription: _Ordered[Any]) -> None:
         """Forget ``subscription``."""
         self.subscriptions.discard(subscription)
 
-    def publish(self, event: MemberEvent) -> None:
-        """Hand ``event`` to every subscription; never waits."""
+    def publish(self, event: MemberEvent | StateChanged) -> None:
+        """Hand ``event`` to every subscription that takes its kind; never waits."""
         self.published += 1
+        state = isinstance(event, StateChanged)
         for subscription in list(self.subscriptions):
-            subscription._push(event)
+            if subscription._state or not state:
+                subscription._push(event)
 
     def deliver(self, message: UserDelivery) -> None:
         """Hand an application message to every message stream; never waits."""
@@ -332,9 +378,6 @@ class EventHub:
             stream._close()
         for direct in self.direct_streams:
             direct._close()
-        for state in self.state_streams:
-            state._close()
-        self.state_streams.clear()
         self.subscriptions.clear()
         self.message_streams.clear()
         self.direct_streams.clear()

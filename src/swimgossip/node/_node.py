@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import attrs
 import trio
@@ -72,9 +72,10 @@ from ._events import (
     DirectMessageStream,
     EventHub,
     EventsLost,
+    FullEvent,
+    FullSubscription,
     MessageStream,
     NodeEvent,
-    StateStream,
     Subscription,
 )
 from ._joining import Joiner, SeedResolver
@@ -92,10 +93,12 @@ __all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
-_M = TypeVar("_M", UserDelivery, DirectDelivery, StateChanged)
+_M = TypeVar("_M", UserDelivery, DirectDelivery)
 
 #: An ``on_event`` callback, sync or async (an awaitable result is awaited).
 EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
+#: An ``on_event(..., state=True)`` callback: it gets ``StateChanged`` events too.
+FullEventCallback = Callable[[FullEvent], Awaitable[object] | object]
 #: A callback for one kind of event, untyped (``swimgossip.aio``'s ``listen`` uses it).
 KindCallback = Callable[[Any], Awaitable[object] | object]
 
@@ -112,7 +115,8 @@ def dispatch_by_kind(
     on_leave: Callable[[MemberLeft], object] | None = None,
     on_lost: Callable[[EventsLost], object] | None = None,
     on_restart: Callable[[MemberJoined], object] | None = None,
-) -> EventCallback:
+    on_state: Callable[[StateChanged], object] | None = None,
+) -> FullEventCallback:
     """One event callback that calls the callback given for the event's kind, if any
     (``listen`` here and in ``swimgossip.aio``); a ``MemberJoined`` with ``restarted``
     goes to ``on_join`` and then to ``on_restart``."""
@@ -124,9 +128,10 @@ def dispatch_by_kind(
         MemberFailed: on_fail,
         MemberLeft: on_leave,
         EventsLost: on_lost,
+        StateChanged: on_state,
     }
 
-    def dispatch(event: NodeEvent) -> Awaitable[object] | object:
+    def dispatch(event: FullEvent) -> Awaitable[object] | object:
         callback = table.get(type(event))
         restarted = isinstance(event, MemberJoined) and event.restarted
         if on_restart is None or not restarted:
@@ -136,7 +141,7 @@ def dispatch_by_kind(
     return dispatch
 
 
-async def _call_in_order(callbacks: list[Callable[[Any], object]], event: NodeEvent) -> None:
+async def _call_in_order(callbacks: list[Callable[[Any], object]], event: FullEvent) -> None:
     for callback in callbacks:
         result = callback(event)
         if inspect.isawaitable(result):
@@ -179,7 +184,8 @@ class Node:
     _runtime: Runtime
     _transport: Transport
     _nursery: trio.Nursery
-    _callbacks: list[EventCallback] = attrs.field(factory=list)
+    #: Each callback, and whether it takes ``StateChanged`` events.
+    _callbacks: list[tuple[FullEventCallback, bool]] = attrs.field(factory=list)
     _callback_task: bool = False
     _left: bool = False
     _resolve_seed: SeedResolver | None = None
@@ -340,36 +346,65 @@ class Node:
 
     # ------------------------------------------------------------------ subscribing
 
-    def subscribe(self, *, snapshot: bool = False, buffer: int = _DEFAULT_BUFFER) -> Subscription:
+    @overload
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = ..., state: Literal[False] = False
+    ) -> Subscription: ...
+    @overload
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = ..., state: Literal[True]
+    ) -> FullSubscription: ...
+    @overload
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = ..., state: bool
+    ) -> Subscription | FullSubscription: ...
+    def subscribe(
+        self, *, snapshot: bool = False, buffer: int = _DEFAULT_BUFFER, state: bool = False
+    ) -> Subscription | FullSubscription:
         """Stream membership events; use as ``async with node.subscribe() as events``.
 
         Args:
             snapshot: first yield a ``MemberJoined`` per current member (not dead or left),
-                taken atomically with subscribing.
+                taken atomically with subscribing (with ``state``, each followed by a
+                ``StateChanged(snapshot=True)`` per key that member holds).
             buffer: events held for a slow reader; beyond it the reader gets
                 ``EventsLost`` and a fresh snapshot.
+            state: also yield ``StateChanged`` events, in the one order (and ``seq``)
+                of the membership events: a ``FullSubscription``.
         """
-        return self._runtime.hub.subscribe(snapshot=snapshot, capacity=buffer)
+        return self._runtime.hub.subscribe(snapshot=snapshot, capacity=buffer, state=state)
 
     def messages(self, *, buffer: int = _DEFAULT_BUFFER) -> MessageStream:
         """Application broadcasts from other members (``UserDelivery``: source, payload)
         received from now on. Iterate it with ``async for``; ``close()`` when done."""
         return self._runtime.hub.open_messages(capacity=buffer)
 
-    def on_event(self, callback: EventCallback) -> Callable[[], None]:
-        """Call ``callback(event)`` (sync or async) for every event from now on, in order.
+    @overload
+    def on_event(
+        self, callback: EventCallback, *, state: Literal[False] = False
+    ) -> Callable[[], None]: ...
+    @overload
+    def on_event(
+        self, callback: FullEventCallback, *, state: Literal[True]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on_event(self, callback: FullEventCallback, *, state: bool) -> Callable[[], None]: ...
+    def on_event(self, callback: Any, *, state: bool = False) -> Callable[[], None]:
+        """Call ``callback(event)`` (sync or async) for every event from now on, in order;
+        with ``state=True`` the ``StateChanged`` events too (``subscribe(state=True)``).
 
         Returns a function that unregisters it. Exceptions are logged, never raised.
         """
-        self._callbacks.append(callback)
+        entry = (callback, state)
+        self._callbacks.append(entry)
         if not self._callback_task:
             self._callback_task = True
-            subscription = self.subscribe(buffer=64 * _DEFAULT_BUFFER)
+            subscription = self.subscribe(buffer=64 * _DEFAULT_BUFFER, state=True)
             self._nursery.start_soon(self._run_callbacks, subscription)
 
         def remove() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
+            if entry in self._callbacks:
+                self._callbacks.remove(entry)
 
         return remove
 
@@ -397,9 +432,9 @@ class Node:
         whose process restarted: its boot id changed), after ``on_join``, which gets every
         ``MemberJoined``. ``on_message`` gets the application broadcasts of ``messages()``
         (``UserDelivery``) and ``on_direct`` the direct messages of ``direct_messages()``
-        (``DirectDelivery``), and ``on_state`` the ``StateChanged`` events of
-        ``state_changes()``, each in a task of its own. Returns a function that
-        unregisters them all.
+        (``DirectDelivery``), each in a task of its own. ``on_state`` gets the
+        ``StateChanged`` events in the one order of the others (``subscribe(state=True)``).
+        Returns a function that unregisters them all.
         """
         remove_events = self.on_event(
             dispatch_by_kind(
@@ -411,13 +446,11 @@ class Node:
                 on_leave=on_leave,
                 on_lost=on_lost,
                 on_restart=on_restart,
-            )
+                on_state=on_state,
+            ),
+            state=on_state is not None,
         )
-        streams: list[MessageStream | DirectMessageStream | StateStream] = []
-        if on_state is not None:
-            states = self.state_changes(buffer=64 * _DEFAULT_BUFFER)
-            self._nursery.start_soon(self._run_message_callback, states, on_state)
-            streams.append(states)
+        streams: list[MessageStream | DirectMessageStream] = []
         if on_message is not None:
             broadcasts = self.messages(buffer=64 * _DEFAULT_BUFFER)
             self._nursery.start_soon(self._run_message_callback, broadcasts, on_message)
@@ -446,9 +479,12 @@ class Node:
                 self._runtime.counters["callback_errors"] += 1
                 logger.exception("%s: message callback %r raised", self.name, callback)
 
-    async def _run_callbacks(self, subscription: Subscription) -> None:
+    async def _run_callbacks(self, subscription: FullSubscription) -> None:
         async for event in subscription:
-            for callback in list(self._callbacks):
+            state = isinstance(event, StateChanged)
+            for callback, wants_state in list(self._callbacks):
+                if state and not wants_state:
+                    continue
                 try:
                     result = callback(event)
                     if inspect.isawaitable(result):
@@ -560,12 +596,6 @@ class Node:
     def state_version(self, name: str) -> int:
         """The highest state version we hold from member ``name`` (0: none)."""
         return self._runtime.engine.state_version(name)
-
-    def state_changes(self, *, buffer: int = _DEFAULT_BUFFER) -> StateStream:
-        """``StateChanged`` events (ours and every member's) from now on, in order; their
-        ``seq`` is shared with the membership events of ``subscribe()``. Iterate it with
-        ``async for``; ``close()`` when done."""
-        return self._runtime.hub.open_state(capacity=buffer)
 
     async def broadcast(self, payload: bytes) -> None:
         """Gossip ``payload`` to every member's ``messages()`` (once each, best effort).
@@ -804,7 +834,13 @@ async def open_node(
             state_epoch=time.time_ns() // 1000,
             **({} if mode is None else {"wire": mode.wire}),
         )
-        runtime = Runtime(engine, transport, signer, EventHub(engine.members), counters)
+        runtime = Runtime(
+            engine,
+            transport,
+            signer,
+            EventHub(engine.members, engine.state_snapshot),
+            counters,
+        )
         if mode is not None:
             from ..net.memberlist import notify_delegate
 

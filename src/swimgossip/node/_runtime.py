@@ -49,7 +49,7 @@ import trio
 
 from ..core.engine import Engine
 from ..core.errors import NotRunning
-from ..core.events import Event, MemberConflict, StateChanged
+from ..core.events import Event, MemberConflict
 from ..core.inputs import (
     Command,
     DatagramReceived,
@@ -350,9 +350,6 @@ class Runtime:
 
     def _publish(self, output: PublishEvent) -> None:
         event = output.event
-        if isinstance(event, StateChanged):
-            self.hub.publish_state(event)
-            return
         if type(event) is MemberConflict:
             logger.warning(
                 "%s: name conflict: %r at %s is also claimed from %s (refused)",
