@@ -521,7 +521,7 @@ class Engine:
         effects = self._effects
         effects.now = now
         try:
-            message = codec.decode_stream(payload)
+            message = codec.decode_stream(payload, self._membership.table.by_name)
         except DecodeError:
             effects.counters["streams_malformed"] += 1
             return []
@@ -538,7 +538,7 @@ class Engine:
         if pending is None:
             return []
         try:
-            message = codec.decode_stream(payload)
+            message = codec.decode_stream(payload, self._membership.table.by_name)
         except DecodeError:
             effects.counters["streams_malformed"] += 1
             return self._stream_lost(
