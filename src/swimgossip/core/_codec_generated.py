@@ -50,10 +50,12 @@ def reuse_held(
     build) and the indices of those rows. A row is equal when its cells are all of
     the types in ``cells`` (where no two types compare equal: no bool, no float)
     and equal to the value's ``fields``. Runs in C whatever the number of rows.
+    Not tried when ``known`` is less than half as long as ``rows`` (a joiner's
+    first state: few rows can be held, and comparing would only add to building).
     """
     count = len(rows)
     if not (
-        known
+        2 * len(known) >= count
         and set(map(type, rows)) <= {list}
         and set(map(len, rows)) <= {width}
         and set(map(type, chain.from_iterable(rows))) <= cells
