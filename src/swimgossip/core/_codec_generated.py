@@ -35,6 +35,8 @@ STATUSES = tuple(Status)
 #: The default ``known`` of a decoder of keyed rows: nothing held.
 NOTHING: Mapping[str, Any] = {}
 FIRST = itemgetter(0)
+#: Equal to nothing but itself (no decoded cell is ever this object).
+NOT_HELD = object()
 
 
 def reuse_held(
@@ -42,14 +44,17 @@ def reuse_held(
     known: Mapping[Any, Any],
     fields: Callable[[Any], tuple[Any, ...]],
     width: int,
+    typed: Callable[[Any], tuple[Any, ...]],
     cells: frozenset[type],
     absent: Any,
 ) -> tuple[list[Any], Iterable[int]]:
     """Rows equal to the value ``known`` holds under their first cell, taken as
     that value: the list of values (``absent`` where a row is still to check and
-    build) and the indices of those rows. A row is equal when its cells are all of
-    the types in ``cells`` (where no two types compare equal: no bool, no float)
-    and equal to the value's ``fields``. Runs in C whatever the number of rows.
+    build) and the indices of those rows. A row is equal when its ``typed`` cells
+    (the key, which must hash, and those a foreign type could equal: ``True == 1``,
+    ``2.0 == 2``) are all of the types in ``cells``, and the whole row equals the
+    value's ``fields`` (a str or bytes cell equals only its own type). Runs in C
+    whatever the number of rows.
     Not tried when ``known`` is less than half as long as ``rows`` (a joiner's
     first state: few rows can be held, and comparing would only add to building).
     """
@@ -58,7 +63,7 @@ def reuse_held(
         2 * len(known) >= count
         and set(map(type, rows)) <= {list}
         and set(map(len, rows)) <= {width}
-        and set(map(type, chain.from_iterable(rows))) <= cells
+        and set(map(type, chain.from_iterable(map(typed, rows)))) <= cells
     ):
         return [absent] * count, range(count)
     held = list(map(known.get, map(FIRST, rows), repeat(absent, count)))
@@ -132,16 +137,17 @@ SET_STATE_SYNC_DELTAS = StateSync.__dict__["deltas"].__set__
 
 #: A Member's fields in wire order (its row, as a tuple).
 MEMBER_FIELDS = attrgetter("name", "address", "status", "incarnation", "meta", "boot")
-#: The types a Member row's cells may have.
-MEMBER_CELLS = frozenset({bytes, int, str})
-#: Stands for a Member not held: every field None, equal to no row.
+#: The cells of a Member row whose type is checked, and those types.
+MEMBER_TYPED = itemgetter(0, 2, 3, 5)
+MEMBER_CELLS = frozenset({int, str})
+#: Stands for a Member not held: no row's cell equals its fields.
 MEMBER_ABSENT = new(Member)
-SET_MEMBER_NAME(MEMBER_ABSENT, None)
-SET_MEMBER_ADDRESS(MEMBER_ABSENT, None)
-SET_MEMBER_STATUS(MEMBER_ABSENT, None)
-SET_MEMBER_INCARNATION(MEMBER_ABSENT, None)
-SET_MEMBER_META(MEMBER_ABSENT, None)
-SET_MEMBER_BOOT(MEMBER_ABSENT, None)
+SET_MEMBER_NAME(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_ADDRESS(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_STATUS(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_INCARNATION(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_META(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_BOOT(MEMBER_ABSENT, NOT_HELD)
 
 
 def row_ping(message: Ping) -> list[Any]:
@@ -366,7 +372,7 @@ def decode_push_pull(row: list[Any], known: Mapping[str, Member] = NOTHING) -> P
     ):
         explain(PushPull, row)
     members_built, members_pending = reuse_held(
-        members, known, MEMBER_FIELDS, 6, MEMBER_CELLS, MEMBER_ABSENT
+        members, known, MEMBER_FIELDS, 6, MEMBER_TYPED, MEMBER_CELLS, MEMBER_ABSENT
     )
     for index in members_pending:
         item = members[index]

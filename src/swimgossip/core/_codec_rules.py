@@ -449,7 +449,7 @@ def _decoder(record: Record) -> list[str]:
             lines += [
                 f"    {built}, {pending} = reuse_held(",
                 f"        {field.name}, known, {prefix}_FIELDS, {len(rows.fields)},"
-                f" {prefix}_CELLS, {prefix}_ABSENT",
+                f" {prefix}_TYPED, {prefix}_CELLS, {prefix}_ABSENT",
                 "    )",
                 f"    for index in {pending}:",
                 f"        item = {field.name}[index]",
@@ -512,6 +512,8 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         "#: The default ``known`` of a decoder of keyed rows: nothing held.",
         "NOTHING: Mapping[str, Any] = {}",
         "FIRST = itemgetter(0)",
+        "#: Equal to nothing but itself (no decoded cell is ever this object).",
+        "NOT_HELD = object()",
         "",
         "",
         "def reuse_held(",
@@ -519,14 +521,17 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         "    known: Mapping[Any, Any],",
         "    fields: Callable[[Any], tuple[Any, ...]],",
         "    width: int,",
+        "    typed: Callable[[Any], tuple[Any, ...]],",
         "    cells: frozenset[type],",
         "    absent: Any,",
         ") -> tuple[list[Any], Iterable[int]]:",
         '    """Rows equal to the value ``known`` holds under their first cell, taken as',
         "    that value: the list of values (``absent`` where a row is still to check and",
-        "    build) and the indices of those rows. A row is equal when its cells are all of",
-        "    the types in ``cells`` (where no two types compare equal: no bool, no float)",
-        "    and equal to the value's ``fields``. Runs in C whatever the number of rows.",
+        "    build) and the indices of those rows. A row is equal when its ``typed`` cells",
+        "    (the key, which must hash, and those a foreign type could equal: ``True == 1``,",
+        "    ``2.0 == 2``) are all of the types in ``cells``, and the whole row equals the",
+        "    value's ``fields`` (a str or bytes cell equals only its own type). Runs in C",
+        "    whatever the number of rows.",
         "    Not tried when ``known`` is less than half as long as ``rows`` (a joiner's",
         "    first state: few rows can be held, and comparing would only add to building).",
         '    """',
@@ -535,7 +540,7 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         "        2 * len(known) >= count",
         "        and set(map(type, rows)) <= {list}",
         "        and set(map(len, rows)) <= {width}",
-        "        and set(map(type, chain.from_iterable(rows))) <= cells",
+        "        and set(map(type, chain.from_iterable(map(typed, rows)))) <= cells",
         "    ):",
         "        return [absent] * count, range(count)",
         "    held = list(map(known.get, map(FIRST, rows), repeat(absent, count)))",
@@ -567,18 +572,22 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         prefix = _snake(record.cls.__name__).upper()
         names = ", ".join(f'"{field.name}"' for field in record.fields)
         types = [[r.type for r in f.kind.rules if type(r) is IsType] for f in record.fields]
+        # The key, and the cells of types another msgpack type can equal (not str, bytes).
+        typed = [i for i, kinds in enumerate(types) if i == 0 or kinds[:1] not in ([str], [bytes])]
         # A field without a type rule (a weakened table in the tests): no row is reused.
-        cells = sorted({kinds[0].__name__ for kinds in types}) if all(types) else []
+        cells = sorted({types[i][0].__name__ for i in typed}) if all(types) else []
+        picked = ", ".join(map(str, typed if len(typed) > 1 else typed * 2))  # always a tuple
         out += [
             "",
             f"#: A {record.cls.__name__}'s fields in wire order (its row, as a tuple).",
             f"{prefix}_FIELDS = attrgetter({names})",
-            f"#: The types a {record.cls.__name__} row's cells may have.",
+            f"#: The cells of a {record.cls.__name__} row whose type is checked, and those types.",
+            f"{prefix}_TYPED = itemgetter({picked})",
             f"{prefix}_CELLS = frozenset({{{', '.join(cells)}}})",
-            f"#: Stands for a {record.cls.__name__} not held: every field None, equal to no row.",
+            f"#: Stands for a {record.cls.__name__} not held: no row's cell equals its fields.",
             f"{prefix}_ABSENT = new({record.cls.__name__})",
             *(
-                f"SET_{prefix}_{field.name.upper()}({prefix}_ABSENT, None)"
+                f"SET_{prefix}_{field.name.upper()}({prefix}_ABSENT, NOT_HELD)"
                 for field in record.fields
             ),
         ]
