@@ -10,7 +10,12 @@ agent has reported every other joined, waits 5 s, then reads every agent's CPU t
 is cached (``PYTHONDONTWRITEBYTECODE`` is unset for the agents). Every wait is bounded;
 every agent is killed in a ``finally``.
 
+With ``--one-by-one`` each agent starts once the previous one reported itself (no start
+waits on another's interpreter), the last one 2 s after the others converged: the
+convergence is then one agent's start-up (reported as ``last_startup_s``) and its join.
+
     python benchmarks/bench_idle.py [--nodes 32] [--seconds 60] [--rounds 2] [--old-src DIR]
+        [--one-by-one]
 """
 
 from __future__ import annotations
@@ -30,17 +35,18 @@ from cluster import LocalCluster
 from systems import Swimgossip
 
 
-def one_round(n: int, seconds: float, src: str | None) -> dict[str, Any]:
+def one_round(n: int, seconds: float, src: str | None, one_by_one: bool = False) -> dict[str, Any]:
     env = dict(os.environ)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if src is not None:
         os.environ["PYTHONPATH"] = src
     cluster = LocalCluster(Swimgossip(), n)
     try:
-        cluster.start()
+        cluster.start(one_by_one=one_by_one)
         converged = cluster.wait_converged(timeout=120)
         if converged is None:
             return {"converged_s": None}
+        startup = cluster.last_startup_s
         time.sleep(5)
         load = os.getloadavg()[0]
         agents = list(cluster.agents.values())
@@ -50,6 +56,7 @@ def one_round(n: int, seconds: float, src: str | None) -> dict[str, Any]:
         per_minute = [(b - a) * 60 / seconds for a, b in zip(before, after, strict=True)]
         return {
             "converged_s": round(converged, 2),
+            **({"last_startup_s": round(startup, 2)} if startup is not None else {}),
             "cpu_per_agent_per_min": round(statistics.mean(per_minute), 4),
             "max_agent": round(max(per_minute), 4),
             "load": round(load, 2),
@@ -67,6 +74,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="16 agents, 20 s, 1 round")
     parser.add_argument("--old-src", metavar="DIR")
+    parser.add_argument(
+        "--one-by-one",
+        action="store_true",
+        help="start each agent after the previous one reported itself; the last one after "
+        "2 s more: convergence is then that one agent's start-up and join",
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     n, seconds, rounds = args.nodes, min(args.seconds, 600.0), max(1, min(args.rounds, 10))
@@ -79,7 +92,7 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in trees}
     for _ in range(rounds):
         for name, src in trees:
-            row = one_round(n, seconds, src)
+            row = one_round(n, seconds, src, args.one_by_one)
             results[name].append(row)
             print(f"{name}: {row}", flush=True)
     for name, rows in results.items():

@@ -138,6 +138,7 @@ class LocalCluster:
         self.by_address: dict[str, str] = {}
         self.started_at = 0.0
         self.all_started_at = 0.0
+        self.last_startup_s: float | None = None
 
     def _prefix(self) -> list[str]:
         return self.netns.prefix if self.netns else []
@@ -172,19 +173,39 @@ class LocalCluster:
             member = self.by_address.get(member, member)
             agent.events.append(Event(ts, agent.name, kind, member, extra))
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the seed, wait until it reports itself, then start the others."""
+    def _wait_self_report(self, agent: Agent, timeout: float = 20.0) -> float | None:
+        """Wait (bounded) until ``agent`` reports itself joined; when it did (epoch s)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for event in list(agent.events):
+                if event.kind == "joined" and event.member == agent.name:
+                    return event.ts
+            if not agent.alive():
+                raise RuntimeError(f"{self.system.name}: {agent.name} exited at start")
+            time.sleep(0.02)
+        return None
+
+    def start(self, timeout: float = 60.0, *, one_by_one: bool = False) -> None:
+        """Start the seed, wait until it reports itself, then start the others: all at
+        once, or (``one_by_one``) each after the previous one reported itself, so no
+        start waits on another's interpreter start-up."""
         self.started_at = time.time()
         seed = self._launch(0, [])
-        deadline = time.time() + 20
-        while time.time() < deadline and not any(
-            e.kind == "joined" and e.member == seed.name for e in seed.events
-        ):
-            if not seed.alive():
-                raise RuntimeError(f"{self.system.name}: the seed exited at start")
-            time.sleep(0.05)
+        self._wait_self_report(seed)
         for index in range(1, self.n):
-            self._launch(index, [self.base])
+            if one_by_one and index == self.n - 1:
+                break
+            agent = self._launch(index, [self.base])
+            if one_by_one:
+                self._wait_self_report(agent)
+        if one_by_one:
+            time.sleep(2.0)  # let the others converge before the last one starts
+            self.all_started_at = time.time()
+            last = self._launch(self.n - 1, [self.base])
+            reported = self._wait_self_report(last)
+            #: Seconds from the last launch until it reported itself (its start-up).
+            self.last_startup_s = None if reported is None else reported - self.all_started_at
+            return
         self.all_started_at = time.time()
 
     def wait_converged(self, timeout: float) -> float | None:

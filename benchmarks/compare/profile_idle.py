@@ -5,8 +5,10 @@ for convergence and 5 s more, then samples one agent (n05) with ``py-spy record 
 raw`` for the given seconds and prints (a) the functions where samples landed (own time)
 and (b) the functions on the stack of most samples (inclusive), plus the CPU seconds the
 agent used meanwhile. py-spy is installed into benchmarks/.peers/tools when missing.
+``--strace`` counts the agent's system calls over the window instead (``strace -c``): wake-ups
+(``epoll_wait``) and sends per second, steadier than CPU time on a shared machine.
 
-    python benchmarks/compare/profile_idle.py [--nodes 32] [--seconds 30]
+    python benchmarks/compare/profile_idle.py [--nodes 32] [--seconds 30] [--strace]
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--strace", action="store_true", help="count the agent's system calls instead (strace -c)"
+    )
     args = parser.parse_args()
-    tool = py_spy()
+    tool = Path("/usr/bin/strace") if args.strace else py_spy()
     cluster = LocalCluster(Swimgossip(), args.nodes)
     try:
         cluster.start()
@@ -51,6 +56,22 @@ def main() -> int:
         time.sleep(5)
         agent = cluster.agents["n05"]
         cpu_before = agent.cpu_seconds()
+        if args.strace:  # a deterministic-ish count: system calls (wake-ups) per second
+            counted = subprocess.run(
+                # timeout sends SIGINT after the window: strace then detaches and reports.
+                ["timeout", "-s", "INT", str(args.seconds), str(tool), "-c", "-fp", str(agent.pid)],
+                capture_output=True,
+                text=True,
+                timeout=args.seconds + 60,
+                check=False,
+            )
+            used = agent.cpu_seconds() - cpu_before
+            print(
+                f"agent n05 of {args.nodes}, idle, under strace: {used:.2f} CPU s in "
+                f"{args.seconds} s; system calls (per second = calls / {args.seconds}):"
+            )
+            print(counted.stderr)
+            return 0
         with tempfile.NamedTemporaryFile(suffix=".txt") as out:
             subprocess.run(
                 [

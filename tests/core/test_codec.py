@@ -789,3 +789,60 @@ def test_dropping_any_rule_from_the_table_lets_a_witness_through(records: Any) -
         else:
             noticed.append(f"{where}: {rule} (accepted)")
     assert noticed, "no witness notices the dropped rule"
+
+
+# --- push-pull rows the receiver holds (issue 16) ------------------------------------------
+
+
+def _held_state() -> tuple[dict[str, Member], PushPull]:
+    held = {
+        f"n{i}": Member(
+            name=f"n{i}", address=f"10.0.0.{i}:7946", status=Status(i % 4), incarnation=i
+        )
+        for i in range(6)
+    }
+    state = PushPull(source="n9", join=False, members=tuple(held.values()), suspected_by=())
+    return held, state
+
+
+def test_push_pull_rows_equal_to_held_ones_decode_as_the_held_values() -> None:
+    held, state = _held_state()
+    newer = attrs.evolve(held["n2"], incarnation=99)
+    stranger = Member(name="x", address="10.0.0.99:7946", status=Status.ALIVE, incarnation=1)
+    sent = attrs.evolve(state, members=(*state.members[:2], newer, *state.members[3:], stranger))
+    decoded = decode_stream(encode_stream(sent), held)
+    assert decoded == sent == decode_stream(encode_stream(sent))
+    assert isinstance(decoded, PushPull)
+    same = [member is held.get(member.name) for member in decoded.members]
+    assert same == [True, True, False, True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(2, True), (3, 2.0), (3, True), (4, "")],
+    ids=["status-bool", "incarnation-float", "incarnation-bool", "meta-str"],
+)
+def test_a_row_equal_to_a_held_one_only_by_loose_equality_is_still_refused(
+    column: int, value: Any
+) -> None:
+    # True == 1 and 2.0 == 2 in Python: the bulk comparison must not let them through.
+    held, state = _held_state()
+    rows = [list(_codec_generated.MEMBER_FIELDS(m)) for m in state.members]
+    rows = [[cell.value if isinstance(cell, Status) else cell for cell in row] for row in rows]
+    rows[1 if column == 2 else 2][column] = value  # n1 is SUSPECT (1), n2 at incarnation 2
+    frame = raw_packet([10, "n9", False, rows, []])
+    with pytest.raises(DecodeError):
+        decode_stream(frame)
+    with pytest.raises(DecodeError):
+        decode_stream(frame, held)
+
+
+def test_a_malformed_row_among_held_ones_is_refused() -> None:
+    held, state = _held_state()
+    rows: list[Any] = [list(_codec_generated.MEMBER_FIELDS(m)) for m in state.members]
+    rows.append(["x" * (MAX_NAME_LENGTH + 1), "10.0.0.1:1", 0, 0, b"", 0])
+    with pytest.raises(DecodeError, match="name"):
+        decode_stream(raw_packet([10, "n9", False, rows, []]), held)
+    rows[-1] = ["n1", "10.0.0.1:7946", 1]  # a short row
+    with pytest.raises(DecodeError):
+        decode_stream(raw_packet([10, "n9", False, rows, []]), held)

@@ -209,3 +209,16 @@ def test_sample_finds_sparse_wanted_names_in_a_large_population(seed: int) -> No
     wanted = set(names[::100])  # 50 of 5,000
     chosen = _cycle(names, seed).sample(3, wanted.__contains__)
     assert len(chosen) == 3
+
+
+def test_add_and_remove_after_install_know_the_installed_names() -> None:
+    # install() builds no name set; the first add or remove must still see every name.
+    cycle = ProbeCycle(random.Random(3))
+    cycle.install(["a", "b", "c"])
+    cycle.add("b")  # present already: no duplicate
+    assert len(cycle) == 3
+    assert "c" in cycle
+    cycle.remove("a")
+    cycle.add("d")
+    assert sorted(_take(cycle, 3)) == ["b", "c", "d"]
+    assert "a" not in cycle

@@ -6,7 +6,9 @@ regenerate it; tests/core/test_codec.py fails when it is out of date.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from itertools import chain, repeat
+from operator import attrgetter, eq, itemgetter
 from typing import Any, NoReturn
 
 from .member import Member, Status
@@ -30,6 +32,45 @@ from .messages import (
 __all__ = ["DECODERS", "ROWS"]
 
 STATUSES = tuple(Status)
+#: The default ``known`` of a decoder of keyed rows: nothing held.
+NOTHING: Mapping[str, Any] = {}
+FIRST = itemgetter(0)
+#: Equal to nothing but itself (no decoded cell is ever this object).
+NOT_HELD = object()
+
+
+def reuse_held(
+    rows: list[Any],
+    known: Mapping[Any, Any],
+    fields: Callable[[Any], tuple[Any, ...]],
+    width: int,
+    typed: Callable[[Any], tuple[Any, ...]],
+    cells: frozenset[type],
+    absent: Any,
+) -> tuple[list[Any], Iterable[int]]:
+    """Rows equal to the value ``known`` holds under their first cell, taken as
+    that value: the list of values (``absent`` where a row is still to check and
+    build) and the indices of those rows. A row is equal when its ``typed`` cells
+    (the key, which must hash, and those a foreign type could equal: ``True == 1``,
+    ``2.0 == 2``) are all of the types in ``cells``, and the whole row equals the
+    value's ``fields`` (a str or bytes cell equals only its own type). Runs in C
+    whatever the number of rows.
+    Not tried when ``known`` is less than half as long as ``rows`` (a joiner's
+    first state: few rows can be held, and comparing would only add to building).
+    """
+    count = len(rows)
+    if not (
+        2 * len(known) >= count
+        and set(map(type, rows)) <= {list}
+        and set(map(len, rows)) <= {width}
+        and set(map(type, chain.from_iterable(map(typed, rows)))) <= cells
+    ):
+        return [absent] * count, range(count)
+    held = list(map(known.get, map(FIRST, rows), repeat(absent, count)))
+    same = list(map(eq, map(tuple, rows), map(fields, held)))
+    if all(same):
+        return held, ()
+    return held, [index for index, equal in enumerate(same) if not equal]
 
 
 def explain(cls: type[Message], row: list[Any]) -> NoReturn:
@@ -93,6 +134,20 @@ SET_STATE_SYNC_PUSH = StateSync.__dict__["push"].__set__
 SET_STATE_SYNC_OWNERS = StateSync.__dict__["owners"].__set__
 SET_STATE_SYNC_VERSIONS = StateSync.__dict__["versions"].__set__
 SET_STATE_SYNC_DELTAS = StateSync.__dict__["deltas"].__set__
+
+#: A Member's fields in wire order (its row, as a tuple).
+MEMBER_FIELDS = attrgetter("name", "address", "status", "incarnation", "meta", "boot")
+#: The cells of a Member row whose type is checked, and those types.
+MEMBER_TYPED = itemgetter(0, 2, 3, 5)
+MEMBER_CELLS = frozenset({int, str})
+#: Stands for a Member not held: no row's cell equals its fields.
+MEMBER_ABSENT = new(Member)
+SET_MEMBER_NAME(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_ADDRESS(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_STATUS(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_INCARNATION(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_META(MEMBER_ABSENT, NOT_HELD)
+SET_MEMBER_BOOT(MEMBER_ABSENT, NOT_HELD)
 
 
 def row_ping(message: Ping) -> list[Any]:
@@ -298,15 +353,12 @@ def row_push_pull(message: PushPull) -> list[Any]:
         10,
         message.source,
         message.join,
-        [
-            [item.name, item.address, int(item.status), item.incarnation, item.meta, item.boot]
-            for item in message.members
-        ],
+        list(map(MEMBER_FIELDS, message.members)),
         message.suspected_by,
     ]
 
 
-def decode_push_pull(row: list[Any]) -> PushPull:
+def decode_push_pull(row: list[Any], known: Mapping[str, Member] = NOTHING) -> PushPull:
     if len(row) != 5:
         explain(PushPull, row)
     _, source, join, members, suspected_by = row
@@ -319,8 +371,11 @@ def decode_push_pull(row: list[Any]) -> PushPull:
         and all(type(item) is str and len(item) <= 256 for item in suspected_by)
     ):
         explain(PushPull, row)
-    members_built: list[Member] = []
-    for item in members:
+    members_built, members_pending = reuse_held(
+        members, known, MEMBER_FIELDS, 6, MEMBER_TYPED, MEMBER_CELLS, MEMBER_ABSENT
+    )
+    for index in members_pending:
+        item = members[index]
         if not (type(item) is list and len(item) == 6):
             explain(PushPull, row)
         (
@@ -352,7 +407,7 @@ def decode_push_pull(row: list[Any]) -> PushPull:
         SET_MEMBER_INCARNATION(value, members_incarnation)
         SET_MEMBER_META(value, members_meta)
         SET_MEMBER_BOOT(value, members_boot)
-        members_built.append(value)
+        members_built[index] = value
     message = new(PushPull)
     SET_PUSH_PULL_SOURCE(message, source)
     SET_PUSH_PULL_JOIN(message, join)

@@ -195,6 +195,11 @@ class Record:
     cls: type[Any]
     fields: tuple[Field, ...]
     type_id: int | None = None
+    #: Rows of this record may be held already by the receiver, by their first field
+    #: (a member table by name): the decoder then takes a ``known`` mapping, and a row
+    #: equal to the value held for its key decodes as that value, unchecked and unbuilt
+    #: (it passed these rules when it came, or is the receiver's own).
+    keyed: bool = False
 
     @property
     def offset(self) -> int:
@@ -235,6 +240,7 @@ MEMBER_ROW = Record(
         Field("meta", BYTES),
         Field("boot", UINT64),
     ),
+    keyed=True,
 )
 MEMBERS = Kind("members", (IsType(list),), rows=MEMBER_ROW)
 VERSIONS = Kind("versions", (IsType(list),), items=UINT64, from_wire="tuple({v})")
@@ -375,8 +381,13 @@ def _row_expression(record: Record, value: str) -> str:
     parts = [] if record.type_id is None else [str(record.type_id)]
     for field in record.fields:
         attribute = f"{value}.{field.name}"
-        if field.kind.rows is not None:
-            inner = _row_expression(field.kind.rows, "item")
+        rows = field.kind.rows
+        if rows is not None and rows.keyed:
+            # A tuple of the attributes packs as the same array (an IntEnum as its int).
+            assert all(column.kind.to_wire in ("{v}", "int({v})") for column in rows.fields)
+            parts.append(f"list(map({_snake(rows.cls.__name__).upper()}_FIELDS, {attribute}))")
+        elif rows is not None:
+            inner = _row_expression(rows, "item")
             parts.append(f"[{inner} for item in {attribute}]")
         else:
             parts.append(field.kind.to_wire.format(v=attribute))
@@ -405,8 +416,12 @@ def _decoder(record: Record) -> list[str]:
     cls = record.cls.__name__
     names = [field.name for field in record.fields]
     shape = [(rule.source("row"), rule.refuses("row")) for rule in record.shape]
+    keyed = [f.kind.rows for f in record.fields if f.kind.rows is not None and f.kind.rows.keyed]
+    signature = "row: list[Any]"
+    if keyed:
+        signature += f", known: Mapping[str, {keyed[0].cls.__name__}] = NOTHING"
     lines = [
-        f"def decode_{_snake(cls)}(row: list[Any]) -> {cls}:",
+        f"def decode_{_snake(cls)}({signature}) -> {cls}:",
         f"    if {_refused(shape)}:",
         f"        explain({cls}, row)",
         f"    {', '.join(['_', *names])}{',' if not names else ''} = row",
@@ -425,16 +440,33 @@ def _decoder(record: Record) -> list[str]:
             term for column in rows.fields for term in _condition(column.kind, local + column.name)
         ]
         built = f"{field.name}_built"
+        unpack = f"        {', '.join(local + column.name for column in rows.fields)} = item"
+        if rows.keyed:
+            # Rows equal to what the receiver holds are taken in bulk (reuse_held); the
+            # loop checks and builds the others, in place.
+            prefix = _snake(rows.cls.__name__).upper()
+            pending = f"{field.name}_pending"
+            lines += [
+                f"    {built}, {pending} = reuse_held(",
+                f"        {field.name}, known, {prefix}_FIELDS, {len(rows.fields)},"
+                f" {prefix}_TYPED, {prefix}_CELLS, {prefix}_ABSENT",
+                "    )",
+                f"    for index in {pending}:",
+                f"        item = {field.name}[index]",
+            ]
+        else:
+            lines += [
+                f"    {built}: list[{rows.cls.__name__}] = []",
+                f"    for item in {field.name}:",
+            ]
         lines += [
-            f"    {built}: list[{rows.cls.__name__}] = []",
-            f"    for item in {field.name}:",
             f"        if {_refused(row_shape)}:",
             f"            explain({cls}, row)",
-            f"        {', '.join(local + column.name for column in rows.fields)} = item",
+            unpack,
             f"        if {_refused(checks)}:",
             f"            explain({cls}, row)",
             *_fill(rows, "value", "        ", local),
-            f"        {built}.append(value)",
+            f"        {built}[index] = value" if rows.keyed else f"        {built}.append(value)",
         ]
     lines += [*_fill(record, "message", "    "), "    return message"]
     return lines
@@ -466,7 +498,9 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         "",
         "from __future__ import annotations",
         "",
-        "from collections.abc import Callable",
+        "from collections.abc import Callable, Iterable, Mapping",
+        "from itertools import chain, repeat",
+        "from operator import attrgetter, eq, itemgetter",
         "from typing import Any, NoReturn",
         "",
         "from .member import Member, Status",
@@ -475,6 +509,45 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
         '__all__ = ["DECODERS", "ROWS"]',
         "",
         "STATUSES = tuple(Status)",
+        "#: The default ``known`` of a decoder of keyed rows: nothing held.",
+        "NOTHING: Mapping[str, Any] = {}",
+        "FIRST = itemgetter(0)",
+        "#: Equal to nothing but itself (no decoded cell is ever this object).",
+        "NOT_HELD = object()",
+        "",
+        "",
+        "def reuse_held(",
+        "    rows: list[Any],",
+        "    known: Mapping[Any, Any],",
+        "    fields: Callable[[Any], tuple[Any, ...]],",
+        "    width: int,",
+        "    typed: Callable[[Any], tuple[Any, ...]],",
+        "    cells: frozenset[type],",
+        "    absent: Any,",
+        ") -> tuple[list[Any], Iterable[int]]:",
+        '    """Rows equal to the value ``known`` holds under their first cell, taken as',
+        "    that value: the list of values (``absent`` where a row is still to check and",
+        "    build) and the indices of those rows. A row is equal when its ``typed`` cells",
+        "    (the key, which must hash, and those a foreign type could equal: ``True == 1``,",
+        "    ``2.0 == 2``) are all of the types in ``cells``, and the whole row equals the",
+        "    value's ``fields`` (a str or bytes cell equals only its own type). Runs in C",
+        "    whatever the number of rows.",
+        "    Not tried when ``known`` is less than half as long as ``rows`` (a joiner's",
+        "    first state: few rows can be held, and comparing would only add to building).",
+        '    """',
+        "    count = len(rows)",
+        "    if not (",
+        "        2 * len(known) >= count",
+        "        and set(map(type, rows)) <= {list}",
+        "        and set(map(len, rows)) <= {width}",
+        "        and set(map(type, chain.from_iterable(map(typed, rows)))) <= cells",
+        "    ):",
+        "        return [absent] * count, range(count)",
+        "    held = list(map(known.get, map(FIRST, rows), repeat(absent, count)))",
+        "    same = list(map(eq, map(tuple, rows), map(fields, held)))",
+        "    if all(same):",
+        "        return held, ()",
+        "    return held, [index for index, equal in enumerate(same) if not equal]",
         "",
         "",
         "def explain(cls: type[Message], row: list[Any]) -> NoReturn:",
@@ -493,6 +566,31 @@ def render(table: Mapping[type[Message], Record] = RECORDS) -> str:
                 f"SET_{prefix}_{field.name.upper()} = "
                 f'{record.cls.__name__}.__dict__["{field.name}"].__set__'
             )
+    for record in nested.values():
+        if not record.keyed:
+            continue
+        prefix = _snake(record.cls.__name__).upper()
+        names = ", ".join(f'"{field.name}"' for field in record.fields)
+        types = [[r.type for r in f.kind.rules if type(r) is IsType] for f in record.fields]
+        # The key, and the cells of types another msgpack type can equal (not str, bytes).
+        typed = [i for i, kinds in enumerate(types) if i == 0 or kinds[:1] not in ([str], [bytes])]
+        # A field without a type rule (a weakened table in the tests): no row is reused.
+        cells = sorted({types[i][0].__name__ for i in typed}) if all(types) else []
+        picked = ", ".join(map(str, typed if len(typed) > 1 else typed * 2))  # always a tuple
+        out += [
+            "",
+            f"#: A {record.cls.__name__}'s fields in wire order (its row, as a tuple).",
+            f"{prefix}_FIELDS = attrgetter({names})",
+            f"#: The cells of a {record.cls.__name__} row whose type is checked, and those types.",
+            f"{prefix}_TYPED = itemgetter({picked})",
+            f"{prefix}_CELLS = frozenset({{{', '.join(cells)}}})",
+            f"#: Stands for a {record.cls.__name__} not held: no row's cell equals its fields.",
+            f"{prefix}_ABSENT = new({record.cls.__name__})",
+            *(
+                f"SET_{prefix}_{field.name.upper()}({prefix}_ABSENT, NOT_HELD)"
+                for field in record.fields
+            ),
+        ]
     for record in records:
         cls = record.cls.__name__
         out += [

@@ -165,6 +165,16 @@ class Effects:
         Without primary messages, sends only if there is gossip; returns whether it sent.
         """
         encoded = list(map(self._encode_message, primary))
+        if not (self.broadcasts or self.user_broadcasts or self.state_broadcasts):
+            # Nothing to piggyback (an idle cluster's every ping and ack): send as is.
+            if not encoded:
+                return False
+            payload = self._join_packet(encoded)
+            counters = self.counters
+            counters["datagrams_sent"] += 1
+            counters["bytes_sent"] += len(payload)
+            self._out.append(SendDatagram(address=address, payload=payload))
+            return True
         room = self.budget - sum(len(e) for e in encoded)
         limit = retransmit_limit(self.config.retransmit_mult, self.cluster_size())
         # Application broadcasts and state deltas each take at most half the room (a third

@@ -28,6 +28,8 @@ once they are reaped from the table. We are leaving exactly when our own row say
 from __future__ import annotations
 
 import random
+from itertools import compress, count
+from operator import attrgetter, is_not
 
 import attrs
 
@@ -57,6 +59,8 @@ from .suspicion import (
 )
 from .table import Change, MemberTable
 from .timers import GossipTick, SuspicionTimeout
+
+NAME = attrgetter("name")
 
 __all__ = [
     "MAX_ACK_BUDDY_SCAN",
@@ -376,12 +380,18 @@ class Membership:
 
     def merge_state(self, state: PushPull, now: float) -> None:
         """Merge a remote member table with the precedence rules (memberlist's mergeState)."""
-        table = self.table
+        held_get = self.table.by_name.get
         suspected_by = state.suspected_by
-        for index, member in enumerate(state.members[: self.config.max_members]):
+        members = state.members[: self.config.max_members]
+        # The decoder hands back the very value we hold for a row equal to it: such rows
+        # are no news (about ourselves too: an equal claim is never refuted), and are
+        # skipped in bulk, in C, before the rules below look at the others one by one.
+        news = compress(count(), map(is_not, map(held_get, map(NAME, members)), members))
+        for index in news:
+            member = members[index]
+            held = held_get(member.name)
             status = member.status
             claimed = Status.SUSPECT if status == Status.DEAD else status
-            held = table.get(member.name)
             if (
                 held is not None
                 and member.name != self.name

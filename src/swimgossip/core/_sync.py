@@ -197,6 +197,8 @@ class Sync:
         """Arm the reap and reconnect timers, only while there is a member to reap or to
         retry (and a leaving node needs neither). Run at the end of every entry point."""
         membership = self.membership
+        if not (membership.has_gone or membership.has_failed):
+            return  # nothing to reap or retry (the common case: checked first, cheaply)
         now = self.effects.now
         if not self._reap_armed and membership.has_gone and not membership.leaving:
             self._reap_armed = True

@@ -21,13 +21,14 @@ table itself is loaded only then, so importing the codec does not pay for it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
 
 from ._codec_generated import DECODERS, ROWS, decode_push_pull
 from .errors import DecodeError
+from .member import Member
 from .messages import MAX_NAME_LENGTH, Message, PushPull, StateSync
 
 __all__ = [
@@ -162,16 +163,28 @@ def decode_packet(data: bytes) -> list[Message]:
     return messages
 
 
-def decode_stream(data: bytes) -> Message:
+def decode_stream(data: bytes, known: Mapping[str, Member] | None = None) -> Message:
     """Decode a stream frame payload holding exactly one message.
 
+    Args:
+        data: the frame payload.
+        known: the receiver's member table by name, if it wants a push-pull's rows that
+            equal what it holds to decode as those very values (not checked or built
+            again: a converged peer's state then costs one comparison per row).
     Raises:
         DecodeError: for any malformed input, and only that.
     """
     body = _unpack(data, max_size=MAX_STREAM_SIZE, max_array=MAX_STREAM_MEMBERS)
     if len(body) != 1:
         raise DecodeError("a stream frame holds exactly one message")
-    message = _build(body[0])
+    row = body[0]
+    if known is not None and type(row) is list and row and type(row[0]) is int:
+        if DECODERS.get(row[0]) is decode_push_pull:
+            message: Message = decode_push_pull(row, known)
+        else:
+            message = _build(row)
+    else:
+        message = _build(row)
     if type(message) is PushPull and len(message.suspected_by) not in (0, len(message.members)):
         raise DecodeError("suspected_by must be empty or one entry per member")
     if type(message) is StateSync and len(message.owners) != len(message.versions):

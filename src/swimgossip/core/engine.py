@@ -532,7 +532,7 @@ class Engine:
         effects = self._effects
         effects.now = now
         try:
-            message = effects.wire.decode_stream(payload)
+            message = effects.wire.decode_stream(payload, self._membership.table.by_name)
         except DecodeError:
             effects.counters["streams_malformed"] += 1
             return []
@@ -549,7 +549,7 @@ class Engine:
         if pending is None:
             return []
         try:
-            message = effects.wire.decode_stream(payload)
+            message = effects.wire.decode_stream(payload, self._membership.table.by_name)
         except DecodeError:
             effects.counters["streams_malformed"] += 1
             return self._stream_lost(

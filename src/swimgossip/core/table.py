@@ -27,7 +27,7 @@ can be shared between tables (the simulator does).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import attrs
 
@@ -66,6 +66,11 @@ class MemberTable:
 
     def __iter__(self) -> Iterator[Member]:
         return iter(self._members.values())
+
+    @property
+    def by_name(self) -> Mapping[str, Member]:
+        """Every member we hold, by name (a live view: do not keep it across changes)."""
+        return self._members
 
     def get(self, name: str) -> Member | None:
         """What we hold about ``name``, or None."""

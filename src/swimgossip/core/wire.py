@@ -19,9 +19,10 @@ A wire refuses a message it has no counterpart for with ``WireUnsupported`` (a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from .member import Member
 from .messages import Message
 
 __all__ = ["Wire"]
@@ -54,6 +55,7 @@ class Wire(Protocol):
         """Every message of a datagram the engine handles."""
         ...
 
-    def decode_stream(self, data: bytes, /) -> Message:
-        """The one message of a stream payload."""
+    def decode_stream(self, data: bytes, known: Mapping[str, Member] | None = None, /) -> Message:
+        """The one message of a stream payload; ``known`` is the receiver's table by name,
+        which a wire may use to return held rows as they are (``codec`` does)."""
         ...

@@ -21,6 +21,7 @@ truncated, oversized or slow frames) are counted, logged at debug and never stop
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 import socket as stdlib_socket
@@ -72,6 +73,10 @@ def _is_numeric(host: str) -> bool:
     return True
 
 
+#: ``_is_numeric`` of the hosts datagrams go to (a cluster's few hundred addresses).
+_is_numeric_cached = functools.lru_cache(maxsize=4096)(_is_numeric)
+
+
 def _peer(sockaddr: tuple[object, ...]) -> str:
     return format_address(str(sockaddr[0]), int(sockaddr[1]))  # type: ignore[call-overload]
 
@@ -87,6 +92,9 @@ class UdpTransport:
     max_frame: int = DEFAULT_MAX_FRAME
     max_streams: int = DEFAULT_MAX_INCOMING_STREAMS
     resolver: HostResolver | None = None
+    #: The stdlib socket under ``udp`` (non-blocking), for sends and reads that need no
+    #: trip through Trio's scheduler (``send_datagram``, ``receive_datagram``).
+    raw: stdlib_socket.socket | None = None
 
     @property
     def address(self) -> str:
@@ -135,14 +143,46 @@ class UdpTransport:
         return [str(info[4][0]) for info in infos]
 
     async def send_datagram(self, address: str, payload: bytes) -> None:
-        """Send ``payload`` to ``address`` (a numeric "host:port")."""
+        """Send ``payload`` to ``address`` (a numeric "host:port").
+
+        A UDP send on a socket with room in its buffer never waits, so it is made at once,
+        without yielding to the scheduler (Trio's ``sendto`` yields after every send:
+        one more scheduler round, and one more ``epoll_wait``, per datagram). Only a full
+        buffer, or a host name, takes Trio's way."""
         host, port = parse_address(address)
+        raw = self.raw
+        if raw is not None and _is_numeric_cached(host):
+            try:
+                raw.sendto(payload, (host, port))
+                return
+            except BlockingIOError:
+                pass
         await self.udp.sendto(payload, (host, port))
 
     async def receive_datagram(self) -> tuple[bytes, str]:
-        """Wait for one datagram; returns ``(payload, "host:port" of the sender)``."""
-        data, sockaddr = await self.udp.recvfrom(_MAX_DATAGRAM)
-        return data, _peer(sockaddr)
+        """Wait for one datagram; returns ``(payload, "host:port" of the sender)``.
+
+        Reads at once if one is waiting (then yields once, so a flood cannot starve the
+        other tasks); else waits until the socket is readable and reads without yielding
+        again: an idle node's datagram costs one scheduler round, not two."""
+        raw = self.raw
+        if raw is None:
+            data, sockaddr = await self.udp.recvfrom(_MAX_DATAGRAM)
+            return data, _peer(sockaddr)
+        try:
+            data, sockaddr = raw.recvfrom(_MAX_DATAGRAM)
+        except BlockingIOError:
+            pass
+        else:
+            await trio.lowlevel.checkpoint()
+            return data, _peer(sockaddr)
+        while True:  # a wake-up without a datagram (rare) waits again
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                data, sockaddr = raw.recvfrom(_MAX_DATAGRAM)
+            except BlockingIOError:
+                continue
+            return data, _peer(sockaddr)
 
     async def exchange(self, address: str, request: bytes) -> bytes:
         """Connect to ``address`` over TCP, send one frame, read one reply frame."""
@@ -251,11 +291,16 @@ class UdpTransport:
         await self.listener.aclose()
 
 
-async def _bind_pair(host: str, port: int) -> tuple[trio.socket.SocketType, trio.socket.SocketType]:
+async def _bind_pair(
+    host: str, port: int
+) -> tuple[trio.socket.SocketType, trio.socket.SocketType, stdlib_socket.socket]:
+    """A bound UDP socket (Trio's, and the stdlib socket under it) and a listening TCP
+    socket on the same port."""
     family = _family(host)
     last: OSError | None = None
     for _ in range(_BIND_ATTEMPTS):
-        udp = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
+        raw = stdlib_socket.socket(family, stdlib_socket.SOCK_DGRAM)
+        udp = trio.socket.from_stdlib_socket(raw)  # makes it non-blocking; closes it
         tcp = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
         try:
             tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
@@ -266,7 +311,7 @@ async def _bind_pair(host: str, port: int) -> tuple[trio.socket.SocketType, trio
             bound_port = udp.getsockname()[1]
             await tcp.bind((host, bound_port))
             tcp.listen(128)
-            return udp, tcp
+            return udp, tcp, raw
         except OSError as exc:
             udp.close()
             tcp.close()
@@ -296,10 +341,11 @@ async def open_udp_transport(
         OSError: the address cannot be bound.
     """
     host, port = parse_address(bind)
-    udp, tcp = await _bind_pair(host, port)
+    udp, tcp, raw = await _bind_pair(host, port)
     bound_host = str(udp.getsockname()[0])
     transport = UdpTransport(
         udp=udp,
+        raw=raw,
         listener=trio.SocketListener(tcp),
         host=bound_host,
         port=int(udp.getsockname()[1]),

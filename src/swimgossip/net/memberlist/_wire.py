@@ -27,10 +27,11 @@ from __future__ import annotations
 import logging
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ...core import messages as core
 from ...core.errors import DecodeError, WireUnsupported
+from ...core.member import Member
 from . import codec as ml
 from ._delegate import USER_MESSAGE_OVERHEAD, Delegate, NoDelegate
 from .errors import WireError
@@ -193,9 +194,12 @@ class MemberlistWire:
             raise DecodeError(f"memberlist: {exc}") from exc
         return out
 
-    def decode_stream(self, data: bytes, /) -> core.Message:
+    def decode_stream(
+        self, data: bytes, known: Mapping[str, Member] | None = None, /
+    ) -> core.Message:
         """The engine's message for a (decrypted) memberlist stream payload: a push-pull
-        (its user state goes to the delegate first), a ping or an ack."""
+        (its user state goes to the delegate first), a ping or an ack. ``known`` is not
+        used: every row is translated from Go's shape."""
         try:
             plain = ml.decompressed(data)
             if plain[0] == ml.MessageType.PUSH_PULL:

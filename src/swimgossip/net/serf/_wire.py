@@ -12,11 +12,12 @@ Go peers, is byte-identical and not refuted again and again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import attrs
 
 from ...core import messages as core
+from ...core.member import Member
 from ..memberlist._wire import MemberlistWire
 from .messages import our_meta_to_serf, serf_meta_to_ours
 
@@ -74,6 +75,8 @@ class SerfWire(MemberlistWire):
         """The engine's messages in a datagram, metas translated to our tags."""
         return [_incoming(m) for m in super().decode_packet(data)]
 
-    def decode_stream(self, data: bytes, /) -> core.Message:
+    def decode_stream(
+        self, data: bytes, known: Mapping[str, Member] | None = None, /
+    ) -> core.Message:
         """The engine's message for a stream payload, metas translated to our tags."""
-        return _incoming(super().decode_stream(data))
+        return _incoming(super().decode_stream(data, known))
