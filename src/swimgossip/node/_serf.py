@@ -13,12 +13,13 @@ before memberlist's own leave, so that Serf records ``left``, not ``failed``.
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import attrs
 import trio
 
 from ..core.member import Member
+from ..core.tags import decode_tags
 from ..net.serf import (
     QueryReceived,
     SendTo,
@@ -26,6 +27,7 @@ from ..net.serf import (
     UserEventReceived,
     serf_meta_to_ours,
 )
+from ..net.serf._wire import canonical_meta
 
 __all__ = ["MAX_PENDING_SENDS", "SerfDelegate", "SerfEvent", "SerfEventStream", "SerfHandle"]
 
@@ -155,10 +157,42 @@ class SerfDelegate:
 
     # --- the node's side -------------------------------------------------------------
 
+    async def join(
+        self, join: Callable[[Sequence[str]], Awaitable[int]], seeds: Sequence[str]
+    ) -> int:
+        """``join(seeds)`` (memberlist's join) inside Serf's: the events the join's
+        push-pull brings are old news, and once a seed answered, Serf's join intent goes
+        out at our (now witnessed) clock."""
+        self.layer.begin_join()
+        try:
+            answered = await join(seeds)
+        finally:
+            self.layer.joining = False
+        if answered:
+            self.layer.join()
+        return answered
+
+    @staticmethod
+    def canonical_meta(meta: bytes) -> bytes:
+        """``meta`` as tags in the form they come back through Serf's encoding (keys
+        sorted; anything that is not tags is no tags)."""
+        return canonical_meta(meta)
+
+    def tags_announced(self, meta: bytes) -> None:
+        """The node announced ``meta`` (canonical): the layer's tags, for query filters."""
+        self.layer.set_tags(decode_tags(meta))
+
     def start_leave(self) -> None:
         """Broadcast Serf's leave intent (the node then waits for ``leave_sent``)."""
         self.layer.leave()
         self._check_leave()
+
+    async def announce_leave(self, timeout: float) -> None:
+        """Broadcast Serf's leave intent and wait until it has gone out (at most
+        ``timeout``): a leave does this before memberlist's own."""
+        self.start_leave()
+        with trio.move_on_after(timeout):
+            await self.leave_sent.wait()
 
     async def run_sends(self, send: Callable[[str, bytes], Awaitable[None]]) -> None:
         """Send queued datagrams with ``send(address, payload)`` forever (a node task).
