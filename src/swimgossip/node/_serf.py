@@ -4,7 +4,8 @@ user's handle to it (``node.serf``, a ``SerfHandle``).
 The memberlist mode calls the delegate's hooks synchronously from the task that drives
 the engine; ``SerfDelegate`` forwards each to its ``SerfLayer`` (sans I/O) and then routes
 what the layer produced: user events and queries to the ``SerfEventStream`` s the user
-opened (bounded, the oldest dropped and counted when full), datagrams for one address
+opened (a ``Fanout`` of bounded streams, as the node's ``messages()``: the oldest dropped
+and counted when full), datagrams for one address
 (query acks, relayed responses) to a bounded queue that ``run_sends`` empties. It notes
 when the layer's leave intent has gone out (``leave_sent``), which a leave waits for
 before memberlist's own leave, so that Serf records ``left``, not ``failed``.
@@ -28,6 +29,7 @@ from ..net.serf import (
     serf_meta_to_ours,
 )
 from ..net.serf._wire import canonical_meta
+from ._events import DropOldestStream, Fanout
 
 __all__ = ["MAX_PENDING_SENDS", "SerfDelegate", "SerfEvent", "SerfEventStream", "SerfHandle"]
 
@@ -38,51 +40,11 @@ SerfEvent = UserEventReceived | QueryReceived
 
 
 @attrs.define(eq=False)
-class SerfEventStream:
+class SerfEventStream(DropOldestStream[SerfEvent]):
     """Serf user events (``UserEventReceived``) and queries (``QueryReceived``) received
-    from now on. Iterate with ``async for``; ``close()`` when done. When ``capacity``
-    events wait unread, the oldest is dropped and counted in ``dropped``."""
-
-    _owner: SerfDelegate
-    _capacity: int
-    _buffer: collections.deque[SerfEvent] = attrs.field(factory=collections.deque)
-    dropped: int = 0
-    _closed: bool = False
-    _wakeup: trio.Event = attrs.field(factory=trio.Event)
-
-    def _push(self, event: SerfEvent) -> None:
-        if len(self._buffer) >= self._capacity:
-            self._buffer.popleft()
-            self.dropped += 1
-        self._buffer.append(event)
-        self._wakeup.set()
-
-    def _end(self) -> None:
-        self._closed = True
-        self._wakeup.set()
-
-    async def receive(self) -> SerfEvent:
-        """The next event. Raises ``trio.EndOfChannel`` once closed and drained."""
-        while not self._buffer:
-            if self._closed:
-                raise trio.EndOfChannel
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
-        return self._buffer.popleft()
-
-    def close(self) -> None:
-        """Stop receiving."""
-        self._owner.streams.discard(self)
-        self._end()
-
-    def __aiter__(self) -> SerfEventStream:
-        return self
-
-    async def __anext__(self) -> SerfEvent:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
+    from now on. Iterate with ``async for`` (or ``async with``); ``close()`` when done.
+    When ``capacity`` events wait unread, the oldest is dropped and counted in
+    ``dropped``."""
 
 
 @attrs.define(eq=False)
@@ -90,7 +52,7 @@ class SerfDelegate:
     """memberlist's delegate hooks over a ``SerfLayer`` (see the module docstring)."""
 
     layer: SerfLayer
-    streams: set[SerfEventStream] = attrs.field(factory=set)
+    events: Fanout[SerfEvent] = attrs.field(factory=Fanout)
     sends: collections.deque[SendTo] = attrs.field(factory=collections.deque)
     sends_dropped: int = 0
     leave_sent: trio.Event = attrs.field(factory=trio.Event)
@@ -101,8 +63,7 @@ class SerfDelegate:
             if isinstance(out, SendTo):
                 self.queue_send(out)
             else:
-                for stream in list(self.streams):
-                    stream._push(out)
+                self.events.deliver(out)
 
     def queue_send(self, datagram: SendTo) -> None:
         """Queue a datagram for ``run_sends`` (the oldest dropped beyond the bound)."""
@@ -209,9 +170,7 @@ class SerfDelegate:
 
     def close(self) -> None:
         """End every event stream (the node stopped)."""
-        for stream in list(self.streams):
-            stream._end()
-        self.streams.clear()
+        self.events.close()
 
 
 @attrs.define(eq=False)
@@ -233,9 +192,7 @@ class SerfHandle:
 
     def events(self, *, buffer: int = 1024) -> SerfEventStream:
         """Serf user events and queries received from now on (``async for``)."""
-        stream = SerfEventStream(self._delegate, buffer)
-        self._delegate.streams.add(stream)
-        return stream
+        return self._delegate.events.open(SerfEventStream, buffer)
 
     async def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = False) -> None:
         """Broadcast a Serf user event (what ``serf event NAME PAYLOAD`` does).
