@@ -31,7 +31,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -70,14 +70,13 @@ from ..security import (
     PacketSigner,
     SecurityMode,
 )
+from ._callbacks import Callbacks, EventCallback, FullEventCallback, dispatch_by_kind
 from ._events import (
     DirectMessageStream,
     EventHub,
     EventsLost,
-    FullEvent,
     FullSubscription,
     MessageStream,
-    NodeEvent,
     Subscription,
 )
 from ._joining import Joiner, SeedResolver
@@ -90,63 +89,13 @@ from .errors import SendFailed
 if TYPE_CHECKING:
     from ..net.memberlist import Delegate, MemberlistKeyring
 
-__all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
+__all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
 _M = TypeVar("_M", UserDelivery, DirectDelivery)
 
-#: An ``on_event`` callback, sync or async (an awaitable result is awaited).
-EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
-#: An ``on_event(..., state=True)`` callback: it gets ``StateChanged`` events too.
-FullEventCallback = Callable[[FullEvent], Awaitable[object] | object]
-#: A callback for one kind of event, untyped (``swimgossip.aio``'s ``listen`` uses it).
-KindCallback = Callable[[Any], Awaitable[object] | object]
-
 _DEFAULT_BUFFER = 1024
-
-
-def dispatch_by_kind(
-    *,
-    on_join: Callable[[MemberJoined], object] | None = None,
-    on_update: Callable[[MemberUpdated], object] | None = None,
-    on_suspect: Callable[[MemberSuspected], object] | None = None,
-    on_recover: Callable[[MemberRecovered], object] | None = None,
-    on_fail: Callable[[MemberFailed], object] | None = None,
-    on_leave: Callable[[MemberLeft], object] | None = None,
-    on_lost: Callable[[EventsLost], object] | None = None,
-    on_restart: Callable[[MemberJoined], object] | None = None,
-    on_state: Callable[[StateChanged], object] | None = None,
-) -> FullEventCallback:
-    """One event callback that calls the callback given for the event's kind, if any
-    (``listen`` here and in ``swimgossip.aio``); a ``MemberJoined`` with ``restarted``
-    goes to ``on_join`` and then to ``on_restart``."""
-    table: dict[type[Any], Callable[[Any], object] | None] = {
-        MemberJoined: on_join,
-        MemberUpdated: on_update,
-        MemberSuspected: on_suspect,
-        MemberRecovered: on_recover,
-        MemberFailed: on_fail,
-        MemberLeft: on_leave,
-        EventsLost: on_lost,
-        StateChanged: on_state,
-    }
-
-    def dispatch(event: FullEvent) -> Awaitable[object] | object:
-        callback = table.get(type(event))
-        restarted = isinstance(event, MemberJoined) and event.restarted
-        if on_restart is None or not restarted:
-            return None if callback is None else callback(event)
-        return _call_in_order([c for c in (callback, on_restart) if c is not None], event)
-
-    return dispatch
-
-
-async def _call_in_order(callbacks: list[Callable[[Any], object]], event: FullEvent) -> None:
-    for callback in callbacks:
-        result = callback(event)
-        if inspect.isawaitable(result):
-            await result
 
 
 @attrs.frozen(kw_only=True)
@@ -185,8 +134,7 @@ class Node:
     _runtime: Runtime
     _transport: Transport
     _nursery: trio.Nursery
-    #: Each callback, and whether it takes ``StateChanged`` events.
-    _callbacks: list[tuple[FullEventCallback, bool]] = attrs.field(factory=list)
+    _callbacks: Callbacks = attrs.field(init=False)
     _callback_task: bool = False
     _left: bool = False
     _resolve_seed: SeedResolver | None = None
@@ -194,6 +142,13 @@ class Node:
     _memberlist: MemberlistMode | None = None
     #: The signal that made the node leave (``open_node(handle_signals=True)``), or None.
     stop_signal: signal.Signals | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self._callbacks = Callbacks(self.name, self._count_callback_error)
+
+    def _count_callback_error(self) -> None:
+        """One more ``callback_errors`` (the doors' callbacks count here too)."""
+        self._runtime.counters["callback_errors"] += 1
 
     # ------------------------------------------------------------------ reading
 
@@ -392,17 +347,11 @@ class Node:
 
         Returns a function that unregisters it. Exceptions are logged, never raised.
         """
-        entry = (callback, state)
-        self._callbacks.append(entry)
+        remove = self._callbacks.add(callback, state=state)
         if not self._callback_task:
             self._callback_task = True
             subscription = self.subscribe(buffer=64 * _DEFAULT_BUFFER, state=True)
             self._nursery.start_soon(self._run_callbacks, subscription)
-
-        def remove() -> None:
-            if entry in self._callbacks:
-                self._callbacks.remove(entry)
-
         return remove
 
     def listen(
@@ -473,22 +422,17 @@ class Node:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                self._runtime.counters["callback_errors"] += 1
-                logger.exception("%s: message callback %r raised", self.name, callback)
+                self._callbacks.failed(callback, "message")
 
     async def _run_callbacks(self, subscription: FullSubscription) -> None:
         async for event in subscription:
-            state = isinstance(event, StateChanged)
-            for callback, wants_state in list(self._callbacks):
-                if state and not wants_state:
-                    continue
+            for callback in self._callbacks.for_event(event):
                 try:
                     result = callback(event)
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    self._runtime.counters["callback_errors"] += 1
-                    logger.exception("%s: event callback %r raised", self.name, callback)
+                    self._callbacks.failed(callback)
 
     # ------------------------------------------------------------------ acting
 
