@@ -106,14 +106,6 @@ class MemberlistOptions:
                 ``transport`` (it binds its own sockets), a ``delegate`` in serf mode,
                 tags Serf cannot carry.
         """
-        if keyring is not None or security is not SecurityMode.OFF:
-            raise ConfigError(
-                "keyring",
-                "memberlist mode encrypts with memberlist_keyring=MemberlistKeyring(...); "
-                "our keyring and security modes do not apply",
-            )
-        if transport is not None:
-            raise ConfigError("transport", "memberlist mode binds its own UDP and TCP sockets")
         serf = None
         if wire == "serf":
             if delegate is not None:
@@ -123,6 +115,14 @@ class MemberlistOptions:
             except ValueError as exc:
                 raise ConfigError("tags", str(exc)) from None
             delegate = serf
+        if keyring is not None or security is not SecurityMode.OFF:
+            raise ConfigError(
+                "keyring",
+                "memberlist mode encrypts with memberlist_keyring=MemberlistKeyring(...); "
+                "our keyring and security modes do not apply",
+            )
+        if transport is not None:
+            raise ConfigError("transport", "memberlist mode binds its own UDP and TCP sockets")
         return cls(delegate=delegate, keyring=memberlist_keyring, serf=serf)
 
     @staticmethod
