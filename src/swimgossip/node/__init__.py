@@ -3,11 +3,9 @@
 ``open_node`` / ``serve_node`` / ``Node`` are in ``_node``; the one task that owns the
 engine in ``_runtime``; joining through seeds in ``_joining``; the metrics snapshot in
 ``_metrics``; event fan-out (``Subscription``, ``FullSubscription``, ``EventsLost``) in
-``_events``; callbacks (``on_event`` / ``listen``, the node's and the doors') in
-``_callbacks``; the memberlist and Serf wire modes in ``_memberlist`` and ``_serf``; the
-errors in ``errors``; ``host_node`` (``_hosted``) holds a node for the asyncio and
-threaded doors (``swimgossip.aio``, ``swimgossip.blocking``). It imports the core,
-security and net layers.
+``_events``; the errors in ``errors``; ``host_node`` (``_hosted``) holds a node for the
+asyncio and threaded doors (``swimgossip.aio``, ``swimgossip.blocking``). It imports the
+core, security and net layers.
 """
 
 from ._events import (

@@ -35,6 +35,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -57,12 +58,12 @@ from ..net.memberlist._crypto import encrypted_length
 from ..net.memberlist._transport import MemberlistTransport
 from ..net.memberlist._wire import MemberlistWire
 from ..net.memberlist.codec import MessageType, add_label
-from ..net.serf import SerfLayer
-from ..net.serf._wire import SerfWire
 from ..security import KeyringError, SecurityMode
 from ._runtime import Runtime
-from ._serf import SerfDelegate, SerfHandle
 from .errors import SendFailed
+
+if TYPE_CHECKING:  # Serf's layer loads with wire="serf" only
+    from ._serf import SerfDelegate, SerfHandle
 
 __all__ = ["MemberlistMode", "MemberlistOptions"]
 
@@ -110,6 +111,9 @@ class MemberlistOptions:
         if wire == "serf":
             if delegate is not None:
                 raise ConfigError("delegate", "serf mode's delegate is Serf's layer itself")
+            from ..net.serf import SerfLayer
+            from ._serf import SerfDelegate
+
             try:
                 serf = SerfDelegate(SerfLayer(name, tags=decode_tags(meta)))
             except ValueError as exc:
@@ -166,7 +170,11 @@ class MemberlistMode:
         else:
             delegate = GuardedDelegate(options.delegate, counters)
             meta = delegate.node_meta(config.meta_max_size)
-        wire_type = MemberlistWire if options.serf is None else SerfWire
+        wire_type = MemberlistWire
+        if options.serf is not None:
+            from ..net.serf._wire import SerfWire
+
+            wire_type = SerfWire
         budget = config.udp_payload_size - overhead - _PACKET_HEADER
         wire = wire_type(budget=budget, delegate=delegate, counters=counters)
         transport = MemberlistTransport(
@@ -206,6 +214,8 @@ class MemberlistMode:
         """``node.serf``. ``ConfigError`` if this is not serf mode."""
         if self.serf is None:
             raise ConfigError("wire", "node.serf needs open_node(wire='serf')")
+        from ._serf import SerfHandle
+
         return SerfHandle(self.serf, update_tags)
 
     async def join(

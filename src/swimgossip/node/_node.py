@@ -80,14 +80,14 @@ from ._events import (
     Subscription,
 )
 from ._joining import Joiner, SeedResolver
-from ._memberlist import MemberlistMode, MemberlistOptions
 from ._metrics import collect_metrics, metrics_text
 from ._runtime import Runtime
-from ._serf import SerfHandle
 from .errors import SendFailed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the memberlist and Serf modes load with wire="memberlist" / "serf" only
     from ..net.memberlist import Delegate, MemberlistKeyring
+    from ._memberlist import MemberlistMode, MemberlistOptions
+    from ._serf import SerfHandle
 
 __all__ = ["Node", "open_node", "serve_node"]
 
@@ -681,6 +681,8 @@ async def open_node(
         raise ConfigError("wire", f"wire is 'own', 'memberlist' or 'serf', not {wire!r}")
     options: MemberlistOptions | None = None
     if wire != "own":
+        from ._memberlist import MemberlistOptions
+
         options = MemberlistOptions.check(
             wire,
             name=name,
@@ -715,6 +717,8 @@ async def open_node(
             transport, address = udp, advertised_address(udp, advertise)
             resolve_seed = udp.resolve_all
             if options is not None:
+                from ._memberlist import MemberlistMode
+
                 mode, meta, overhead = MemberlistMode.build(
                     udp, options, config=config, label=label, meta=meta, counters=counters
                 )
