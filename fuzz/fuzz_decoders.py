@@ -27,10 +27,9 @@ Results are recorded in docs/security.md ("Fuzzing").
 from __future__ import annotations
 
 import contextlib
-import sys
-from pathlib import Path
 
 import atheris
+from _harness import main
 
 from swimgossip.core import _codec_rules, codec  # noqa: F401 (_codec_rules: see below)
 from swimgossip.core.errors import DecodeError
@@ -153,9 +152,8 @@ def _sample_messages() -> list[Message]:
     ]
 
 
-def make_corpus(directory: Path) -> None:
-    """Write seed inputs: valid packets and stream frames for each action and signer."""
-    directory.mkdir(parents=True, exist_ok=True)
+def seed_inputs() -> list[bytes]:
+    """The seed inputs: valid packets and stream frames for each action and signer."""
     messages = _sample_messages()
     pushpull = PushPull(
         source="node-a",
@@ -184,18 +182,8 @@ def make_corpus(directory: Path) -> None:
     ]
     for index, raw in serf_seeds:
         seeds.append(bytes([5, index, 0, 5]) + raw)
-    for number, seed in enumerate(seeds):
-        (directory / f"seed-{number:03d}").write_bytes(seed)
-    print(f"wrote {len(seeds)} seeds to {directory}")
-
-
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--make-corpus":
-        make_corpus(Path(sys.argv[2]))
-        return
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    return seeds
 
 
 if __name__ == "__main__":
-    main()
+    main(test_one_input, seed_inputs)

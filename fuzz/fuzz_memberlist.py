@@ -28,10 +28,8 @@ Results are recorded in docs/security.md ("Fuzzing").
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import atheris
+from _harness import main
 
 with atheris.instrument_imports():
     from swimgossip.core.errors import DecodeError
@@ -137,9 +135,8 @@ def _messages() -> list[bytes]:
     ]
 
 
-def make_corpus(directory: Path) -> None:
-    """Write seed inputs: every message, a CRC'd compound, compressed, labelled, encrypted."""
-    directory.mkdir(parents=True, exist_ok=True)
+def seed_inputs() -> list[bytes]:
+    """The seed inputs: every message, a CRC'd compound, compressed, labelled, encrypted."""
     messages = _messages()
     compound = make_compound(messages)
     packets = [*messages, compound, add_crc(compound), compress(compound)]
@@ -166,18 +163,8 @@ def make_corpus(directory: Path) -> None:
     seeds += [b"\x04" + stream[1:], b"\x05" + messages[0]]
     seeds += [b"\x06" + stream, b"\x06" + encrypt_stream(_KEYS[0], compress(stream))]
     seeds += [b"\x07" + add_crc(compound), b"\x07" + compress(compound)]
-    for number, seed in enumerate(seeds):
-        (directory / f"seed-{number:03d}").write_bytes(seed)
-    print(f"wrote {len(seeds)} seeds to {directory}")
-
-
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--make-corpus":
-        make_corpus(Path(sys.argv[2]))
-        return
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    return seeds
 
 
 if __name__ == "__main__":
-    main()
+    main(test_one_input, seed_inputs)

@@ -6,7 +6,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["ci_guard"]
+pytest_plugins = ["ci_guard", "serf_helpers"]
 
 settings.register_profile(
     "ci",

@@ -7,6 +7,7 @@ synchronise and nothing asserts on how fast it went.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from typing import Any
@@ -300,6 +301,32 @@ def test_a_broadcast_reaches_the_messages_of_another_node() -> None:
             assert (delivery.source, delivery.payload) == ("a", b"hello from a")
 
     asyncio.run(main())
+
+
+def test_a_raising_callback_is_logged_and_counted_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        async with (
+            swimgossip.aio.open_node("a", **OPTIONS) as a,
+            swimgossip.aio.open_node("b", **OPTIONS) as b,
+        ):
+            joined = asyncio.Event()
+
+            def boom(event: swimgossip.NodeEvent) -> None:
+                raise RuntimeError("a broken callback")
+
+            a.on_event(boom)  # registered first: it raises before the join reaches on_join
+            a.listen(on_join=lambda event: about(event) == "b" and joined.set())
+            assert a.metrics()["callback_errors"] == 0
+            await b.join([a.address])
+            async with asyncio.timeout(PATIENCE):
+                await joined.wait()
+            assert a.metrics()["callback_errors"] >= 1
+
+    with caplog.at_level(logging.ERROR, logger="swimgossip"):
+        asyncio.run(main())
+    assert "a broken callback" in caplog.text
 
 
 def test_state_travels_in_the_ordered_stream_and_to_on_state() -> None:

@@ -8,6 +8,8 @@ nothing asserts on how fast it went.
 from __future__ import annotations
 
 import asyncio
+import logging
+import queue
 import socket
 import threading
 from collections.abc import Iterator
@@ -147,6 +149,66 @@ def test_events_are_in_order_with_increasing_seq_and_a_slow_reader_gets_events_l
 
 async def _register(node: swimgossip.Node, callback: Any) -> None:
     node.on_event(callback)
+
+
+def callback_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("swimgossip callbacks")]
+
+
+def next_about(heard: queue.Queue[tuple[str, str | None, str]], kind: str, name: str) -> None:
+    """Take what the callbacks heard until ``(kind, name)`` (each get bounded)."""
+    for _ in range(100):
+        if heard.get(timeout=PATIENCE)[:2] == (kind, name):
+            return
+    raise AssertionError(f"no {kind} about {name}")
+
+
+def test_listen_runs_callbacks_in_their_thread_in_order_and_counts_a_raising_one(
+    nodes: list[BlockingNode], caplog: pytest.LogCaptureFixture
+) -> None:
+    a = swimgossip.blocking.start_node("a", **OPTIONS)
+    nodes.append(a)
+    heard: queue.Queue[tuple[str, str | None, str]] = queue.Queue()
+    all_heard: list[tuple[str, str | None, str]] = []
+
+    def note(kind: str) -> Any:
+        def callback(event: NodeEvent) -> None:
+            item = (kind, about(event), threading.current_thread().name)
+            all_heard.append(item)
+            heard.put(item)
+
+        return callback
+
+    def boom(event: NodeEvent) -> None:
+        raise RuntimeError("a broken callback")
+
+    a.on_event(boom)  # registered first: it raises before each event reaches note
+    remove = a.listen(on_join=note("join"), on_fail=note("fail"), on_leave=note("leave"))
+    for name in ("b", "c"):
+        nodes.append(swimgossip.blocking.start_node(name, **OPTIONS))
+    b, c = nodes[1:]
+    with caplog.at_level(logging.ERROR, logger="swimgossip"):
+        b.join([a.address], timeout=PATIENCE)
+        next_about(heard, "join", "b")
+        # boom raised for that join first; its count went to a's Trio thread before this
+        # read, which is queued behind it
+        assert a.metrics()["callback_errors"] >= 1
+        c.join([a.address], timeout=PATIENCE)
+        next_about(heard, "join", "c")
+        c.abort()  # a crash: failed at a
+        next_about(heard, "fail", "c")
+        assert "a broken callback" in caplog.text
+    assert {thread for _, _, thread in all_heard} == {"swimgossip callbacks a"}
+    assert [k for k, name, _ in all_heard if name == "c"] == ["join", "fail"]
+
+    remove()  # unregistered: b's leave reaches the callback registered after, not these
+    left: queue.Queue[str | None] = queue.Queue()
+    a.listen(on_leave=lambda event: left.put(about(event)))
+    b.close()
+    assert left.get(timeout=PATIENCE) == "b"
+    assert ("leave", "b") not in [(k, name) for k, name, _ in all_heard]
+    a.close()
+    assert callback_threads() == []  # close() waited for the callback thread
 
 
 def test_a_join_timeout_raises_join_error_with_the_reasons_per_seed(

@@ -10,43 +10,23 @@ with the reason; a failure in CI, ci_guard).
 
 from __future__ import annotations
 
-import json
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from cli_helpers import run, spawned
+from serf_helpers import NEEDS_SERF, Agent, serf, serf_members
 
-from cli_helpers import free_port, run, spawned
-
-pytestmark = [
-    pytest.mark.real_network,
-    pytest.mark.skipif(
-        shutil.which("serf") is None,
-        reason="the serf binary is missing (apt-get install serf): cannot test against Go",
-    ),
-]
+pytestmark = NEEDS_SERF
 
 WITHIN = 30.0
-
-
-def serf(*args: str) -> str:
-    done = subprocess.run(["serf", *args], capture_output=True, text=True, timeout=30)
-    return done.stdout if done.returncode == 0 else ""
-
-
-def members(rpc: str) -> dict[str, dict[str, object]]:
-    out = serf("members", f"-rpc-addr={rpc}", "-format=json")
-    return {m["name"]: m for m in json.loads(out)["members"]} if out else {}
 
 
 def wait_member(rpc: str, name: str, status: str) -> dict[str, object]:
     end = time.monotonic() + WITHIN
     seen: dict[str, dict[str, object]] = {}
     while time.monotonic() < end:
-        seen = members(rpc)
+        seen = serf_members(rpc)
         if seen.get(name, {}).get("status") == status:
             return seen[name]
         time.sleep(0.25)  # polling an external process: bounded in time
@@ -56,15 +36,11 @@ def wait_member(rpc: str, name: str, status: str) -> dict[str, object]:
 def test_the_agent_joins_an_encrypted_serf_cluster_with_tags_events_and_leave(
     tmp_path: Path,
 ) -> None:
-    key = serf("keygen").strip()
+    key = serf("keygen").stdout.strip()
     key_file = tmp_path / "serf.key"
     key_file.write_text(key + "\n")
-    port, rpc = free_port(), f"127.0.0.1:{free_port()}"
-    go = subprocess.Popen(
-        ["serf", "agent", "-node=go1", f"-bind=127.0.0.1:{port}", f"-rpc-addr={rpc}",
-         "-profile=local", f"-encrypt={key}", "-tag", "role=go"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    go = Agent("go1", tmp_path, key=key, tags={"role": "go"})
+    port, rpc = go.port, go.rpc
     try:
         wait_member(rpc, "go1", "alive")
         with spawned() as start:
@@ -77,7 +53,7 @@ def test_the_agent_joins_an_encrypted_serf_cluster_with_tags_events_and_leave(
             assert py.expect_event("joined", "go1", WITHIN)["meta"] == {"role": "go"}
             assert wait_member(rpc, "py1", "alive")["tags"] == {"role": "web", "dc": "one"}
 
-            assert serf("event", f"-rpc-addr={rpc}", "deploy", "v1.2")
+            assert serf("event", f"-rpc-addr={rpc}", "deploy", "v1.2").returncode == 0
             event = py.expect(lambda r: r.get("event") == "user_event", WITHIN, "a user_event")
             assert (event["name"], event["payload"], event["ltime"]) == ("deploy", "v1.2", 1)
 
@@ -86,7 +62,6 @@ def test_the_agent_joins_an_encrypted_serf_cluster_with_tags_events_and_leave(
             wait_member(rpc, "py1", "left")
     finally:
         go.kill()
-        go.wait(timeout=10)
 
 
 def test_a_key_file_without_a_serf_key_exits_2(tmp_path: Path) -> None:

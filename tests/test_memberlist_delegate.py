@@ -139,6 +139,18 @@ async def test_the_mode_refuses_our_keyring_and_unknown_wires() -> None:
     with pytest.raises(ConfigError, match="need wire='memberlist'"):
         async with swimgossip.open_node("a", bind="127.0.0.1:0", delegate=NoDelegate()):
             pass
+    with pytest.raises(ConfigError, match="binds its own UDP and TCP sockets"):
+        async with swimgossip.open_node(
+            "a",
+            wire="serf",
+            transport=object(),  # type: ignore[arg-type]
+        ):
+            pass
+    with pytest.raises(ConfigError, match="security modes do not apply"):
+        async with swimgossip.open_node(
+            "a", bind="127.0.0.1:0", wire="memberlist", security=swimgossip.SecurityMode.REQUIRED
+        ):
+            pass
 
 
 class Broken(Layer):

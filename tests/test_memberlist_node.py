@@ -16,11 +16,7 @@ which .ci/run installs): skipped with the reason where it is missing, and in CI
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -28,116 +24,27 @@ import pytest
 import trio
 
 import swimgossip
-from swimgossip import Config, JoinError, MemberFailed, Node, Status
+from serf_helpers import DEADLINE, NEEDS_SERF, Agent, serf, wait_alive, wait_for_serf
+from swimgossip import Config, JoinError, MemberFailed, Node
 from swimgossip.net.memberlist import MemberlistKeyring, parse_serf_key
 
-pytestmark = [
-    pytest.mark.real_network,
-    pytest.mark.skipif(
-        shutil.which("serf") is None,
-        reason="the serf binary is missing (apt-get install serf): cannot test against Go",
-    ),
-]
+pytestmark = NEEDS_SERF
 
-#: Seconds for any one wait on the cluster (failure detection is ~5-10 s here).
-DEADLINE = 40.0
-POLL = 0.25
 AGENTS = ("go1", "go2", "go3")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Agent:
-    """One ``serf agent`` process on loopback, with its RPC address."""
-
-    def __init__(self, name: str, log_dir: Path, *, join: str | None, key: str | None) -> None:
-        self.name = name
-        self.port = _free_port()
-        self.rpc = f"127.0.0.1:{_free_port()}"
-        cmd = [
-            "serf",
-            "agent",
-            f"-node={name}",
-            f"-bind=127.0.0.1:{self.port}",
-            f"-rpc-addr={self.rpc}",
-            "-profile=local",
-            "-log-level=debug",
-        ]
-        if join is not None:
-            cmd.append(f"-join={join}")
-        if key is not None:
-            cmd.append(f"-encrypt={key}")
-        self.log = log_dir / f"{name}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        """kill -9, and reap it."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
-def _serf(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["serf", *args], capture_output=True, text=True, timeout=10)
-
-
-async def serf_members(agent: Agent) -> dict[str, str]:
-    """``serf members`` at ``agent``: name -> status ("alive", "failed", "left"...)."""
-    done = await trio.to_thread.run_sync(_serf, "members", f"-rpc-addr={agent.rpc}", "-format=json")
-    if done.returncode != 0:
-        return {}
-    return {m["name"]: m["status"] for m in json.loads(done.stdout)["members"]}
-
-
-async def wait_for_serf(agent: Agent, want: dict[str, str]) -> None:
-    """Poll ``serf members`` until it shows every ``want`` status (bounded)."""
-    seen: dict[str, str] = {}
-    with trio.move_on_after(DEADLINE):
-        for _ in range(int(DEADLINE / POLL)):
-            seen = await serf_members(agent)
-            if all(seen.get(name) == status for name, status in want.items()):
-                return
-            await trio.sleep(POLL)
-    raise AssertionError(f"serf members at {agent.name}: {seen}, wanted {want}\n{agent.tail()}")
-
-
-async def wait_alive(node: Node, names: set[str]) -> None:
-    """Until ``node`` holds every one of ``names`` alive (bounded, event driven)."""
-    with trio.fail_after(DEADLINE):
-        async with node.subscribe() as events:
-            while not names <= {m.name for m in node.members(status=Status.ALIVE)}:
-                await events.receive()
-
-
-@pytest.fixture
-def agents_dir(tmp_path: Path) -> Iterator[list[Agent]]:
-    started: list[Agent] = []
-    yield started
-    for agent in started:
-        agent.kill()
-
-
 async def start_agents(started: list[Agent], log_dir: Path, key: str | None) -> list[Agent]:
-    first = Agent(AGENTS[0], log_dir, join=None, key=key)
+    first = Agent(AGENTS[0], log_dir, key=key, debug=True)
     started.append(first)
     await wait_for_serf(first, {first.name: "alive"})
     for name in AGENTS[1:]:
-        started.append(Agent(name, log_dir, join=first.address, key=key))
+        started.append(Agent(name, log_dir, join=first.address, key=key, debug=True))
     await wait_for_serf(first, dict.fromkeys(AGENTS, "alive"))
     return started
+
+
+async def serf_keygen() -> str:
+    return (await trio.to_thread.run_sync(serf, "keygen")).stdout.strip()
 
 
 @asynccontextmanager
@@ -215,25 +122,25 @@ async def run_cluster(started: list[Agent], log_dir: Path, key_text: str | None)
 
 
 async def test_ours_and_serf_agents_form_one_cluster_and_detect_crashes(
-    agents_dir: list[Agent], tmp_path: Path
+    agents: list[Agent], tmp_path: Path
 ) -> None:
-    await run_cluster(agents_dir, tmp_path, None)
+    await run_cluster(agents, tmp_path, None)
 
 
 async def test_the_same_cluster_encrypted_with_a_serf_keygen_key(
-    agents_dir: list[Agent], tmp_path: Path
+    agents: list[Agent], tmp_path: Path
 ) -> None:
-    key = (await trio.to_thread.run_sync(_serf, "keygen")).stdout.strip()
-    await run_cluster(agents_dir, tmp_path, key)
+    key = await serf_keygen()
+    await run_cluster(agents, tmp_path, key)
 
 
 async def test_a_node_with_another_key_is_refused_and_says_why(
-    agents_dir: list[Agent], tmp_path: Path
+    agents: list[Agent], tmp_path: Path
 ) -> None:
-    key = (await trio.to_thread.run_sync(_serf, "keygen")).stdout.strip()
-    other = parse_serf_key((await trio.to_thread.run_sync(_serf, "keygen")).stdout.strip())
-    go1 = Agent("go1", tmp_path, join=None, key=key)
-    agents_dir.append(go1)
+    key = await serf_keygen()
+    other = parse_serf_key(await serf_keygen())
+    go1 = Agent("go1", tmp_path, key=key, debug=True)
+    agents.append(go1)
     await wait_for_serf(go1, {"go1": "alive"})
     async with swimgossip.open_node(
         "py1",
@@ -253,7 +160,6 @@ async def test_a_node_with_another_key_is_refused_and_says_why(
             await node.join([go1.address])
         assert go1.address in refused.value.reasons
         # The agent's join of us: we cannot decrypt it; refused and counted.
-        done = await trio.to_thread.run_sync(_serf, "join", f"-rpc-addr={go1.rpc}", node.address)
-        assert done.returncode != 0
+        assert await go1.run("join", node.address) == ""  # it failed
         assert node.metrics()["memberlist_decrypt_failed"] >= 1
-        assert "py1" not in await serf_members(go1)
+        assert "py1" not in await go1.members()

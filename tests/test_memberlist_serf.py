@@ -15,26 +15,21 @@ reason where it is missing, and in CI (``CI=true``) that skip is a failure (ci_g
 from __future__ import annotations
 
 import base64
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from serf_helpers import NEEDS_SERF, Agent, Listener, read_push_pull, serf
 from swimgossip.net.memberlist import (
     Ack,
     DecryptError,
-    MsgpackError,
     Ping,
     PushNodeState,
     PushPull,
-    WireError,
     decode_packet,
-    decode_push_pull,
     decrypt_payload,
-    decrypt_stream,
     encode_message,
     encode_push_pull,
     encrypt_payload,
@@ -42,41 +37,12 @@ from swimgossip.net.memberlist import (
     parse_serf_key,
 )
 
-pytestmark = [
-    pytest.mark.real_network,
-    pytest.mark.skipif(
-        shutil.which("serf") is None,
-        reason="the serf binary is missing (apt-get install serf): cannot test against Go",
-    ),
-]
+pytestmark = NEEDS_SERF
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(100, 116))
 DEADLINE = 20.0  # seconds for any one wait on the agent
 MAX_PACKETS = 200
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Listener:
-    """A TCP listener and a UDP socket on one loopback port, like a memberlist node."""
-
-    def __init__(self) -> None:
-        self.tcp = socket.socket()
-        self.tcp.bind(("127.0.0.1", 0))
-        self.port: int = self.tcp.getsockname()[1]
-        self.tcp.listen(4)
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", self.port))
-
-    def close(self) -> None:
-        self.tcp.close()
-        self.udp.close()
 
 
 @pytest.fixture
@@ -86,52 +52,20 @@ def listener() -> Iterator[Listener]:
     here.close()
 
 
-def start_agent(join_port: int, key: bytes | None) -> subprocess.Popen[bytes]:
-    cmd = [
-        "serf",
-        "agent",
-        "-node=go1",
-        f"-bind=127.0.0.1:{_free_port()}",
-        f"-rpc-addr=127.0.0.1:{_free_port()}",
-        f"-join=127.0.0.1:{join_port}",
-        "-tag",
-        "role=web",
-    ]
-    if key is not None:
-        cmd.append("-encrypt=" + base64.b64encode(key).decode())
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def start_agent(log_dir: Path, join_port: int, key: bytes | None) -> Agent:
+    """go1 (Serf's default profile), joining the test's ``join_port``."""
+    return Agent(
+        "go1",
+        log_dir,
+        join=f"127.0.0.1:{join_port}",
+        key=None if key is None else base64.b64encode(key).decode(),
+        tags={"role": "web"},
+        profile=None,
+    )
 
 
-def stop(agent: subprocess.Popen[bytes]) -> str:
-    agent.kill()
-    out, _ = agent.communicate(timeout=10)
-    return out.decode(errors="replace")[-2000:]
-
-
-def read_push_pull(conn: socket.socket, keys: list[bytes] | None) -> tuple[bytes, PushPull]:
-    """Read the agent's push-pull until it decodes (bounded in bytes and time)."""
-    buf = b""
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end and len(buf) < 1 << 20:
-        conn.settimeout(max(0.1, end - time.monotonic()))
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-        try:
-            plain = decrypt_stream(keys, buf)[0] if keys is not None else buf
-            return buf, decode_push_pull(plain)
-        except MsgpackError:
-            continue  # truncated so far
-        except WireError as exc:
-            if "truncated" in str(exc):
-                continue
-            raise
-    raise AssertionError(f"no whole push-pull from the agent ({len(buf)} bytes)")
-
-
-def join_and_wait_for_ping(listener: Listener, key: bytes | None) -> None:
-    agent = start_agent(listener.port, key)
+def join_and_wait_for_ping(log_dir: Path, listener: Listener, key: bytes | None) -> None:
+    agent = start_agent(log_dir, listener.port, key)
     keys = [key] if key is not None else None
     try:
         listener.tcp.settimeout(DEADLINE)
@@ -177,30 +111,35 @@ def join_and_wait_for_ping(listener: Listener, key: bytes | None) -> None:
         else:
             raise AssertionError(f"no ping for py1 in {MAX_PACKETS} packets: {seen}")
     except BaseException:
-        print(stop(agent))
+        agent.kill()
+        print(agent.tail())
         raise
-    stop(agent)
+    agent.kill()
 
 
-def test_a_go_agents_push_pull_and_packets_decode(listener: Listener) -> None:
-    join_and_wait_for_ping(listener, None)
+def test_a_go_agents_push_pull_and_packets_decode(listener: Listener, tmp_path: Path) -> None:
+    join_and_wait_for_ping(tmp_path, listener, None)
 
 
-def test_a_go_agents_encrypted_push_pull_and_packets_decode(listener: Listener) -> None:
-    join_and_wait_for_ping(listener, KEY)
+def test_a_go_agents_encrypted_push_pull_and_packets_decode(
+    listener: Listener, tmp_path: Path
+) -> None:
+    join_and_wait_for_ping(tmp_path, listener, KEY)
 
 
-def test_a_go_agents_stream_under_another_key_is_refused(listener: Listener) -> None:
-    agent = start_agent(listener.port, KEY)
+def test_a_go_agents_stream_under_another_key_is_refused(
+    listener: Listener, tmp_path: Path
+) -> None:
+    agent = start_agent(tmp_path, listener.port, KEY)
     try:
         listener.tcp.settimeout(DEADLINE)
         conn, _ = listener.tcp.accept()
         with conn, pytest.raises(DecryptError, match="no installed keys"):
             read_push_pull(conn, [OTHER_KEY])
     finally:
-        stop(agent)
+        agent.kill()
 
 
 def test_serf_keygen_output_parses_as_a_key() -> None:
-    out = subprocess.run(["serf", "keygen"], capture_output=True, text=True, timeout=30, check=True)
-    assert len(parse_serf_key(out.stdout)) == 32
+    out = serf("keygen")
+    assert out.returncode == 0 and len(parse_serf_key(out.stdout)) == 32

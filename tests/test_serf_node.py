@@ -5,6 +5,8 @@ leave intent's completion)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 import trio
 
@@ -74,15 +76,25 @@ def test_canonical_meta_is_what_comes_back_through_serf(meta: bytes, canonical: 
 
 async def test_events_are_routed_to_bounded_streams() -> None:
     delegate = SerfDelegate(SerfLayer("py1"))
-    stream = swimgossip.SerfEventStream(delegate, 2)
-    delegate.streams.add(stream)
+    stream = swimgossip.SerfHandle(delegate, update_tags).events(buffer=2)
+    other = swimgossip.SerfHandle(delegate, update_tags).events()
+    assert isinstance(stream, swimgossip.SerfEventStream)
     for index in range(3):
         delegate.notify_message(encode_serf_message(UserEvent(ltime=index, name=f"e{index}")))
-    assert stream.dropped == 1
+    assert stream.dropped == 1 and other.dropped == 0 and delegate.events.dropped == 1
     assert [(await stream.receive()).name for _ in range(2)] == ["e1", "e2"]  # type: ignore[union-attr]
     stream.close()
     with pytest.raises(trio.EndOfChannel):
         await stream.receive()
+    delegate.close()  # the node stopped: what is held is still read, then the end
+    assert [event.name async for event in other] == ["e0", "e1", "e2"]  # type: ignore[union-attr]
+    late = swimgossip.SerfHandle(delegate, update_tags).events()
+    with pytest.raises(trio.EndOfChannel):
+        await late.receive()
+
+
+async def update_tags(tags: Mapping[str, str]) -> None:
+    raise AssertionError("not called")
 
 
 async def test_query_acks_are_sent_and_the_queue_is_bounded() -> None:

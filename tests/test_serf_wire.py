@@ -17,13 +17,15 @@ Needs the ``serf`` binary: skipped with the reason where it is missing, and in C
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from serf_helpers import NEEDS_SERF, Agent, Listener, read_push_pull
+from serf_helpers import serf as run_serf
 from swimgossip.core.member import Member, Status
 from swimgossip.net.memberlist import (
     Ack,
@@ -46,15 +48,8 @@ from swimgossip.net.serf import (
     UserEventReceived,
     decode_serf_message,
 )
-from test_memberlist_serf import Listener, _free_port, read_push_pull, stop
 
-pytestmark = [
-    pytest.mark.real_network,
-    pytest.mark.skipif(
-        shutil.which("serf") is None,
-        reason="the serf binary is missing (apt-get install serf): cannot test against Go",
-    ),
-]
+pytestmark = NEEDS_SERF
 
 DEADLINE = 20.0
 LOOPBACK = b"\x7f\0\0\1"
@@ -64,31 +59,25 @@ VSN = bytes([1, 5, 2, 2, 5, 4])
 class FakeSerfMember:
     """This test as member ``py1``: sockets on one port, a SerfLayer, by hand."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_dir: Path) -> None:
         self.net = Listener()
         self.layer = SerfLayer("py1", tags={"role": "py", "dc": "one"})
-        self.agent_port = _free_port()
-        self.rpc = f"127.0.0.1:{_free_port()}"
         self.incarnation = 1
         self.events: list[UserEventReceived] = []
-        self.agent = subprocess.Popen(
-            [
-                "serf",
-                "agent",
-                "-node=go1",
-                f"-bind=127.0.0.1:{self.agent_port}",
-                f"-rpc-addr={self.rpc}",
-                f"-join=127.0.0.1:{self.net.port}",
-                "-tag",
-                "role=web",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        self.agent = Agent(
+            "go1",
+            log_dir,
+            join=f"127.0.0.1:{self.net.port}",
+            tags={"role": "web"},
+            profile=None,
         )
+        self.agent_port = self.agent.port
+        self.rpc = self.agent.rpc
 
     def close(self) -> str:
         self.net.close()
-        return stop(self.agent)
+        self.agent.kill()
+        return self.agent.tail()
 
     def me(self) -> PushNodeState:
         return PushNodeState(
@@ -105,7 +94,7 @@ class FakeSerfMember:
         self.net.tcp.settimeout(DEADLINE)
         conn, _ = self.net.tcp.accept()
         with conn:
-            _, theirs = read_push_pull(conn, None)
+            _, theirs = read_push_pull(conn, None, deadline=DEADLINE)
             self.layer.merge_remote_state(theirs.user_state, False)
             for node in theirs.nodes:
                 self.layer.notify_join(_member(node.name))
@@ -154,13 +143,9 @@ class FakeSerfMember:
             self.gossip()
 
     def serf(self, *args: str) -> str:
-        return subprocess.run(
-            ["serf", args[0], f"-rpc-addr={self.rpc}", *args[1:]],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
+        done = run_serf(args[0], f"-rpc-addr={self.rpc}", *args[1:])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def members(self) -> dict[str, dict[str, object]]:
         listed = json.loads(self.serf("members", "-format=json"))["members"]
@@ -192,8 +177,8 @@ def _member(name: str) -> Member:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSerfMember]:
-    here = FakeSerfMember()
+def fake(tmp_path: Path) -> Iterator[FakeSerfMember]:
+    here = FakeSerfMember(tmp_path)
     try:
         here.answer_join()
         yield here

@@ -37,11 +37,17 @@ import trio
 
 from ..core.config import Config
 from ..core.errors import NotRunning
-from ..core.events import StateChanged
 from ..core.member import Member
 from ..core.outputs import UserDelivery
 from ..node import FullEvent, Node, NodeEvent, host_node, join_within
-from ..node._node import EventCallback, FullEventCallback, KindCallback, dispatch_by_kind
+from ..node._callbacks import (
+    Callbacks,
+    EventCallback,
+    FullEventCallback,
+    KindCallback,
+    dispatch_by_kind,
+)
+from ..node._hosted import door_callbacks
 from ..security import SecurityMode
 from ._guest import TrioGuest, acquire_guest, release_guest, wait_even_if_cancelled
 
@@ -123,9 +129,11 @@ class AioNode:
 
     _node: Node
     _guest: TrioGuest
-    #: Each callback, and whether it takes ``StateChanged`` events.
-    _callbacks: list[tuple[FullEventCallback, bool]] = attrs.field(factory=list)
+    _callbacks: Callbacks = attrs.field(init=False)
     _listener: asyncio.Task[None] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self._callbacks = door_callbacks(self._node)  # same thread as the Trio run
 
     # ------------------------------------------------------------------ reading
 
@@ -307,20 +315,15 @@ class AioNode:
     def on_event(self, callback: Any, *, state: bool = False) -> Callable[[], None]:
         """Call ``callback(event)`` (a function or a coroutine function) on the asyncio
         loop for every event from now on, in order; with ``state=True`` the
-        ``StateChanged`` events too. Returns a function that unregisters it. Exceptions
-        are logged, never raised."""
-        entry = (callback, state)
-        self._callbacks.append(entry)
+        ``StateChanged`` events too. Returns a function that unregisters it. A callback
+        that raises is logged with its traceback and counted (``callback_errors`` in
+        ``metrics()``), never raised."""
+        remove = self._callbacks.add(callback, state=state)
         if self._listener is None:
             events = self.subscribe(buffer=64 * _DEFAULT_BUFFER, state=True)
             self._listener = asyncio.get_running_loop().create_task(
                 self._run_callbacks(events), name=f"swimgossip callbacks {self.name}"
             )
-
-        def remove() -> None:
-            if entry in self._callbacks:
-                self._callbacks.remove(entry)
-
         return remove
 
     def listen(
@@ -334,7 +337,8 @@ class AioNode:
     ) -> Callable[[], None]:
         """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
         ``MemberFailed``, ``MemberLeft``, ``StateChanged``), run on the asyncio loop in
-        the one order of the events. Returns a function that unregisters them."""
+        the one order of the events (sync or coroutine functions); one that raises is
+        logged and counted, as in ``on_event``. Returns a function that unregisters them."""
         return self.on_event(
             dispatch_by_kind(
                 on_join=on_join,
@@ -349,16 +353,13 @@ class AioNode:
     async def _run_callbacks(self, events: AioStream[FullEvent]) -> None:
         async with events:
             async for event in events:
-                state = isinstance(event, StateChanged)
-                for callback, wants_state in list(self._callbacks):
-                    if state and not wants_state:
-                        continue
+                for callback in self._callbacks.for_event(event):
                     try:
                         result = callback(event)
                         if inspect.isawaitable(result):
                             await result
                     except Exception:
-                        logger.exception("%s: event callback %r raised", self.name, callback)
+                        self._callbacks.failed(callback)
 
     async def _stop_callbacks(self) -> None:
         listener, self._listener = self._listener, None

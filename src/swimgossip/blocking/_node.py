@@ -11,7 +11,13 @@ done; any number of threads may call it. Errors are the Trio API's, unchanged.
 events keep their order and ``seq`` and a reader that falls behind gets ``EventsLost`` and
 a fresh snapshot; the protocol never waits for a reader.
 
-``close()`` leaves gracefully (at most ``config.leave_timeout``) and joins the thread;
+Callbacks (``on_event``, ``listen``) run in one thread of their own per node, started by
+the first registration and fed by such a stream: in the order of the events, one at a
+time, never in the node's Trio thread, so a slow callback delays only the callbacks after
+it. One that raises is logged with its traceback and counted (``callback_errors``).
+
+``close()`` leaves gracefully (at most ``config.leave_timeout``) and joins the thread
+(and the callback thread, unless called from a callback);
 ``abort()`` stops at once without leaving (a crash, as the others see it). Both are
 idempotent. As a context manager the node closes on a normal exit and aborts when the
 block raises (the exception propagates unchanged), like ``swimgossip.open_node``. A node
@@ -36,10 +42,15 @@ from ..core.errors import NotRunning
 from ..core.member import Member
 from ..core.outputs import UserDelivery
 from ..node import FullEvent, Node, NodeEvent, host_node, join_within
+from ..node._callbacks import Callbacks, dispatch_by_kind
+from ..node._hosted import door_callbacks
 
 __all__ = ["BlockingNode", "BlockingStream", "start_node"]
 
 T = TypeVar("T")
+
+#: A callback of the threaded door: a plain function (what it returns is ignored).
+BlockingCallback = Callable[[Any], object]
 T_co = TypeVar("T_co", covariant=True)
 
 _DEFAULT_BUFFER = 1024
@@ -131,6 +142,8 @@ class BlockingNode:
         self._thread = thread
         self._lock = threading.Lock()
         self._closing = False
+        self._callbacks: Callbacks = door_callbacks(node, token.run_sync_soon)
+        self._listener: threading.Thread | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -315,6 +328,84 @@ class BlockingNode:
         stream = self._read(lambda: self._node.messages(buffer=buffer))
         return BlockingStream(self, stream, timeout)
 
+    @overload
+    def on_event(
+        self, callback: Callable[[NodeEvent], object], *, state: Literal[False] = False
+    ) -> Callable[[], None]: ...
+    @overload
+    def on_event(
+        self, callback: Callable[[FullEvent], object], *, state: Literal[True]
+    ) -> Callable[[], None]: ...
+    @overload
+    def on_event(
+        self, callback: Callable[[FullEvent], object], *, state: bool
+    ) -> Callable[[], None]: ...
+    def on_event(self, callback: Any, *, state: bool = False) -> Callable[[], None]:
+        """Call ``callback(event)`` (a plain function) for every event from now on, in
+        order, in this node's callback thread; with ``state=True`` the ``StateChanged``
+        events too. Returns a function that unregisters it. A callback that raises is
+        logged with its traceback and counted (``callback_errors`` in ``metrics()``),
+        never raised.
+
+        Raises:
+            NotRunning: the node has stopped.
+        """
+        remove = self._callbacks.add(callback, state=state)
+        with self._lock:
+            if self._listener is None:
+                events = self.events(buffer=64 * _DEFAULT_BUFFER, state=True)
+                self._listener = threading.Thread(
+                    target=self._run_callbacks,
+                    args=(events,),
+                    name=f"swimgossip callbacks {self.name}",
+                    daemon=True,
+                )
+                self._listener.start()
+        return remove
+
+    def listen(
+        self,
+        *,
+        on_join: BlockingCallback | None = None,
+        on_update: BlockingCallback | None = None,
+        on_fail: BlockingCallback | None = None,
+        on_leave: BlockingCallback | None = None,
+        on_state: BlockingCallback | None = None,
+    ) -> Callable[[], None]:
+        """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
+        ``MemberFailed``, ``MemberLeft``, ``StateChanged``), plain functions run in this
+        node's callback thread in the one order of the events; one that raises is logged
+        and counted, as in ``on_event``. Returns a function that unregisters them.
+
+        Raises:
+            NotRunning: the node has stopped.
+        """
+        return self.on_event(
+            dispatch_by_kind(
+                on_join=on_join,
+                on_update=on_update,
+                on_fail=on_fail,
+                on_leave=on_leave,
+                on_state=on_state,
+            ),
+            state=on_state is not None,
+        )
+
+    def _run_callbacks(self, events: BlockingStream[FullEvent]) -> None:
+        with events:
+            for event in events:
+                for callback in self._callbacks.for_event(event):
+                    try:
+                        callback(event)
+                    except Exception:
+                        self._callbacks.failed(callback)
+
+    def _join_listener(self) -> None:
+        """Wait for the callback thread (its stream has ended), unless this is it."""
+        listener = self._listener
+        if listener is not None and listener is not threading.current_thread() and not _exiting:
+            listener.join()
+
     # ------------------------------------------------------------------ stopping
 
     def close(self) -> None:
@@ -324,6 +415,7 @@ class BlockingNode:
             with contextlib.suppress(NotRunning):
                 self._run(self._node.leave)
         self._thread.join()
+        self._join_listener()
 
     def abort(self) -> None:
         """Stop at once without leaving (the others will declare this node failed), then
@@ -331,6 +423,7 @@ class BlockingNode:
         if self._begin_stop():
             self._call_soon(self._scope.cancel)
         self._thread.join()
+        self._join_listener()
 
     def _begin_stop(self) -> bool:
         with self._lock:
@@ -402,8 +495,14 @@ def _abort_when_started(
         token.run_sync_soon(scope.cancel)
 
 
+#: The interpreter is exiting: do not wait for callback threads (a callback may hang).
+_exiting = False
+
+
 @atexit.register
 def _abort_open_nodes() -> None:
     """Stop the nodes still open at interpreter exit (no leave: the process is going)."""
+    global _exiting
+    _exiting = True
     for node in list(_open_nodes):
         node.abort()

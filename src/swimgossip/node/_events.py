@@ -16,8 +16,11 @@ True)``) right after that member's ``MemberJoined``.
 ``subscribe(snapshot=True)`` takes the snapshot and registers the subscription in the same
 step (no checkpoint between), so no change can fall between the two.
 
-Application messages (``UserDelivery``) use the same bounded-buffer idea in
-``MessageStream``, minus the snapshot: overflow drops the oldest and counts it.
+Messages, which have no snapshot to catch up from, go through a ``Fanout``: a set of
+bounded streams of one kind, each dropping its oldest message when full and counting it
+(in the stream's ``dropped`` and the fan-out's). The hub holds two, application broadcasts
+(``MessageStream``) and direct messages (``DirectMessageStream``); Serf mode holds a third
+for Serf's user events and queries (``SerfEventStream``, node/_serf.py).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "DirectMessageStream",
     "EventHub",
     "EventsLost",
+    "Fanout",
     "FullEvent",
     "FullSubscription",
     "MessageStream",
@@ -218,11 +222,11 @@ class FullSubscription(_Ordered[FullEvent]):
 
 
 @attrs.define(eq=False)
-class _DropOldestStream(_ReceiveStream[T]):
-    """A bounded stream of messages; when full, the oldest is dropped and counted in
-    ``dropped`` (and in the hub's ``messages_dropped``)."""
+class DropOldestStream(_ReceiveStream[T]):
+    """A bounded stream of messages from a ``Fanout``; when full, the oldest is dropped
+    and counted in ``dropped`` (and in the fan-out's ``dropped``)."""
 
-    _hub: EventHub
+    _fanout: Fanout[T]
     _capacity: int
     _buffer: collections.deque[T] = attrs.field(factory=collections.deque)
     dropped: int = 0
@@ -233,7 +237,7 @@ class _DropOldestStream(_ReceiveStream[T]):
         if len(self._buffer) >= self._capacity:
             self._buffer.popleft()
             self.dropped += 1
-            self._hub.messages_dropped += 1
+            self._fanout.dropped += 1
         self._buffer.append(message)
         self._wakeup.set()
 
@@ -252,18 +256,57 @@ class _DropOldestStream(_ReceiveStream[T]):
 
     def close(self) -> None:
         """Stop receiving."""
-        self._hub.forget_stream(self)
+        self._fanout.forget(self)
         self._close()
 
 
+S = TypeVar("S", bound=DropOldestStream[Any])
+
+
 @attrs.define(eq=False)
-class MessageStream(_DropOldestStream[UserDelivery]):
+class Fanout(Generic[T]):
+    """Every open ``DropOldestStream`` of one kind of message: ``deliver`` hands a message
+    to each and never waits; ``dropped`` counts what their overflows dropped."""
+
+    streams: set[DropOldestStream[T]] = attrs.field(factory=set)
+    dropped: int = 0
+    closed: bool = False
+
+    def open(self, stream_type: type[S], capacity: int) -> S:
+        """A new stream of ``stream_type`` holding at most ``capacity`` (at least 1)
+        messages; already ended if the fan-out is closed."""
+        stream = stream_type(self, max(1, capacity))
+        if self.closed:
+            stream._close()
+        else:
+            self.streams.add(stream)
+        return stream
+
+    def forget(self, stream: DropOldestStream[T]) -> None:
+        """Forget ``stream`` (it was closed)."""
+        self.streams.discard(stream)
+
+    def deliver(self, message: T) -> None:
+        """Hand ``message`` to every open stream; never waits."""
+        for stream in list(self.streams):
+            stream._push(message)
+
+    def close(self) -> None:
+        """End every stream (what they hold can still be read) and every later one."""
+        self.closed = True
+        for stream in self.streams:
+            stream._close()
+        self.streams.clear()
+
+
+@attrs.define(eq=False)
+class MessageStream(DropOldestStream[UserDelivery]):
     """A bounded stream of application broadcasts (``UserDelivery``: ``source``,
     ``payload``). When full, the oldest message is dropped and counted in ``dropped``."""
 
 
 @attrs.define(eq=False)
-class DirectMessageStream(_DropOldestStream[DirectDelivery]):
+class DirectMessageStream(DropOldestStream[DirectDelivery]):
     """A bounded stream of direct messages for this node (``DirectDelivery``: ``source``,
     ``payload``, ``reliable``). When full, the oldest is dropped and counted in
     ``dropped``."""
@@ -281,10 +324,9 @@ class EventHub:
     members: Snapshot
     states: StateSnapshot = _no_state
     subscriptions: set[_Ordered[Any]] = attrs.field(factory=set)
-    message_streams: set[MessageStream] = attrs.field(factory=set)
-    direct_streams: set[DirectMessageStream] = attrs.field(factory=set)
+    messages: Fanout[UserDelivery] = attrs.field(factory=Fanout)
+    direct: Fanout[DirectDelivery] = attrs.field(factory=Fanout)
     published: int = 0
-    messages_dropped: int = 0
     closed: bool = False
 
     @overload
@@ -319,28 +361,16 @@ class EventHub:
 
     def open_messages(self, *, capacity: int) -> MessageStream:
         """Register a stream of application messages."""
-        stream = MessageStream(self, max(1, capacity))
-        if self.closed:
-            stream._close()
-        else:
-            self.message_streams.add(stream)
-        return stream
+        return self.messages.open(MessageStream, capacity)
 
     def open_direct(self, *, capacity: int) -> DirectMessageStream:
         """Register a stream of direct messages."""
-        stream = DirectMessageStream(self, max(1, capacity))
-        if self.closed:
-            stream._close()
-        else:
-            self.direct_streams.add(stream)
-        return stream
+        return self.direct.open(DirectMessageStream, capacity)
 
-    def forget_stream(self, stream: object) -> None:
-        """Forget a message stream (it was closed)."""
-        if isinstance(stream, DirectMessageStream):
-            self.direct_streams.discard(stream)
-        elif isinstance(stream, MessageStream):
-            self.message_streams.discard(stream)
+    @property
+    def messages_dropped(self) -> int:
+        """Messages (broadcasts and direct) dropped by full streams."""
+        return self.messages.dropped + self.direct.dropped
 
     def remove(self, subscription: _Ordered[Any]) -> None:
         """Forget ``subscription``."""
@@ -356,13 +386,11 @@ class EventHub:
 
     def deliver(self, message: UserDelivery) -> None:
         """Hand an application message to every message stream; never waits."""
-        for stream in list(self.message_streams):
-            stream._push(message)
+        self.messages.deliver(message)
 
     def deliver_direct(self, message: DirectDelivery) -> None:
         """Hand a direct message to every direct-message stream; never waits."""
-        for stream in list(self.direct_streams):
-            stream._push(message)
+        self.direct.deliver(message)
 
     @property
     def pending(self) -> int:
@@ -374,10 +402,6 @@ class EventHub:
         self.closed = True
         for subscription in self.subscriptions:
             subscription._close()
-        for stream in self.message_streams:
-            stream._close()
-        for direct in self.direct_streams:
-            direct._close()
         self.subscriptions.clear()
-        self.message_streams.clear()
-        self.direct_streams.clear()
+        self.messages.close()
+        self.direct.close()

@@ -14,6 +14,9 @@ plain callback: that is all ``swimgossip.aio`` (Trio as a guest on an asyncio lo
 Either way ``host_node`` returns only when the node's tasks and sockets are gone. An error
 while opening (``OSError`` for a taken port, ``ConfigError``) is raised by ``host_node``
 before the callback is called.
+
+``door_callbacks`` gives a door's handle its own ``Callbacks`` (the door runs them where
+it documents), whose errors count in the node's ``callback_errors``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from typing import Any
 
 import trio
 
+from ._callbacks import Callbacks
 from ._node import Node, open_node
 
-__all__ = ["host_node", "join_within"]
+__all__ = ["door_callbacks", "host_node", "join_within"]
 
 #: Called once the node is bound: the node and the cancel scope that crashes it.
 Started = Callable[[Node, trio.CancelScope], None]
@@ -55,3 +59,15 @@ async def join_within(node: Node, seeds: Sequence[str], timeout: float | None) -
         return await node.join(seeds)
     with trio.fail_after(timeout):
         return await node.join(seeds)
+
+
+def door_callbacks(
+    node: Node, call_soon: Callable[[Callable[[], None]], None] | None = None
+) -> Callbacks:
+    """Callbacks for a door's handle on ``node``, counting their errors in its
+    ``callback_errors``. A door whose callbacks run outside the node's Trio thread passes
+    ``call_soon`` (``TrioToken.run_sync_soon``) to hand the count to that thread."""
+    count = node._count_callback_error
+    if call_soon is None:
+        return Callbacks(node.name, count)
+    return Callbacks(node.name, lambda: call_soon(count))

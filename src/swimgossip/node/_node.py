@@ -17,11 +17,13 @@ member, health, metrics) look at the engine directly, which is safe because noth
 between can be half-done on one Trio thread.
 Callbacks (``on_event`` / ``listen``) run in one task per node, in order, fed by an
 ordinary subscription; a callback that raises is logged with its traceback and skipped.
+The memberlist and Serf wire modes (``wire=``) are one part, ``MemberlistMode``
+(``_memberlist``), which ``open_node`` builds and starts and the methods that differ in
+those modes (keys, label, join, update_meta, send, leave, ``node.serf``) call.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import os
@@ -29,7 +31,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -58,7 +60,7 @@ from ..core.inputs import (
 )
 from ..core.member import Member, Status
 from ..core.outputs import DirectDelivery, UserDelivery
-from ..core.tags import decode_tags, encode_tags, matches_tags
+from ..core.tags import encode_tags, matches_tags
 from ..net import HostResolver, Transport, advertised_address, open_udp_transport
 from ..security import (
     DEFAULT_REPLAY_CACHE_SIZE,
@@ -68,14 +70,13 @@ from ..security import (
     PacketSigner,
     SecurityMode,
 )
+from ._callbacks import Callbacks, EventCallback, FullEventCallback, dispatch_by_kind
 from ._events import (
     DirectMessageStream,
     EventHub,
     EventsLost,
-    FullEvent,
     FullSubscription,
     MessageStream,
-    NodeEvent,
     Subscription,
 )
 from ._joining import Joiner, SeedResolver
@@ -83,69 +84,18 @@ from ._metrics import collect_metrics, metrics_text
 from ._runtime import Runtime
 from .errors import SendFailed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the memberlist and Serf modes load with wire="memberlist" / "serf" only
     from ..net.memberlist import Delegate, MemberlistKeyring
-    from ..net.memberlist._wire import MemberlistWire
-    from ._memberlist import MemberlistMode
-    from ._serf import SerfDelegate, SerfHandle
+    from ._memberlist import MemberlistMode, MemberlistOptions
+    from ._serf import SerfHandle
 
-__all__ = ["Node", "dispatch_by_kind", "open_node", "serve_node"]
+__all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
 
 _M = TypeVar("_M", UserDelivery, DirectDelivery)
 
-#: An ``on_event`` callback, sync or async (an awaitable result is awaited).
-EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
-#: An ``on_event(..., state=True)`` callback: it gets ``StateChanged`` events too.
-FullEventCallback = Callable[[FullEvent], Awaitable[object] | object]
-#: A callback for one kind of event, untyped (``swimgossip.aio``'s ``listen`` uses it).
-KindCallback = Callable[[Any], Awaitable[object] | object]
-
 _DEFAULT_BUFFER = 1024
-
-
-def dispatch_by_kind(
-    *,
-    on_join: Callable[[MemberJoined], object] | None = None,
-    on_update: Callable[[MemberUpdated], object] | None = None,
-    on_suspect: Callable[[MemberSuspected], object] | None = None,
-    on_recover: Callable[[MemberRecovered], object] | None = None,
-    on_fail: Callable[[MemberFailed], object] | None = None,
-    on_leave: Callable[[MemberLeft], object] | None = None,
-    on_lost: Callable[[EventsLost], object] | None = None,
-    on_restart: Callable[[MemberJoined], object] | None = None,
-    on_state: Callable[[StateChanged], object] | None = None,
-) -> FullEventCallback:
-    """One event callback that calls the callback given for the event's kind, if any
-    (``listen`` here and in ``swimgossip.aio``); a ``MemberJoined`` with ``restarted``
-    goes to ``on_join`` and then to ``on_restart``."""
-    table: dict[type[Any], Callable[[Any], object] | None] = {
-        MemberJoined: on_join,
-        MemberUpdated: on_update,
-        MemberSuspected: on_suspect,
-        MemberRecovered: on_recover,
-        MemberFailed: on_fail,
-        MemberLeft: on_leave,
-        EventsLost: on_lost,
-        StateChanged: on_state,
-    }
-
-    def dispatch(event: FullEvent) -> Awaitable[object] | object:
-        callback = table.get(type(event))
-        restarted = isinstance(event, MemberJoined) and event.restarted
-        if on_restart is None or not restarted:
-            return None if callback is None else callback(event)
-        return _call_in_order([c for c in (callback, on_restart) if c is not None], event)
-
-    return dispatch
-
-
-async def _call_in_order(callbacks: list[Callable[[Any], object]], event: FullEvent) -> None:
-    for callback in callbacks:
-        result = callback(event)
-        if inspect.isawaitable(result):
-            await result
 
 
 @attrs.frozen(kw_only=True)
@@ -184,17 +134,21 @@ class Node:
     _runtime: Runtime
     _transport: Transport
     _nursery: trio.Nursery
-    #: Each callback, and whether it takes ``StateChanged`` events.
-    _callbacks: list[tuple[FullEventCallback, bool]] = attrs.field(factory=list)
+    _callbacks: Callbacks = attrs.field(init=False)
     _callback_task: bool = False
     _left: bool = False
     _resolve_seed: SeedResolver | None = None
-    #: The memberlist wire mode's parts (``open_node(wire="memberlist")``), or None.
+    #: The memberlist wire mode (``open_node(wire="memberlist")`` or ``"serf"``), or None.
     _memberlist: MemberlistMode | None = None
-    #: Serf's layer (``open_node(wire="serf")``), or None.
-    _serf: SerfDelegate | None = None
     #: The signal that made the node leave (``open_node(handle_signals=True)``), or None.
     stop_signal: signal.Signals | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self._callbacks = Callbacks(self.name, self._count_callback_error)
+
+    def _count_callback_error(self) -> None:
+        """One more ``callback_errors`` (the doors' callbacks count here too)."""
+        self._runtime.counters["callback_errors"] += 1
 
     # ------------------------------------------------------------------ reading
 
@@ -258,7 +212,7 @@ class Node:
     def label(self) -> bytes:
         """The cluster label, ``b""`` for none (memberlist's label in memberlist mode)."""
         if self._memberlist is not None:
-            return self._memberlist.transport.label.encode()
+            return self._memberlist.label
         return self._runtime.signer.label
 
     # ------------------------------------------------------------------ security
@@ -338,11 +292,9 @@ class Node:
     def serf(self) -> SerfHandle:
         """Serf's side of a node opened with ``wire="serf"``: user events
         (``user_event``, ``events()``), tags, queries. ``ConfigError`` in other modes."""
-        if self._serf is None:
+        if self._memberlist is None:
             raise ConfigError("wire", "node.serf needs open_node(wire='serf')")
-        from ._serf import SerfHandle
-
-        return SerfHandle(self._serf, self.update_tags)
+        return self._memberlist.serf_handle(self.update_tags)
 
     # ------------------------------------------------------------------ subscribing
 
@@ -395,17 +347,11 @@ class Node:
 
         Returns a function that unregisters it. Exceptions are logged, never raised.
         """
-        entry = (callback, state)
-        self._callbacks.append(entry)
+        remove = self._callbacks.add(callback, state=state)
         if not self._callback_task:
             self._callback_task = True
             subscription = self.subscribe(buffer=64 * _DEFAULT_BUFFER, state=True)
             self._nursery.start_soon(self._run_callbacks, subscription)
-
-        def remove() -> None:
-            if entry in self._callbacks:
-                self._callbacks.remove(entry)
-
         return remove
 
     def listen(
@@ -476,22 +422,17 @@ class Node:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                self._runtime.counters["callback_errors"] += 1
-                logger.exception("%s: message callback %r raised", self.name, callback)
+                self._callbacks.failed(callback, "message")
 
     async def _run_callbacks(self, subscription: FullSubscription) -> None:
         async for event in subscription:
-            state = isinstance(event, StateChanged)
-            for callback, wants_state in list(self._callbacks):
-                if state and not wants_state:
-                    continue
+            for callback in self._callbacks.for_event(event):
                 try:
                     result = callback(event)
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    self._runtime.counters["callback_errors"] += 1
-                    logger.exception("%s: event callback %r raised", self.name, callback)
+                    self._callbacks.failed(callback)
 
     # ------------------------------------------------------------------ acting
 
@@ -523,17 +464,9 @@ class Node:
             transport=self._transport,
             resolve_seed=self._resolve_seed,
         )
-        if self._serf is None:
-            return await joiner.join(seeds)
-        layer = self._serf.layer
-        layer.begin_join()
-        try:
-            answered = await joiner.join(seeds)
-        finally:
-            layer.joining = False
-        if answered:
-            layer.join()  # Serf's join intent, at our (now witnessed) clock
-        return answered
+        if self._memberlist is not None:
+            return await self._memberlist.join(joiner.join, seeds)
+        return await joiner.join(seeds)
 
     async def update_meta(self, meta: bytes) -> None:
         """Announce new metadata to the cluster.
@@ -546,12 +479,8 @@ class Node:
         In serf mode the metadata is tags (anything else is announced as no tags), kept
         with keys sorted as they come back from Serf's encoding.
         """
-        if self._serf is not None:
-            from ..net.serf._wire import canonical_meta
-
-            meta = canonical_meta(meta)
-            await self._runtime.call(UpdateMetaCommand(meta=meta))
-            self._serf.layer.set_tags(decode_tags(meta))  # for query tag filters
+        if self._memberlist is not None:
+            await self._memberlist.update_meta(self._runtime, meta)
             return
         await self._runtime.call(UpdateMetaCommand(meta=meta))
 
@@ -652,11 +581,8 @@ class Node:
             return
         self._left = True
         runtime = self._runtime
-        if self._serf is not None and not runtime.stopped:
-            # Serf's leave intent first, so that Serf records "left", not "failed"
-            self._serf.start_leave()
-            with trio.move_on_after(self.config.leave_timeout / 2):
-                await self._serf.leave_sent.wait()
+        if self._memberlist is not None and not runtime.stopped:
+            await self._memberlist.before_leave(self.config.leave_timeout / 2)
         with trio.move_on_after(self.config.leave_timeout) as scope:
             if not runtime.stopped:
                 await runtime.call(LeaveCommand())
@@ -753,34 +679,25 @@ async def open_node(
         security = SecurityMode.OFF if keyring is None else SecurityMode.REQUIRED
     if wire not in ("own", "memberlist", "serf"):
         raise ConfigError("wire", f"wire is 'own', 'memberlist' or 'serf', not {wire!r}")
-    memberlist = wire in ("memberlist", "serf")
-    serf: SerfDelegate | None = None
-    if wire == "serf":
-        if delegate is not None:
-            raise ConfigError("delegate", "serf mode's delegate is Serf's layer itself")
-        from ..net.serf import SerfLayer
-        from ._serf import SerfDelegate
+    options: MemberlistOptions | None = None
+    if wire != "own":
+        from ._memberlist import MemberlistOptions
 
-        try:
-            serf = SerfDelegate(SerfLayer(name, tags=decode_tags(meta)))
-        except ValueError as exc:
-            raise ConfigError("tags", str(exc)) from None
-        delegate = serf
-    if memberlist:
-        if keyring is not None or security not in (None, SecurityMode.OFF):
-            raise ConfigError(
-                "keyring",
-                "memberlist mode encrypts with memberlist_keyring=MemberlistKeyring(...); "
-                "our keyring and security modes do not apply",
-            )
-        if transport is not None:
-            raise ConfigError("transport", "memberlist mode binds its own UDP and TCP sockets")
-        # memberlist's MetaMaxSize: Serf refuses a member with more (and so does the engine).
-        config = attrs.evolve(config, meta_max_size=min(config.meta_max_size, 512))
+        options = MemberlistOptions.check(
+            wire,
+            name=name,
+            meta=meta,
+            keyring=keyring,
+            security=security,
+            transport=transport,
+            delegate=delegate,
+            memberlist_keyring=memberlist_keyring,
+        )
+        config = options.limit(config)
     elif delegate is not None or memberlist_keyring is not None:
         raise ConfigError("wire", "delegate and memberlist_keyring need wire='memberlist'")
     settings = _SignerSettings(
-        label=b"" if memberlist else label,
+        label=label if options is None else b"",
         replay_window=DEFAULT_REPLAY_WINDOW if replay_window is None else replay_window,
         replay_cache_size=(
             DEFAULT_REPLAY_CACHE_SIZE if replay_cache_size is None else replay_cache_size
@@ -799,25 +716,11 @@ async def open_node(
             udp = await stack.enter_async_context(open_udp_transport(bind, resolver=resolver))
             transport, address = udp, advertised_address(udp, advertise)
             resolve_seed = udp.resolve_all
-            if memberlist:
-                from ..net.memberlist._wire import MemberlistWire
+            if options is not None:
                 from ._memberlist import MemberlistMode
 
-                if serf is not None:
-                    from ..net.serf._wire import SerfWire
-
-                    wire_type: type[MemberlistWire] = SerfWire
-                else:
-                    wire_type = MemberlistWire
                 mode, meta, overhead = MemberlistMode.build(
-                    udp,
-                    config=config,
-                    delegate=delegate,
-                    keyring=memberlist_keyring,
-                    label=label,
-                    meta=meta,
-                    counters=counters,
-                    wire_type=wire_type,
+                    udp, options, config=config, label=label, meta=meta, counters=counters
                 )
                 transport = mode.transport
         else:
@@ -842,9 +745,7 @@ async def open_node(
             counters,
         )
         if mode is not None:
-            from ..net.memberlist import notify_delegate
-
-            runtime.on_event = functools.partial(notify_delegate, mode.delegate)
+            mode.attach(runtime)
         body_error: BaseException | None = None
         body_scope = trio.CancelScope()  # cancelled by handle_signals only
         async with trio.open_nursery() as nursery:
@@ -861,13 +762,9 @@ async def open_node(
                 nursery,
                 resolve_seed=resolve_seed,
                 memberlist=mode,
-                serf=serf,
             )
             if mode is not None:
-                gossip_rng = random.Random(None if seed is None else seed + 1)
-                nursery.start_soon(mode.gossip, engine, gossip_rng)
-            if serf is not None and mode is not None:
-                nursery.start_soon(serf.run_sends, mode.send_user_datagram)
+                mode.start(nursery, engine, seed)
             if handle_signals:
                 await nursery.start(_leave_on_signal, node, body_scope)
             leave = False
@@ -885,8 +782,8 @@ async def open_node(
             if leave or body_scope.cancelled_caught:
                 await node.leave()
             runtime.stop()
-            if serf is not None:
-                serf.close()
+            if mode is not None:
+                mode.close()
             nursery.cancel_scope.cancel()
         if body_error is not None:
             raise body_error

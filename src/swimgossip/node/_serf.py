@@ -4,7 +4,8 @@ user's handle to it (``node.serf``, a ``SerfHandle``).
 The memberlist mode calls the delegate's hooks synchronously from the task that drives
 the engine; ``SerfDelegate`` forwards each to its ``SerfLayer`` (sans I/O) and then routes
 what the layer produced: user events and queries to the ``SerfEventStream`` s the user
-opened (bounded, the oldest dropped and counted when full), datagrams for one address
+opened (a ``Fanout`` of bounded streams, as the node's ``messages()``: the oldest dropped
+and counted when full), datagrams for one address
 (query acks, relayed responses) to a bounded queue that ``run_sends`` empties. It notes
 when the layer's leave intent has gone out (``leave_sent``), which a leave waits for
 before memberlist's own leave, so that Serf records ``left``, not ``failed``.
@@ -13,12 +14,13 @@ before memberlist's own leave, so that Serf records ``left``, not ``failed``.
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import attrs
 import trio
 
 from ..core.member import Member
+from ..core.tags import decode_tags
 from ..net.serf import (
     QueryReceived,
     SendTo,
@@ -26,6 +28,8 @@ from ..net.serf import (
     UserEventReceived,
     serf_meta_to_ours,
 )
+from ..net.serf._wire import canonical_meta
+from ._events import DropOldestStream, Fanout
 
 __all__ = ["MAX_PENDING_SENDS", "SerfDelegate", "SerfEvent", "SerfEventStream", "SerfHandle"]
 
@@ -36,51 +40,11 @@ SerfEvent = UserEventReceived | QueryReceived
 
 
 @attrs.define(eq=False)
-class SerfEventStream:
+class SerfEventStream(DropOldestStream[SerfEvent]):
     """Serf user events (``UserEventReceived``) and queries (``QueryReceived``) received
-    from now on. Iterate with ``async for``; ``close()`` when done. When ``capacity``
-    events wait unread, the oldest is dropped and counted in ``dropped``."""
-
-    _owner: SerfDelegate
-    _capacity: int
-    _buffer: collections.deque[SerfEvent] = attrs.field(factory=collections.deque)
-    dropped: int = 0
-    _closed: bool = False
-    _wakeup: trio.Event = attrs.field(factory=trio.Event)
-
-    def _push(self, event: SerfEvent) -> None:
-        if len(self._buffer) >= self._capacity:
-            self._buffer.popleft()
-            self.dropped += 1
-        self._buffer.append(event)
-        self._wakeup.set()
-
-    def _end(self) -> None:
-        self._closed = True
-        self._wakeup.set()
-
-    async def receive(self) -> SerfEvent:
-        """The next event. Raises ``trio.EndOfChannel`` once closed and drained."""
-        while not self._buffer:
-            if self._closed:
-                raise trio.EndOfChannel
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
-        return self._buffer.popleft()
-
-    def close(self) -> None:
-        """Stop receiving."""
-        self._owner.streams.discard(self)
-        self._end()
-
-    def __aiter__(self) -> SerfEventStream:
-        return self
-
-    async def __anext__(self) -> SerfEvent:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
+    from now on. Iterate with ``async for`` (or ``async with``); ``close()`` when done.
+    When ``capacity`` events wait unread, the oldest is dropped and counted in
+    ``dropped``."""
 
 
 @attrs.define(eq=False)
@@ -88,7 +52,7 @@ class SerfDelegate:
     """memberlist's delegate hooks over a ``SerfLayer`` (see the module docstring)."""
 
     layer: SerfLayer
-    streams: set[SerfEventStream] = attrs.field(factory=set)
+    events: Fanout[SerfEvent] = attrs.field(factory=Fanout)
     sends: collections.deque[SendTo] = attrs.field(factory=collections.deque)
     sends_dropped: int = 0
     leave_sent: trio.Event = attrs.field(factory=trio.Event)
@@ -99,8 +63,7 @@ class SerfDelegate:
             if isinstance(out, SendTo):
                 self.queue_send(out)
             else:
-                for stream in list(self.streams):
-                    stream._push(out)
+                self.events.deliver(out)
 
     def queue_send(self, datagram: SendTo) -> None:
         """Queue a datagram for ``run_sends`` (the oldest dropped beyond the bound)."""
@@ -155,10 +118,42 @@ class SerfDelegate:
 
     # --- the node's side -------------------------------------------------------------
 
+    async def join(
+        self, join: Callable[[Sequence[str]], Awaitable[int]], seeds: Sequence[str]
+    ) -> int:
+        """``join(seeds)`` (memberlist's join) inside Serf's: the events the join's
+        push-pull brings are old news, and once a seed answered, Serf's join intent goes
+        out at our (now witnessed) clock."""
+        self.layer.begin_join()
+        try:
+            answered = await join(seeds)
+        finally:
+            self.layer.joining = False
+        if answered:
+            self.layer.join()
+        return answered
+
+    @staticmethod
+    def canonical_meta(meta: bytes) -> bytes:
+        """``meta`` as tags in the form they come back through Serf's encoding (keys
+        sorted; anything that is not tags is no tags)."""
+        return canonical_meta(meta)
+
+    def tags_announced(self, meta: bytes) -> None:
+        """The node announced ``meta`` (canonical): the layer's tags, for query filters."""
+        self.layer.set_tags(decode_tags(meta))
+
     def start_leave(self) -> None:
         """Broadcast Serf's leave intent (the node then waits for ``leave_sent``)."""
         self.layer.leave()
         self._check_leave()
+
+    async def announce_leave(self, timeout: float) -> None:
+        """Broadcast Serf's leave intent and wait until it has gone out (at most
+        ``timeout``): a leave does this before memberlist's own."""
+        self.start_leave()
+        with trio.move_on_after(timeout):
+            await self.leave_sent.wait()
 
     async def run_sends(self, send: Callable[[str, bytes], Awaitable[None]]) -> None:
         """Send queued datagrams with ``send(address, payload)`` forever (a node task).
@@ -175,9 +170,7 @@ class SerfDelegate:
 
     def close(self) -> None:
         """End every event stream (the node stopped)."""
-        for stream in list(self.streams):
-            stream._end()
-        self.streams.clear()
+        self.events.close()
 
 
 @attrs.define(eq=False)
@@ -199,9 +192,7 @@ class SerfHandle:
 
     def events(self, *, buffer: int = 1024) -> SerfEventStream:
         """Serf user events and queries received from now on (``async for``)."""
-        stream = SerfEventStream(self._delegate, buffer)
-        self._delegate.streams.add(stream)
-        return stream
+        return self._delegate.events.open(SerfEventStream, buffer)
 
     async def user_event(self, name: str, payload: bytes = b"", *, coalesce: bool = False) -> None:
         """Broadcast a Serf user event (what ``serf event NAME PAYLOAD`` does).

@@ -6,76 +6,11 @@ intents, user events, queries) behind memberlist's delegate hooks. docs/interop.
 what maps to what and what is not supported.
 """
 
-from .layer import (
-    INTERNAL_QUERY_PREFIX,
-    LamportClock,
-    QueryReceived,
-    SendTo,
-    SerfLayer,
-    SerfMemberStatus,
-    SerfOutput,
-    UserEventReceived,
-)
-from .messages import (
-    MAX_TAGS_BYTES,
-    TAG_MAGIC_BYTE,
-    EventsAt,
-    JoinIntent,
-    LeaveIntent,
-    Query,
-    QueryFilter,
-    QueryResponse,
-    Relay,
-    SerfError,
-    SerfMessage,
-    SerfMessageType,
-    SerfPushPull,
-    UnknownSerfMessage,
-    UserEvent,
-    decode_filter,
-    decode_serf_message,
-    decode_serf_push_pull,
-    decode_serf_tags,
-    encode_filter,
-    encode_serf_message,
-    encode_serf_push_pull,
-    encode_serf_tags,
-    our_meta_to_serf,
-    serf_meta_to_ours,
-)
+from . import layer, messages
+from .layer import *  # noqa: F403
+from .messages import *  # noqa: F403
 
-__all__ = [
-    "INTERNAL_QUERY_PREFIX",
-    "MAX_TAGS_BYTES",
-    "TAG_MAGIC_BYTE",
-    "EventsAt",
-    "JoinIntent",
-    "LamportClock",
-    "LeaveIntent",
-    "Query",
-    "QueryFilter",
-    "QueryReceived",
-    "QueryResponse",
-    "Relay",
-    "SendTo",
-    "SerfError",
-    "SerfLayer",
-    "SerfMemberStatus",
-    "SerfMessage",
-    "SerfMessageType",
-    "SerfOutput",
-    "SerfPushPull",
-    "UnknownSerfMessage",
-    "UserEvent",
-    "UserEventReceived",
-    "decode_filter",
-    "decode_serf_message",
-    "decode_serf_push_pull",
-    "decode_serf_tags",
-    "encode_filter",
-    "encode_serf_message",
-    "encode_serf_push_pull",
-    "encode_serf_tags",
-    "our_meta_to_serf",
-    "serf_meta_to_ours",
-]
+# The names of each module's own __all__, listed there only.
+__all__: list[str] = []
+__all__ += layer.__all__
+__all__ += messages.__all__
