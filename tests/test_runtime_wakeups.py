@@ -27,3 +27,6 @@ async def test_an_idle_node_runs_about_one_timer_per_probe(autojump_clock: objec
                 assert dropped >= probes - 1
                 # Run: the probe ticks, plus a push-pull or two and the odd gossip round.
                 assert run <= probes + 8, (node.name, run, probes)
+                # No member holds state: no state exchange, and no timer for one.
+                started = after.get("streams_out_state", 0) - earlier.get("streams_out_state", 0)
+                assert started == 0, (node.name, started)

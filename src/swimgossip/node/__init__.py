@@ -1,6 +1,6 @@
 """The node layer: the Trio runtime around the sans-IO engine, and the user's handle.
 
-``open_node`` / ``serve_node`` / ``Node`` are in ``_node``; the one task that owns the
+``open_node`` / ``serve_node`` / ``Node`` are in ``_node``; the tasks that drive the
 engine in ``_runtime``; joining through seeds in ``_joining``; the metrics snapshot in
 ``_metrics``; event fan-out (``Subscription``, ``FullSubscription``, ``EventsLost``) in
 ``_events``; the errors in ``errors``; ``host_node`` (``_hosted``) holds a node for the
