@@ -27,3 +27,35 @@ async def test_an_idle_node_runs_about_one_timer_per_probe(autojump_clock: objec
                 assert dropped >= probes - 1
                 # Run: the probe ticks, plus a push-pull or two and the odd gossip round.
                 assert run <= probes + 8, (node.name, run, probes)
+                # No member holds state: no state exchange, and no timer for one.
+                started = after.get("streams_out_state", 0) - earlier.get("streams_out_state", 0)
+                assert started == 0, (node.name, started)
+
+
+async def test_an_engine_error_on_a_datagram_is_counted_and_the_reader_goes_on(
+    autojump_clock: object,
+) -> None:
+    from swimgossip.core.inputs import DatagramReceived
+
+    with trio.fail_after(600.0):
+        async with open_cluster(3, seed=4, config=Config.lan()) as cluster:
+            await cluster.wait_converged(timeout=30.0)
+            node = cluster.nodes[0]
+            engine = node._engine
+            handle = engine.handle
+            failures = [3]  # the next three datagrams fail inside the engine
+
+            def flaky(item: object, now: float) -> object:
+                if type(item) is DatagramReceived and failures[0] > 0:
+                    failures[0] -= 1
+                    raise RuntimeError("injected")
+                return handle(item, now)  # type: ignore[arg-type]
+
+            engine.handle = flaky  # type: ignore[method-assign,assignment]
+            before = node.metrics()["packets_in"]
+            await trio.sleep(10.0)
+            metrics = node.metrics()
+            assert failures == [0]
+            assert metrics["engine_errors"] == 3
+            assert metrics["packets_in"] - before >= 10  # the reader kept reading
+            await cluster.wait_converged(timeout=30.0)

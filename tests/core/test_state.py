@@ -358,3 +358,66 @@ def test_a_partition_with_writes_on_both_sides_heals_to_the_newest_versions(seed
             held = sim.nodes[reader].engine
             assert held.state(writer) == mine, f"seed {seed}: {reader} holds old {writer}"
             assert held.state_version(writer) == version
+
+
+def test_a_cluster_without_state_stops_its_exchanges_after_the_first() -> None:
+    sim = Simulation(config=Config.lan(), seed=5)
+    sim.add_cluster(12, prejoined=True)
+    sim.run_for(30.0)  # every member's first exchange (the restart check) is done
+    first = {name: node.engine.counters["state_exchanges"] for name, node in sim.nodes.items()}
+    assert all(count >= 1 for count in first.values())
+    assert all(node.engine.counters["state_sync_paused"] == 1 for node in sim.nodes.values())
+    sim.run_for(120.0)
+    for name, node in sim.nodes.items():
+        assert node.engine.counters["state_exchanges"] == first[name], name
+        assert node.engine.counters["state_sync_paused"] == 1, name
+
+
+def test_members_that_hold_nothing_learn_state_written_later_by_the_exchange() -> None:
+    # Every member has stopped its own exchanges (it holds nothing); then n1 writes a value
+    # too large to gossip: only n1's exchanges (and then those of whoever holds it) carry it.
+    sim = Simulation(config=Config.lan(), seed=6)
+    sim.add_cluster(10, prejoined=True)
+    sim.run_for(30.0)
+    assert all(node.engine.counters["state_sync_paused"] == 1 for node in sim.nodes.values())
+    sim.set_state("n1", "big", bytes(4000))
+    sim.run_for(120.0)
+    for node in sim.nodes.values():
+        assert node.engine.state("n1") == {"big": bytes(4000)}, node.name
+    # Holding state, every member exchanges again.
+    assert all(node.engine.counters["state_exchanges"] >= 3 for node in sim.nodes.values())
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_state_crosses_a_healed_partition_to_a_side_that_holds_none(seed: int) -> None:
+    sim = Simulation(config=Config.lan(), seed=seed)
+    sim.add_cluster(10, prejoined=True)
+    names = sorted(sim.nodes)
+    left, right = names[:5], names[5:]
+    sim.run_for(30.0)  # first exchanges done: no member holds state, none exchanges
+    sim.partition(left, right)
+    for name in left:
+        sim.set_state(name, "role", f"left {name}".encode())
+    sim.set_state(left[0], "big", bytes(4000))  # not gossiped: the exchange carries it
+    sim.run_for(30.0)
+    assert all(sim.nodes[r].engine.state(left[0]) == {} for r in right)
+    sim.heal()
+    sim.run_for(120.0)
+    for writer in left:
+        mine = sim.nodes[writer].engine.state(writer)
+        for reader in names:
+            assert sim.nodes[reader].engine.state(writer) == mine, f"{reader} lacks {writer}"
+
+
+def test_a_late_joiner_learns_the_state_held_by_the_cluster() -> None:
+    sim = Simulation(config=Config.lan(), seed=9)
+    sim.add_cluster(8, prejoined=True)
+    sim.run_for(1.0)
+    for name in sorted(sim.nodes):
+        sim.set_state(name, "role", name.encode())
+    sim.set_state("n2", "big", bytes(4000))
+    sim.run_for(30.0)
+    joiner = sim.add_node("late", join=["n0"])
+    sim.run_for(60.0)
+    for name in [n for n in sim.nodes if n != "late"]:
+        assert joiner.engine.state(name) == sim.nodes[name].engine.state(name), name

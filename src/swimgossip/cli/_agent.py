@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -52,13 +52,16 @@ from ..core.events import (
     MemberUpdated,
     StateChanged,
 )
-from ..net.memberlist import MemberlistKeyring, parse_serf_key
-from ..net.serf import QueryReceived, UserEventReceived
-from ..node import EventsLost, FullEvent, JoinError, Node, SerfEventStream, open_node
+from ..node import EventsLost, FullEvent, JoinError, Node, open_node
 from ..security import Keyring, KeyringError, SecurityMode
 from ._format import encode_meta, member_record, parse_meta_pair, state_record
 from ._status import serve_status
 from .errors import AgentError
+
+if TYPE_CHECKING:  # memberlist's and Serf's layers load with --wire memberlist / serf only
+    from ..net.memberlist import MemberlistKeyring
+    from ..net.serf import QueryReceived, UserEventReceived
+    from ..node import SerfEventStream
 
 __all__ = ["PRESETS", "event_record", "run_agent", "serf_record"]
 
@@ -200,6 +203,8 @@ def _memberlist_keyring(path: str) -> MemberlistKeyring:
     Raises:
         AgentError: (status 2) unreadable file, or no valid key in it.
     """
+    from ..net.memberlist import MemberlistKeyring, parse_serf_key
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -217,6 +222,8 @@ def _memberlist_keyring(path: str) -> MemberlistKeyring:
 
 def serf_record(event: UserEventReceived | QueryReceived, ts: float) -> dict[str, Any]:
     """A Serf user event or query as the JSON object of an agent's output line."""
+    from ..net.serf import UserEventReceived
+
     extra: dict[str, Any]
     if isinstance(event, UserEventReceived):
         record: dict[str, Any] = {"ts": ts, "event": "user_event", "name": event.name}

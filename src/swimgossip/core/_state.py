@@ -34,6 +34,24 @@ lacks, answered with ``Ack``. A converged cluster's exchange moves digests, not 
 Gossiped deltas do not raise the synced version (a lost delta below them would never be
 asked for again): only a complete set from an exchange does.
 
+An exchange with nothing to move is not started. A member starts its exchanges only while
+it holds some state (any member's keys or tombstones, ours included), plus the first one
+after start (``_SELF_CHECKS``: the restart check; also what a joiner learns everything
+from). A member that holds nothing has nothing a peer could lack, and what it lacks comes
+to it from the peers that hold it: each of them keeps exchanging every interval with a
+random alive member, and an exchange moves state both ways (the peer's answer carries what
+the starter lacks; the starter's push what the peer lacks). So every entry held anywhere
+keeps reaching every member, the guarantee of the exchange is unchanged, and a cluster in
+which no member has state (the common case) runs one exchange per member per process
+start and then no state timer at all. The periodic chain stops at the first tick that
+finds us holding nothing, and restarts (at a random phase in the interval) as soon as we
+hold something: a local write, or a delta applied from gossip or from a peer's exchange.
+What this costs: a member that holds nothing no longer pulls by itself after its first
+exchange; a late joiner whose first exchange found no state (or a member across a healed
+partition) waits to be picked by a member that holds some: at about one pick per interval
+when every member holds state (the usual case once any has been written), since each
+holder picks one of the N - 1 others.
+
 Limits (``Config.state_*``): a local write over one raises ``StateLimitExceeded``; a remote
 delta over one is dropped and counted (``state_refused``), so a member sending more never
 grows our memory. Tombstones are kept ``state_tombstone_grace`` seconds, then reaped. The
@@ -106,6 +124,8 @@ class MemberState:
         #: owner -> the version up to which we hold its keys completely.
         self._synced: dict[str, int] = {}
         self._reap_armed = False
+        #: A ``StateSyncTick`` is pending (the periodic chain runs; see the module comment).
+        self._sync_armed = False
         #: Exchanges we start still to come whose digest leaves out our own name, so the
         #: peer sends back every key of ours it holds (a previous run's; ``_own_echo``).
         self._self_checks = _SELF_CHECKS
@@ -147,8 +167,16 @@ class MemberState:
     def start(self, now: float) -> None:
         """Begin: the exchange timer (at a random phase), and the clock of our versions."""
         self._start = now
+        self._arm_sync(now)
+
+    def _arm_sync(self, now: float) -> None:
+        """Start the exchange chain at a random phase, unless it runs (or cannot: before
+        start, after leave, on memberlist's wire, which has no state)."""
+        if self._sync_armed or self._start is None or self.membership.leaving:
+            return
         if not self.effects.wire.CARRIES_STATE:
-            return  # no exchange to run (memberlist's wire has no state)
+            return
+        self._sync_armed = True
         delay = self.rng.uniform(0, self.config.state_sync_interval)
         self.effects.schedule(now + delay, StateSyncTick())
 
@@ -205,6 +233,7 @@ class MemberState:
         self._data.setdefault(self.name, {})[key] = entry
         self._publish(self.name, key, entry)
         self._arm_reap()
+        self._arm_sync(now)
         return self._version
 
     # ------------------------------------------------------------------ remote deltas
@@ -236,6 +265,7 @@ class MemberState:
         counters["state_applied"] += 1
         self._publish(owner, delta.key, entry)
         self._arm_reap()
+        self._arm_sync(now)
         return True
 
     def _own_echo(self, delta: StateDelta, now: float) -> None:
@@ -288,10 +318,17 @@ class MemberState:
     # ------------------------------------------------------------------ the exchange
 
     def on_sync_tick(self, timer: StateSyncTick, now: float) -> None:
-        """Exchange digests with one random alive member (and keep the periodic chain)."""
+        """Exchange digests with one random alive member and keep the periodic chain,
+        while we hold some state or have not yet made our first exchange (else the chain
+        stops until we hold some: see the module comment)."""
+        self._sync_armed = False
         membership = self.membership
         if membership.leaving:
             return
+        if not self._data and not self._self_checks:
+            self.effects.counters["state_sync_paused"] += 1
+            return
+        self._sync_armed = True
         self.effects.schedule(now + self.config.state_sync_interval, StateSyncTick())
         peers = membership.cycle.sample(1, membership.is_alive)
         if peers:

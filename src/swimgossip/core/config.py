@@ -129,7 +129,8 @@ class Config:
     state_tombstones_max: int = 64
     state_tombstone_grace: float = 3600.0
     #: Time between two state exchanges (digests, then missing deltas) with one random
-    #: member.
+    #: member, while this member holds some state (after its first exchange, a member
+    #: that holds none starts none: ``core/_state.py``).
     state_sync_interval: float = 10.0
 
     def __attrs_post_init__(self) -> None:

@@ -1,11 +1,20 @@
-"""The engine's owner: one Trio task that feeds the sans-IO engine and applies its outputs.
+"""The engine's owner: two Trio tasks that feed the sans-IO engine and apply its outputs.
 
-Only the driver task (``Runtime._drive``) calls the engine. Everything that wants the
-engine to act puts a typed input (``core/inputs.py``, the same values the simulator
-queues) in the inbox: the UDP reader a ``DatagramReceived``, the stream server a
-``StreamReceived``, stream client tasks a ``StreamAnswered`` or ``StreamFailed``, and the
-public API a command (join, update_meta, broadcast, leave) with a slot for its result.
-The driver hands each to ``Engine.handle``. The driver loop:
+The driver task (``Runtime._drive``) runs the timers and everything that comes through
+the inbox: a typed input (``core/inputs.py``, the same values the simulator queues) from
+the stream server (``StreamReceived``), stream client tasks (``StreamAnswered`` or
+``StreamFailed``) and the public API (a command: join, update_meta, broadcast, leave, with
+a slot for its result). It hands each to ``Engine.handle``. The UDP reader
+(``Runtime._read_datagrams``) hands each datagram it reads (a ``DatagramReceived``) to
+``Engine.handle`` itself and sends the replies at once: a datagram costs one scheduler
+round (the reader's wake-up), not two (the reader's, then the driver's), which is most of
+an idle node's wake-ups. The two never overlap: they are tasks of one thread, and
+``Engine.handle`` never awaits. After the reader's call, the driver's wait is re-aimed at
+the next timer that would do something (``_settle_timers``): a timer the reader's input
+added, or one it made stale (the probe timeout of an ack just read), is seen without
+waking the driver. A datagram waits in the socket's buffer until the reader takes it, so
+a node that cannot keep up drops datagrams where the kernel does, like any UDP receiver.
+The driver loop:
 
 1. runs every timer that is due (a heap keyed by ``at``, in ``trio.current_time()``, so a
    ``MockClock`` drives it) and measures how late each one ran: that is event-loop lag;
@@ -90,7 +99,7 @@ __all__ = ["Runtime"]
 
 logger = logging.getLogger("swimgossip")
 
-#: Datagrams waiting for the engine; beyond this they are dropped (and counted), like UDP.
+#: Jobs waiting for the driver (commands and stream inputs; datagrams do not queue here).
 _INBOX_SIZE = 1024
 
 
@@ -154,6 +163,8 @@ class Runtime:
     _last_lag_penalty: float = -math.inf
     _retired_stats: SecurityStats | None = None
     _nursery: trio.Nursery | None = None
+    #: The driver's wait for its next job, while it waits (its deadline: the next timer).
+    _wait_scope: trio.CancelScope | None = None
     _inbox_send: trio.MemorySendChannel[_Job] = attrs.field(init=False)
     _inbox: trio.MemoryReceiveChannel[_Job] = attrs.field(init=False)
 
@@ -289,13 +300,12 @@ class Runtime:
                 self._note_lag(now - at, now)
                 await self._apply(self.engine.handle(timer, now))
                 now = trio.current_time()
-            # Drop timers that would do nothing (an answered probe's timeout): no wake-up.
-            while self._timers and self.engine.is_stale(self._timers[0][2]):
-                heapq.heappop(self._timers)
-                self.counters["timers_dropped_stale"] += 1
             job = None
-            with trio.move_on_at(self._timers[0][0] if self._timers else math.inf):
+            with trio.CancelScope() as scope:
+                self._wait_scope = scope
+                self._settle_timers()
                 job = await self._inbox.receive()
+            self._wait_scope = None
             if job is None:
                 continue
             try:
@@ -310,6 +320,18 @@ class Runtime:
             await self._apply(outputs)
             if job.slot is not None:
                 job.slot.finish()
+
+    def _settle_timers(self) -> None:
+        """Drop the timers at the top of the heap that would do nothing (an answered
+        probe's timeout: no wake-up for it), and aim the driver's wait, if it waits, at
+        the next one."""
+        timers = self._timers
+        while timers and self.engine.is_stale(timers[0][2]):
+            heapq.heappop(timers)
+            self.counters["timers_dropped_stale"] += 1
+        scope = self._wait_scope
+        if scope is not None:
+            scope.deadline = timers[0][0] if timers else math.inf
 
     def _note_lag(self, lag: float, now: float) -> None:
         self.lag_last = lag
@@ -399,11 +421,15 @@ class Runtime:
             except AuthenticationError as exc:
                 self._note_refusal(exc, "dropped datagram", source)
                 continue
-            job = _Job(DatagramReceived(payload=payload, source=source))
+            item = DatagramReceived(payload=payload, source=source)
             try:
-                self._inbox_send.send_nowait(job)
-            except trio.WouldBlock:
-                self.counters["packets_dropped_busy"] += 1
+                outputs = self.engine.handle(item, trio.current_time())
+            except Exception:  # an engine bug on network input must not let a peer kill us
+                self.counters["engine_errors"] += 1
+                logger.exception("%s: engine failed on network input", self.engine.name)
+                continue
+            await self._apply(outputs)
+            self._settle_timers()
 
     # ------------------------------------------------------------------ streams
 
