@@ -373,10 +373,16 @@ def test_gossiped_events_reach_every_layer_exactly_once(seed: int, count: int) -
     for index in range(count):
         layers[names[index % 3]].user_event(f"e{index}", bytes([index]))
     received: dict[str, list[str]] = {name: [] for name in names}
-    for _ in range(60):  # gossip rounds: each layer sends its broadcasts to 2 random peers
+    # Gossip rounds: each layer sends its broadcasts to every peer in a random order, and
+    # again to a random one (a duplicate). Delivery to all is then certain (with 2 random
+    # peers a message can die out within its retransmit limit: gossip alone is not
+    # reliable, Serf repairs that by push-pull), so what is tested is the layer's own
+    # rule: each event is handed up exactly once, whatever the order and duplicates.
+    for _ in range(60):
         for name, layer in layers.items():
             payloads = layer.get_broadcasts(OVERHEAD, ROOM)
-            for peer in rng.sample([n for n in names if n != name], 2):
+            peers = rng.sample([n for n in names if n != name], len(names) - 1)
+            for peer in [*peers, rng.choice(peers)]:
                 for payload in payloads:
                     layers[peer].notify_message(payload)
         for name, layer in layers.items():
