@@ -39,7 +39,6 @@ __all__ = [
     "Callbacks",
     "EventCallback",
     "FullEventCallback",
-    "KindCallback",
     "KindCallbacks",
     "MessageFeed",
     "dispatch_by_kind",
@@ -51,8 +50,6 @@ logger = logging.getLogger("swimgossip")
 EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
 #: An ``on_event(..., state=True)`` callback: it gets ``StateChanged`` events too.
 FullEventCallback = Callable[[FullEvent], Awaitable[object] | object]
-#: A callback for one kind of event, untyped.
-KindCallback = Callable[[Any], Awaitable[object] | object]
 #: A message stream of ``listen`` and the ``on_message`` / ``on_direct`` callback it feeds.
 MessageFeed = tuple[MessageStream | DirectMessageStream, Callable[[Any], object]]
 
