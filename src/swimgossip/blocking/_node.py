@@ -454,7 +454,8 @@ class BlockingNode:
         the ``StateChanged`` events). ``on_message`` gets the application broadcasts of
         ``messages()`` (``UserDelivery``) and ``on_direct`` the direct messages sent to
         this node (``DirectDelivery``, ``Node.direct_messages``), in the same thread, each
-        stream in its own order. Returns a function that unregisters them all.
+        stream in its own order. Returns a function that unregisters them all (once it has
+        returned, no new message reaches them).
 
         Raises:
             NotRunning: the node has stopped.
@@ -483,10 +484,13 @@ class BlockingNode:
 
         streams = self._read(open_streams)
 
-        def remove() -> None:
-            remove_events()
+        def close_streams() -> None:
             for stream in streams:
-                self._call_soon(stream.close)
+                stream.close()
+
+        def remove() -> None:  # the message streams are closed when it returns
+            remove_events()
+            self._read(close_streams)
 
         return remove
 
