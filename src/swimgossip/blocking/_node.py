@@ -454,8 +454,8 @@ class BlockingNode:
         the ``StateChanged`` events). ``on_message`` gets the application broadcasts of
         ``messages()`` (``UserDelivery``) and ``on_direct`` the direct messages sent to
         this node (``DirectDelivery``, ``Node.direct_messages``), in the same thread, each
-        stream in its own order. Returns a function that unregisters them all (once it has
-        returned, no new message reaches them).
+        stream in its own order. Returns a function that unregisters them all (messages
+        that arrive after it has returned do not reach them).
 
         Raises:
             NotRunning: the node has stopped.
