@@ -110,7 +110,7 @@ class Process:
         status = self.popen.wait(timeout=timeout)
         self._out.join(timeout=5)
         self._err.join(timeout=5)
-        while True:
+        for _ in range(self._queue.qsize()):  # what the pumps left
             try:
                 line = self._queue.get_nowait()
             except queue.Empty:
@@ -161,9 +161,19 @@ def run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: Ports ``free_port`` tries before it gives up.
+FREE_PORT_ATTEMPTS = 100
+
+
 def free_port() -> int:
-    """A loopback port free for both TCP and UDP right now (closed again at once)."""
-    while True:
+    """A loopback port free for both TCP and UDP right now (closed again at once).
+
+    Raises:
+        RuntimeError: none of ``FREE_PORT_ATTEMPTS`` ports the system picked for TCP was
+            free for UDP too.
+    """
+    taken: list[int] = []
+    for _ in range(FREE_PORT_ATTEMPTS):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = int(tcp.getsockname()[1])
@@ -171,5 +181,10 @@ def free_port() -> int:
                 try:
                     udp.bind(("127.0.0.1", port))
                 except OSError:
+                    taken.append(port)
                     continue
                 return port
+    raise RuntimeError(
+        f"free_port: no loopback port free for both TCP and UDP in {FREE_PORT_ATTEMPTS}"
+        f" attempts (UDP taken on {taken[:5]}...)"
+    )

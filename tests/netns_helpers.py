@@ -106,7 +106,7 @@ class NetnsAgent(Process):
 
     def read_pending(self) -> None:
         """Take in every stdout line the agent has printed so far, without waiting."""
-        while True:
+        for _ in range(self._queue.qsize()):  # what is there now, not what keeps coming
             try:
                 line = self._queue.get_nowait()
             except queue.Empty:

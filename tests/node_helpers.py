@@ -29,6 +29,10 @@ FAST = Config.local(
 #: Deadline of any single wait in these tests (they normally finish in well under 1 s).
 PATIENCE = 20.0
 
+#: Events ``until`` and ``until_event`` read at most (each read is bounded by the caller's
+#: ``trio.fail_after``): far above what any test needs.
+MAX_EVENTS = 10_000
+
 
 async def start_node(
     nursery: trio.Nursery, name: str, **options: Any
@@ -50,21 +54,24 @@ async def start_node(
 async def until(events: Subscription, predicate: Callable[[], bool]) -> list[NodeEvent]:
     """Read ``events`` until ``predicate()`` holds; return what was read."""
     seen: list[NodeEvent] = []
-    while not predicate():
+    for _ in range(MAX_EVENTS):
+        if predicate():
+            return seen
         seen.append(await events.receive())
-    return seen
+    raise AssertionError(f"the predicate did not hold within {MAX_EVENTS} events: {seen[-5:]}")
 
 
 async def until_event(
     events: Subscription, kind: type[Any], name: str, seen: list[NodeEvent] | None = None
 ) -> NodeEvent:
     """Read ``events`` until one of type ``kind`` about member ``name`` arrives."""
-    while True:
+    for _ in range(MAX_EVENTS):
         event = await events.receive()
         if seen is not None:
             seen.append(event)
         if type(event) is kind and about(event) == name:
             return event
+    raise AssertionError(f"no {kind.__name__} about {name} within {MAX_EVENTS} events")
 
 
 def about(event: NodeEvent) -> str | None:

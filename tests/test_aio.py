@@ -18,8 +18,16 @@ import trio.testing
 
 import swimgossip
 import swimgossip.aio
+import swimgossip.blocking
 from node_helpers import FAST, PATIENCE, about
-from swimgossip import EventsLost, JoinError, MemberFailed, MemberJoined, MemberLeft
+from swimgossip import (
+    EventsLost,
+    JoinError,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspected,
+)
 from swimgossip.aio import AioNode, AioStream
 from swimgossip.aio._guest import acquire_guest, release_guest
 
@@ -367,5 +375,87 @@ def test_state_travels_in_the_ordered_stream_and_to_on_state() -> None:
             assert [(e.key, e.value) for e in heard] == [("shards", b"1,4,7"), ("shards", None)]
             with pytest.raises(swimgossip.StateLimitExceeded):
                 await a.set_state("big", bytes(config.state_value_max + 1))
+
+    asyncio.run(main())
+
+
+#: Suspicion lasts long enough (4 s or more) for a paused member to come back and refute it.
+PATIENT_SUSPICION = FAST.evolve(suspicion_mult=10)
+
+
+def test_listen_takes_every_kind_of_node_listen_and_runs_them_on_the_loop() -> None:
+    """on_message, on_direct, on_suspect, on_recover, on_restart (after on_join) on an aio
+    node; the other member is a threaded node, which can be paused (its Trio thread held)
+    and restarted under its name at its address."""
+
+    async def main() -> None:
+        options = {**OPTIONS, "config": PATIENT_SUSPICION}
+        heard: list[tuple[str, object, int]] = []
+        got = {kind: asyncio.Event() for kind in ("message", "direct", "suspect", "recover")}
+        got["restart"] = asyncio.Event()
+        release = threading.Event()
+
+        def note(kind: str) -> Any:
+            def callback(item: Any) -> None:
+                heard.append((kind, item, threading.get_ident()))
+                if kind == "suspect":
+                    release.set()  # the paused member may answer again
+                if kind in got:
+                    got[kind].set()
+
+            return callback
+
+        async def on_direct(message: swimgossip.DirectDelivery) -> None:  # awaited
+            note("direct")(message)
+
+        b = await asyncio.to_thread(swimgossip.blocking.start_node, "b", **options)
+        try:
+            async with swimgossip.aio.open_node("a", **options) as a:
+                a.listen(
+                    on_join=note("join"),
+                    on_message=note("message"),
+                    on_direct=on_direct,
+                    on_suspect=note("suspect"),
+                    on_recover=note("recover"),
+                    on_restart=note("restart"),
+                )
+                await asyncio.to_thread(b.join, [a.address], timeout=PATIENCE)
+                async with asyncio.timeout(PATIENCE):
+                    await asyncio.to_thread(b.broadcast, b"to all")
+                    await got["message"].wait()
+                    await asyncio.to_thread(b._run, b._node.send, "a", b"to a")
+                    await got["direct"].wait()
+                    # b's Trio thread is held until a suspects b: b then refutes it
+                    pause = threading.Thread(target=b._read, args=(lambda: release.wait(),))
+                    pause.start()
+                    await got["suspect"].wait()
+                    await got["recover"].wait()
+                    await asyncio.to_thread(pause.join)
+                    address = b.address
+                    await asyncio.to_thread(b.abort)  # a new process under b's name
+                    b = await asyncio.to_thread(
+                        swimgossip.blocking.start_node, "b", **{**options, "bind": address}
+                    )
+                    await asyncio.to_thread(b.join, [a.address], timeout=PATIENCE)
+                    await got["restart"].wait()
+                assert a.metrics()["callback_errors"] == 0
+        finally:
+            release.set()
+            await asyncio.to_thread(b.abort)
+        loop_thread = threading.get_ident()
+        assert {thread for _, _, thread in heard} == {loop_thread}
+        kinds = [kind for kind, _, _ in heard]
+        messages = [
+            (kind, m.source, m.payload) for kind, m, _ in heard if kind in ("message", "direct")
+        ]
+        assert messages == [("message", "b", b"to all"), ("direct", "b", b"to a")]
+        suspected = next(e for kind, e, _ in heard if kind == "suspect")
+        recovered = next(e for kind, e, _ in heard if kind == "recover")
+        assert type(suspected) is MemberSuspected and about(suspected) == "b"
+        assert type(recovered) is swimgossip.MemberRecovered and about(recovered) == "b"
+        restart = kinds.index("restart")
+        restarted = heard[restart][1]
+        assert type(restarted) is MemberJoined and restarted.restarted and about(restarted) == "b"
+        assert heard[restart - 1][:2] == ("join", restarted)  # on_join first, same event
 
     asyncio.run(main())

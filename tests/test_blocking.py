@@ -25,6 +25,7 @@ import swimgossip.blocking
 from node_helpers import FAST, PATIENCE, about
 from swimgossip import EventsLost, JoinError, MemberFailed, MemberJoined, MemberLeft, NodeEvent
 from swimgossip.blocking import BlockingNode, BlockingStream
+from swimgossip.node._callbacks import KindCallbacks
 
 OPTIONS: dict[str, Any] = {"bind": "127.0.0.1:0", "config": FAST}
 
@@ -345,3 +346,104 @@ def test_state_is_set_read_and_streamed_in_order(nodes: list[BlockingNode]) -> N
     assert seqs == sorted(seqs)
     with pytest.raises(swimgossip.StateLimitExceeded):
         a.set_state("big", bytes(a.config.state_value_max + 1))
+
+
+#: Suspicion lasts long enough (4 s or more) for a paused member to come back and refute it.
+PATIENT_SUSPICION = FAST.evolve(suspicion_mult=10)
+
+
+def test_listen_takes_every_kind_of_node_listen_and_runs_them_in_the_callback_thread(
+    nodes: list[BlockingNode],
+) -> None:
+    """on_message, on_direct, on_suspect, on_recover, on_restart (after on_join), all in
+    the one callback thread; unregistering closes the message streams."""
+    options = {**OPTIONS, "config": PATIENT_SUSPICION}
+    a = swimgossip.blocking.start_node("a", **options)
+    b = swimgossip.blocking.start_node("b", **options)
+    nodes += [a, b]
+    heard: queue.Queue[tuple[str, Any, str]] = queue.Queue()
+    all_heard: list[tuple[str, Any, str]] = []
+    release = threading.Event()
+
+    def note(kind: str) -> Any:
+        def callback(item: Any) -> None:
+            entry = (kind, item, threading.current_thread().name)
+            all_heard.append(entry)
+            heard.put(entry)
+            if kind == "suspect":
+                release.set()  # the paused member may answer again
+
+        return callback
+
+    def next_of(kind: str) -> Any:
+        for _ in range(100):
+            got, item, _ = heard.get(timeout=PATIENCE)
+            if got == kind:
+                return item
+        raise AssertionError(f"no {kind}")
+
+    remove = a.listen(
+        on_join=note("join"),
+        on_message=note("message"),
+        on_direct=note("direct"),
+        on_suspect=note("suspect"),
+        on_recover=note("recover"),
+        on_restart=note("restart"),
+    )
+    b.join([a.address], timeout=PATIENCE)
+    b.broadcast(b"to all")
+    message = next_of("message")
+    assert (message.source, message.payload) == ("b", b"to all")
+    b._run(b._node.send, "a", b"to a")
+    direct = next_of("direct")
+    assert (direct.source, direct.payload) == ("b", b"to a")
+
+    # b's Trio thread is held until a suspects b: b then refutes it
+    pause = threading.Thread(target=b._read, args=(lambda: release.wait(PATIENCE),))
+    pause.start()
+    try:
+        assert about(next_of("suspect")) == "b"
+        assert type(next_of("recover")) is swimgossip.MemberRecovered
+    finally:
+        release.set()
+        pause.join(PATIENCE)
+
+    address = b.address
+    b.abort()  # a new process under b's name at its address
+    b = swimgossip.blocking.start_node("b", **{**options, "bind": address})
+    nodes.append(b)
+    b.join([a.address], timeout=PATIENCE)
+    restarted = next_of("restart")
+    assert type(restarted) is MemberJoined and restarted.restarted and about(restarted) == "b"
+    restart = [entry[:2] for entry in all_heard].index(("restart", restarted))
+    assert all_heard[restart - 1][:2] == ("join", restarted)  # on_join first, same event
+    assert {thread for _, _, thread in all_heard} == {"swimgossip callbacks a"}
+    assert a.metrics()["callback_errors"] == 0
+
+    remove()  # the message streams are closed: b's next broadcast reaches only `later`
+    later: queue.Queue[swimgossip.UserDelivery] = queue.Queue()
+    a.listen(on_message=later.put)
+    b.broadcast(b"after")
+    assert later.get(timeout=PATIENCE).payload == b"after"
+    assert [m.payload for kind, m, _ in all_heard if kind == "message"] == [b"to all"]
+    a.close()
+    assert callback_threads() == []
+
+
+def test_a_restarted_join_reaches_on_join_then_on_restart_without_awaiting() -> None:
+    """The threaded door's callbacks are plain functions: the one event callback of
+    ``listen`` calls them all and returns nothing to await; EventsLost goes to on_lost."""
+    heard: list[tuple[str, object]] = []
+    kinds = KindCallbacks(
+        on_join=lambda e: heard.append(("join", e)),
+        on_restart=lambda e: heard.append(("restart", e)),
+        on_lost=lambda e: heard.append(("lost", e)),
+    )
+    member = swimgossip.Member(
+        name="b", address="127.0.0.1:1", status=swimgossip.Status.ALIVE, incarnation=1
+    )
+    restarted = MemberJoined(member=member, seq=3, restarted=True)
+    lost = EventsLost(count=2, members=(member,))
+    dispatch = kinds.events()
+    assert dispatch(restarted) is None and dispatch(lost) is None
+    assert heard == [("join", restarted), ("restart", restarted), ("lost", lost)]

@@ -44,7 +44,7 @@ def test_user_code_type_checks_and_misuse_does_not() -> None:
         for number, text in enumerate(bad.read_text().splitlines(), start=1)
         if text.rstrip().endswith("# error")
     }
-    assert len(expected) == 8
+    assert len(expected) == 10
     assert errors.get("misuse.py") == expected, result.stdout + result.stderr
     assert set(errors) <= {"misuse.py"}, result.stdout
 

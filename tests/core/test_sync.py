@@ -8,7 +8,7 @@ fired explicitly in time order.
 from __future__ import annotations
 
 import pytest
-from wire import Wire, address_of, make_engine, messages_in, of_type
+from wire import MAX_TIMERS_PER_RUN, Wire, address_of, make_engine, messages_in, of_type
 
 from swimgossip.core.codec import decode_stream, encode_packet, encode_stream
 from swimgossip.core.config import Config
@@ -332,13 +332,14 @@ class TimerChains:
     def run(self, end: float) -> list[tuple[float, Output]]:
         """Fire every chained timer due by ``end``; return each output with its time."""
         produced: list[tuple[float, Output]] = []
-        while True:
+        for _ in range(MAX_TIMERS_PER_RUN):
             self.pending.sort()
             if not self.pending or self.pending[0][0] > end:
                 return produced
             at, _, timer = self.pending.pop(0)
             for output in self.absorb(self.engine.handle_timer(timer, at)):
                 produced.append((at, output))
+        raise AssertionError(f"run({end}): {MAX_TIMERS_PER_RUN} timers fired before the end")
 
 
 def failed_b(config: Config) -> tuple[Engine, TimerChains]:

@@ -34,6 +34,10 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: Timers one ``run_until`` fires at most: far above any test's need, a bound on a timer
+#: that re-arms itself at once, forever.
+MAX_TIMERS_PER_RUN = 1_000_000
+
 
 def address_of(name: str) -> str:
     """The address of the engine called ``name`` (distinct from the name on purpose)."""
@@ -188,7 +192,7 @@ class Wire:
     ) -> None:
         """Fire every queued timer due by ``end`` in time order, flushing datagrams at once
         (datagrams for which ``drop(datagram, now)`` holds are lost)."""
-        while True:
+        for _ in range(MAX_TIMERS_PER_RUN):
             due = [entry for entry in self.timers if entry[0] <= end]
             if not due:
                 return
@@ -197,3 +201,7 @@ class Wire:
             at, _, name, timer = entry
             self.fire(name, timer, at)
             self.flush(at, drop=lambda d, at=at: drop(d, at))
+        raise AssertionError(
+            f"run_until({end}): {MAX_TIMERS_PER_RUN} timers fired without reaching the end"
+            " (a timer re-armed at once, forever?)"
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import swimgossip
 from swimgossip import EventsLost, MemberJoined, Node, NodeEvent
+from swimgossip.aio import AioNode
+from swimgossip.blocking import BlockingNode
 
 
 def on_join(event: MemberJoined) -> None:
@@ -24,3 +26,8 @@ async def misuse(node: Node, event: NodeEvent) -> None:
         async for change in events:
             if not isinstance(change, EventsLost):
                 print(change.member.name)  # error
+
+
+def door_misuse(aio_node: AioNode, blocking_node: BlockingNode) -> None:
+    aio_node.listen(on_suspect=on_join)  # error
+    blocking_node.listen(on_direct=on_join)  # error

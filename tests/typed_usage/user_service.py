@@ -9,6 +9,8 @@ import functools
 import trio
 
 import swimgossip
+import swimgossip.aio
+import swimgossip.blocking
 from swimgossip import (
     DirectDelivery,
     EventsLost,
@@ -150,3 +152,11 @@ async def service() -> None:
     async with swimgossip.open_node("b", bind="127.0.0.1:0", handle_signals=True) as b:
         await readme_loop(b)
         print(b.stop_signal)
+
+
+async def doors() -> None:
+    """The doors' ``listen`` takes the same typed callbacks as ``Node.listen``."""
+    async with swimgossip.aio.open_node("c", bind="127.0.0.1:0") as c:
+        c.listen(on_suspect=on_suspect, on_recover=on_recover, on_direct=on_direct)
+    with swimgossip.blocking.start_node("d", bind="127.0.0.1:0") as d:
+        d.listen(on_lost=on_lost, on_message=on_message, on_restart=on_restart)

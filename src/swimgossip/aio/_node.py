@@ -16,7 +16,7 @@ whose reader stopped waiting (a timeout) just as it arrived is kept for the next
 Leaving the ``async with`` normally leaves the cluster gracefully; cancelling the task that
 holds it, or an exception in the block, stops the node at once without leaving (a crash, as
 the others see it) and the exception comes out as it was raised. Either way the node's
-Trio tasks, its sockets and the callback task are gone when the block has ended, and the
+Trio tasks, its sockets and the callback tasks are gone when the block has ended, and the
 last node on a loop ends the loop's Trio run.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -37,16 +36,19 @@ import trio
 
 from ..core.config import Config
 from ..core.errors import NotRunning
-from ..core.member import Member
-from ..core.outputs import UserDelivery
-from ..node import FullEvent, Node, NodeEvent, host_node, join_within
-from ..node._callbacks import (
-    Callbacks,
-    EventCallback,
-    FullEventCallback,
-    KindCallback,
-    dispatch_by_kind,
+from ..core.events import (
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberRecovered,
+    MemberSuspected,
+    MemberUpdated,
+    StateChanged,
 )
+from ..core.member import Member
+from ..core.outputs import DirectDelivery, UserDelivery
+from ..node import EventsLost, FullEvent, Node, NodeEvent, host_node, join_within
+from ..node._callbacks import Callbacks, EventCallback, FullEventCallback, KindCallbacks
 from ..node._hosted import door_callbacks
 from ..security import SecurityMode
 from ._guest import TrioGuest, acquire_guest, release_guest, wait_even_if_cancelled
@@ -131,6 +133,8 @@ class AioNode:
     _guest: TrioGuest
     _callbacks: Callbacks = attrs.field(init=False)
     _listener: asyncio.Task[None] | None = None
+    #: The tasks of ``listen(on_message=, on_direct=)``, one per stream.
+    _message_tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
 
     def __attrs_post_init__(self) -> None:
         self._callbacks = door_callbacks(self._node)  # same thread as the Trio run
@@ -329,44 +333,83 @@ class AioNode:
     def listen(
         self,
         *,
-        on_join: KindCallback | None = None,
-        on_update: KindCallback | None = None,
-        on_fail: KindCallback | None = None,
-        on_leave: KindCallback | None = None,
-        on_state: KindCallback | None = None,
+        on_join: Callable[[MemberJoined], object] | None = None,
+        on_update: Callable[[MemberUpdated], object] | None = None,
+        on_suspect: Callable[[MemberSuspected], object] | None = None,
+        on_recover: Callable[[MemberRecovered], object] | None = None,
+        on_fail: Callable[[MemberFailed], object] | None = None,
+        on_leave: Callable[[MemberLeft], object] | None = None,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        on_message: Callable[[UserDelivery], object] | None = None,
+        on_restart: Callable[[MemberJoined], object] | None = None,
+        on_direct: Callable[[DirectDelivery], object] | None = None,
+        on_state: Callable[[StateChanged], object] | None = None,
     ) -> Callable[[], None]:
-        """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
-        ``MemberFailed``, ``MemberLeft``, ``StateChanged``), run on the asyncio loop in
-        the one order of the events (sync or coroutine functions); one that raises is
-        logged and counted, as in ``on_event``. Returns a function that unregisters them."""
-        return self.on_event(
-            dispatch_by_kind(
-                on_join=on_join,
-                on_update=on_update,
-                on_fail=on_fail,
-                on_leave=on_leave,
-                on_state=on_state,
-            ),
-            state=on_state is not None,
+        """Register callbacks by event kind, as ``Node.listen``: each gets its own event
+        class; sync or coroutine functions, run on the asyncio loop; one that raises is
+        logged and counted (``callback_errors``), as in ``on_event``.
+
+        The event callbacks run in the one order of the events (``on_restart`` gets the
+        ``MemberJoined`` events with ``restarted=True``, after ``on_join``; ``on_state``
+        the ``StateChanged`` events). ``on_message`` gets the application broadcasts of
+        ``messages()`` (``UserDelivery``) and ``on_direct`` the direct messages sent to
+        this node (``DirectDelivery``, ``Node.direct_messages``), each in an asyncio task
+        of its own. Returns a function that unregisters them all.
+        """
+        kinds = KindCallbacks(
+            on_join=on_join,
+            on_update=on_update,
+            on_suspect=on_suspect,
+            on_recover=on_recover,
+            on_fail=on_fail,
+            on_leave=on_leave,
+            on_lost=on_lost,
+            on_message=on_message,
+            on_restart=on_restart,
+            on_direct=on_direct,
+            on_state=on_state,
         )
+        remove_events = self.on_event(kinds.events(), state=kinds.state)
+        loop = asyncio.get_running_loop()
+        streams: list[AioStream[Any]] = []
+        for stream, callback in kinds.open_streams(self._node, buffer=64 * _DEFAULT_BUFFER):
+            messages: AioStream[Any] = AioStream(self._guest, stream)
+            streams.append(messages)
+            task = loop.create_task(
+                self._run_message_callback(messages, callback),
+                name=f"swimgossip message callback {self.name}",
+            )
+            self._message_tasks.add(task)
+            task.add_done_callback(self._message_tasks.discard)
+
+        def remove() -> None:
+            remove_events()
+            for messages in streams:
+                messages.close()
+
+        return remove
+
+    async def _run_message_callback(
+        self, messages: AioStream[Any], callback: Callable[[Any], object]
+    ) -> None:
+        async with messages:
+            async for message in messages:
+                await self._callbacks.call(callback, message, "message")
 
     async def _run_callbacks(self, events: AioStream[FullEvent]) -> None:
         async with events:
             async for event in events:
                 for callback in self._callbacks.for_event(event):
-                    try:
-                        result = callback(event)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception:
-                        self._callbacks.failed(callback)
+                    await self._callbacks.call(callback, event)
 
     async def _stop_callbacks(self) -> None:
         listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
+        tasks = [*([] if listener is None else [listener]), *self._message_tasks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with suppress(asyncio.CancelledError):
-                await listener
+                await task
 
 
 @asynccontextmanager

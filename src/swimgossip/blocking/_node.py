@@ -12,9 +12,10 @@ events keep their order and ``seq`` and a reader that falls behind gets ``Events
 a fresh snapshot; the protocol never waits for a reader.
 
 Callbacks (``on_event``, ``listen``) run in one thread of their own per node, started by
-the first registration and fed by such a stream: in the order of the events, one at a
-time, never in the node's Trio thread, so a slow callback delays only the callbacks after
-it. One that raises is logged with its traceback and counted (``callback_errors``).
+the first registration and fed by such a stream (``_CallbackFeed``: the events, and the
+message streams of ``listen(on_message=, on_direct=)``): in the order of the events, one
+at a time, never in the node's Trio thread, so a slow callback delays only the callbacks
+after it. One that raises is logged with its traceback and counted (``callback_errors``).
 
 ``close()`` leaves gracefully (at most ``config.leave_timeout``) and joins the thread
 (and the callback thread, unless called from a callback);
@@ -27,6 +28,7 @@ still open when the interpreter exits is aborted then.
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import threading
@@ -39,10 +41,19 @@ import trio
 
 from ..core.config import Config
 from ..core.errors import NotRunning
+from ..core.events import (
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberRecovered,
+    MemberSuspected,
+    MemberUpdated,
+    StateChanged,
+)
 from ..core.member import Member
-from ..core.outputs import UserDelivery
-from ..node import FullEvent, Node, NodeEvent, host_node, join_within
-from ..node._callbacks import Callbacks, dispatch_by_kind
+from ..core.outputs import DirectDelivery, UserDelivery
+from ..node import EventsLost, FullEvent, Node, NodeEvent, host_node, join_within
+from ..node._callbacks import Callbacks, KindCallbacks
 from ..node._hosted import door_callbacks
 
 __all__ = ["BlockingNode", "BlockingStream", "start_node"]
@@ -122,6 +133,70 @@ async def _receive_within(stream: _TrioStream[T], timeout: float | None) -> list
     return []
 
 
+class _CallbackFeed:
+    """What the callback thread reads: the node's event subscription and the message
+    streams of ``listen(on_message=, on_direct=)``, merged in the node's Trio thread (and
+    only touched there).
+
+    Each item is ``(None, event)`` for the event callbacks or ``(callback, message)`` for
+    the message callback of its stream; each stream keeps its own order. A ``receive``
+    waits on every stream at once and keeps what more than one of them gave for the next
+    reads (at most one item per stream), so nothing is lost when it is cancelled. It ends
+    once every stream has ended.
+    """
+
+    def __init__(self, events: _TrioStream[Any]) -> None:
+        self._streams: list[tuple[_TrioStream[Any], BlockingCallback | None]] = [(events, None)]
+        self._ready: collections.deque[tuple[BlockingCallback | None, Any]] = collections.deque()
+        self._added = trio.Event()
+
+    def add(self, stream: _TrioStream[Any], callback: BlockingCallback) -> None:
+        """Read ``stream`` too, for ``callback``."""
+        self._streams.append((stream, callback))
+        self._added.set()
+
+    async def receive(self) -> tuple[BlockingCallback | None, Any]:
+        """The next item; waits for one.
+
+        Raises:
+            trio.EndOfChannel: every stream has ended.
+        """
+        while not self._ready:
+            if not self._streams:
+                raise trio.EndOfChannel
+            self._added = trio.Event()
+            async with trio.open_nursery() as nursery:
+                done = nursery.cancel_scope
+                for entry in list(self._streams):
+                    nursery.start_soon(self._take, entry, done)
+                nursery.start_soon(self._until_added, done)
+        return self._ready.popleft()
+
+    async def _take(
+        self, entry: tuple[_TrioStream[Any], BlockingCallback | None], done: trio.CancelScope
+    ) -> None:
+        stream, callback = entry
+        try:
+            item = await stream.receive()
+        except trio.EndOfChannel:
+            if entry in self._streams:  # not already gone with close()
+                self._streams.remove(entry)
+        else:
+            self._ready.append((callback, item))
+        done.cancel()
+
+    async def _until_added(self, done: trio.CancelScope) -> None:
+        await self._added.wait()
+        done.cancel()
+
+    def close(self) -> None:
+        """Close every stream. Idempotent."""
+        for stream, _ in self._streams:
+            stream.close()
+        self._streams.clear()
+        self._ready.clear()
+
+
 class BlockingNode:
     """A running cluster member, for threaded code. Get one from ``start_node``.
 
@@ -144,6 +219,7 @@ class BlockingNode:
         self._closing = False
         self._callbacks: Callbacks = door_callbacks(node, token.run_sync_soon)
         self._listener: threading.Thread | None = None
+        self._feed: _CallbackFeed | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -351,54 +427,99 @@ class BlockingNode:
             NotRunning: the node has stopped.
         """
         remove = self._callbacks.add(callback, state=state)
-        with self._lock:
-            if self._listener is None:
-                events = self.events(buffer=64 * _DEFAULT_BUFFER, state=True)
-                self._listener = threading.Thread(
-                    target=self._run_callbacks,
-                    args=(events,),
-                    name=f"swimgossip callbacks {self.name}",
-                    daemon=True,
-                )
-                self._listener.start()
+        self._callback_feed()
         return remove
 
     def listen(
         self,
         *,
-        on_join: BlockingCallback | None = None,
-        on_update: BlockingCallback | None = None,
-        on_fail: BlockingCallback | None = None,
-        on_leave: BlockingCallback | None = None,
-        on_state: BlockingCallback | None = None,
+        on_join: Callable[[MemberJoined], object] | None = None,
+        on_update: Callable[[MemberUpdated], object] | None = None,
+        on_suspect: Callable[[MemberSuspected], object] | None = None,
+        on_recover: Callable[[MemberRecovered], object] | None = None,
+        on_fail: Callable[[MemberFailed], object] | None = None,
+        on_leave: Callable[[MemberLeft], object] | None = None,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        on_message: Callable[[UserDelivery], object] | None = None,
+        on_restart: Callable[[MemberJoined], object] | None = None,
+        on_direct: Callable[[DirectDelivery], object] | None = None,
+        on_state: Callable[[StateChanged], object] | None = None,
     ) -> Callable[[], None]:
-        """Register callbacks by event kind (``MemberJoined``, ``MemberUpdated``,
-        ``MemberFailed``, ``MemberLeft``, ``StateChanged``), plain functions run in this
-        node's callback thread in the one order of the events; one that raises is logged
-        and counted, as in ``on_event``. Returns a function that unregisters them.
+        """Register callbacks by event kind, as ``Node.listen``: each gets its own event
+        class; plain functions, run in this node's callback thread; one that raises is
+        logged and counted (``callback_errors``), as in ``on_event``.
+
+        The event callbacks run in the one order of the events (``on_restart`` gets the
+        ``MemberJoined`` events with ``restarted=True``, after ``on_join``; ``on_state``
+        the ``StateChanged`` events). ``on_message`` gets the application broadcasts of
+        ``messages()`` (``UserDelivery``) and ``on_direct`` the direct messages sent to
+        this node (``DirectDelivery``, ``Node.direct_messages``), in the same thread, each
+        stream in its own order. Returns a function that unregisters them all (messages
+        that arrive after it has returned do not reach them).
 
         Raises:
             NotRunning: the node has stopped.
         """
-        return self.on_event(
-            dispatch_by_kind(
-                on_join=on_join,
-                on_update=on_update,
-                on_fail=on_fail,
-                on_leave=on_leave,
-                on_state=on_state,
-            ),
-            state=on_state is not None,
+        kinds = KindCallbacks(
+            on_join=on_join,
+            on_update=on_update,
+            on_suspect=on_suspect,
+            on_recover=on_recover,
+            on_fail=on_fail,
+            on_leave=on_leave,
+            on_lost=on_lost,
+            on_message=on_message,
+            on_restart=on_restart,
+            on_direct=on_direct,
+            on_state=on_state,
         )
+        remove_events = self.on_event(kinds.events(), state=kinds.state)
+        feed = self._callback_feed()
 
-    def _run_callbacks(self, events: BlockingStream[FullEvent]) -> None:
-        with events:
-            for event in events:
-                for callback in self._callbacks.for_event(event):
-                    try:
-                        callback(event)
-                    except Exception:
-                        self._callbacks.failed(callback)
+        def open_streams() -> list[_TrioStream[object]]:
+            feeds = kinds.open_streams(self._node, buffer=64 * _DEFAULT_BUFFER)
+            for stream, callback in feeds:
+                feed.add(stream, callback)
+            return [stream for stream, _ in feeds]
+
+        streams = self._read(open_streams)
+
+        def close_streams() -> None:
+            for stream in streams:
+                stream.close()
+
+        def remove() -> None:  # the message streams are closed when it returns
+            remove_events()
+            self._read(close_streams)
+
+        return remove
+
+    def _callback_feed(self) -> _CallbackFeed:
+        """The callback thread's feed, starting the thread on first use."""
+        with self._lock:
+            if self._feed is None:
+                subscription = self._read(
+                    lambda: self._node.subscribe(buffer=64 * _DEFAULT_BUFFER, state=True)
+                )
+                feed = _CallbackFeed(subscription)
+                self._listener = threading.Thread(
+                    target=self._run_callbacks,
+                    args=(BlockingStream(self, feed, None),),
+                    name=f"swimgossip callbacks {self.name}",
+                    daemon=True,
+                )
+                self._listener.start()
+                self._feed = feed
+            return self._feed
+
+    def _run_callbacks(self, feed: BlockingStream[tuple[BlockingCallback | None, Any]]) -> None:
+        with feed:
+            for target, item in feed:
+                if target is not None:  # a message, for the callback of its stream
+                    self._callbacks.call_sync(target, item, "message")
+                    continue
+                for callback in self._callbacks.for_event(item):
+                    self._callbacks.call_sync(callback, item)
 
     def _join_listener(self) -> None:
         """Wait for the callback thread (its stream has ended), unless this is it."""

@@ -24,7 +24,6 @@ those modes (keys, label, join, update_meta, send, leave, ``node.serf``) call.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import random
@@ -34,7 +33,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import attrs
 import trio
@@ -70,7 +69,7 @@ from ..security import (
     PacketSigner,
     SecurityMode,
 )
-from ._callbacks import Callbacks, EventCallback, FullEventCallback, dispatch_by_kind
+from ._callbacks import Callbacks, EventCallback, FullEventCallback, KindCallbacks
 from ._events import (
     DirectMessageStream,
     EventHub,
@@ -92,8 +91,6 @@ if TYPE_CHECKING:  # the memberlist and Serf modes load with wire="memberlist" /
 __all__ = ["Node", "open_node", "serve_node"]
 
 logger = logging.getLogger("swimgossip")
-
-_M = TypeVar("_M", UserDelivery, DirectDelivery)
 
 _DEFAULT_BUFFER = 1024
 
@@ -382,57 +379,41 @@ class Node:
         ``StateChanged`` events in the one order of the others (``subscribe(state=True)``).
         Returns a function that unregisters them all.
         """
-        remove_events = self.on_event(
-            dispatch_by_kind(
-                on_join=on_join,
-                on_update=on_update,
-                on_suspect=on_suspect,
-                on_recover=on_recover,
-                on_fail=on_fail,
-                on_leave=on_leave,
-                on_lost=on_lost,
-                on_restart=on_restart,
-                on_state=on_state,
-            ),
-            state=on_state is not None,
+        kinds = KindCallbacks(
+            on_join=on_join,
+            on_update=on_update,
+            on_suspect=on_suspect,
+            on_recover=on_recover,
+            on_fail=on_fail,
+            on_leave=on_leave,
+            on_lost=on_lost,
+            on_message=on_message,
+            on_restart=on_restart,
+            on_direct=on_direct,
+            on_state=on_state,
         )
-        streams: list[MessageStream | DirectMessageStream] = []
-        if on_message is not None:
-            broadcasts = self.messages(buffer=64 * _DEFAULT_BUFFER)
-            self._nursery.start_soon(self._run_message_callback, broadcasts, on_message)
-            streams.append(broadcasts)
-        if on_direct is not None:
-            direct = self.direct_messages(buffer=64 * _DEFAULT_BUFFER)
-            self._nursery.start_soon(self._run_message_callback, direct, on_direct)
-            streams.append(direct)
+        remove_events = self.on_event(kinds.events(), state=kinds.state)
+        feeds = kinds.open_streams(self, buffer=64 * _DEFAULT_BUFFER)
+        for stream, callback in feeds:
+            self._nursery.start_soon(self._run_message_callback, stream, callback)
 
         def remove() -> None:
             remove_events()
-            for stream in streams:
+            for stream, _ in feeds:
                 stream.close()
 
         return remove
 
     async def _run_message_callback(
-        self, stream: AsyncIterator[_M], callback: Callable[[_M], object]
+        self, stream: AsyncIterator[object], callback: Callable[[Any], object]
     ) -> None:
         async for message in stream:
-            try:
-                result = callback(message)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                self._callbacks.failed(callback, "message")
+            await self._callbacks.call(callback, message, "message")
 
     async def _run_callbacks(self, subscription: FullSubscription) -> None:
         async for event in subscription:
             for callback in self._callbacks.for_event(event):
-                try:
-                    result = callback(event)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    self._callbacks.failed(callback)
+                await self._callbacks.call(callback, event)
 
     # ------------------------------------------------------------------ acting
 

@@ -9,9 +9,12 @@ event_delegate.go). A node in memberlist mode holds one delegate object::
 and calls it, synchronously, from the one task that drives its engine (so a hook must
 not block or await; it may keep state, it runs one call at a time):
 
-- ``node_meta(limit)`` once at start and again after ``Node.refresh_delegate_meta()``: the
-  meta bytes this member announces in its ``alive`` (at most ``limit`` bytes; memberlist's
-  ``MetaMaxSize`` is 512). Serf puts its encoded tags here.
+- ``node_meta(limit)`` once, when the node opens: the meta bytes this member announces in
+  its ``alive`` (at most ``limit`` bytes; memberlist's ``MetaMaxSize`` is 512); it takes
+  the place of ``open_node(meta=...)``. Serf puts its encoded tags here. It is not asked
+  again: new meta is announced with ``node.update_meta(meta)`` or ``node.update_tags(tags)``
+  (in serf mode the bytes are tags, put in Serf's form), which sends those bytes in a new
+  ``alive`` with a higher incarnation; the peers' delegates see ``notify_update``.
 - ``notify_message(payload)`` for every ``userMsg`` that arrives, by datagram (also inside
   a compound) or on a stream; ``payload`` is the message body without memberlist's type
   byte (Serf's first byte is its own message type).
