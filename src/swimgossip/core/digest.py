@@ -29,7 +29,6 @@ import zlib
 from array import array
 from collections.abc import Iterable
 from hashlib import blake2b
-from operator import xor
 
 from .member import Member
 
@@ -94,6 +93,8 @@ def is_digest_size(size: int) -> bool:
 
 def differing_buckets(ours: bytes, theirs: bytes) -> list[int]:
     """The indices of the buckets where two digests of the same size differ."""
+    if ours == theirs:
+        return []
     return [
         index
         for index, (a, b) in enumerate(zip(_values(ours), _values(theirs), strict=True))
@@ -143,16 +144,20 @@ class TableDigest:
         self._buckets[bucket_of(member.name)] ^= row_hash(member)
 
     def folded(self, buckets: int) -> bytes:
-        """The digest in ``buckets`` buckets (a power of two up to 1,024), as on the wire."""
+        """The digest in ``buckets`` buckets (a power of two up to 1,024), as on the wire.
+
+        Folded as one integer (its low and high halves XORed, in C), not bucket by bucket.
+        """
         values = self._buckets
-        while len(values) > buckets:
-            half = len(values) // 2
-            values = array("Q", map(xor, values[:half], values[half:]))
-        if values is self._buckets or _BIG_ENDIAN:
+        if _BIG_ENDIAN:
             values = array("Q", values)
-            if _BIG_ENDIAN:
-                values.byteswap()
-        return values.tobytes()
+            values.byteswap()
+        whole = int.from_bytes(values.tobytes(), "little")
+        width = 64 * len(values)
+        while width > 64 * buckets:
+            width //= 2
+            whole = (whole & ((1 << width) - 1)) ^ (whole >> width)
+        return whole.to_bytes(8 * buckets, "little")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TableDigest) and self._buckets == other._buckets
