@@ -14,6 +14,12 @@ How this works, for each N (default 1,000 and 10,000 members, LAN preset):
   holds decode as the held values) and merge it (``merge_state``: every row is "no
   news"). Also reported: decoding the frame with nothing held (what a joiner pays).
   Best of ``--repeat`` (CPU time, ``time.process_time``).
+- **One digest-first push-pull** (``MemberSync``, the periodic exchange since issue 16's
+  third pass), both sides through the engines' own entry points (the requester's
+  ``PushPullTick``, the replier's ``receive_stream``, the requester's ``stream_reply``, and
+  the push and its ack when a bucket differs): converged, and with one row the peer lacks.
+  The full exchange is timed the same way (both sides, engine entry points) beside it,
+  with the bytes each moves.
 - **Members one node can follow at 1 % of a core**: a node starts one push-pull every
   ``push_pull_interval(30 s, N)`` and answers one on average, so it pays about two
   exchanges per interval; the cost grows linearly with N while the interval grows with
@@ -39,6 +45,9 @@ from swimgossip.core._sync import push_pull_interval
 from swimgossip.core.config import Config
 from swimgossip.core.engine import Engine
 from swimgossip.core.member import Member, Status
+from swimgossip.core.messages import Alive
+from swimgossip.core.outputs import StreamPurpose, StreamReply, StreamRequest
+from swimgossip.core.timers import PushPullTick
 
 
 def _engine(name: str, config: Config) -> Engine:
@@ -108,6 +117,62 @@ def push_pull_cpu(n: int, config: Config, repeat: int) -> dict[str, float]:
     return best
 
 
+def _stream_requests(outputs: list[Any]) -> list[StreamRequest]:
+    return [o for o in outputs if type(o) is StreamRequest and o.purpose is StreamPurpose.PUSH_PULL]
+
+
+def _reply(outputs: list[Any]) -> bytes:
+    (reply,) = [o for o in outputs if type(o) is StreamReply]
+    return reply.payload
+
+
+def exchange_cpu(n: int, config: Config, repeat: int) -> dict[str, float]:
+    """Both sides of one push-pull through the engines: full, digest converged, digest
+    with one row the peer lacks (CPU s, best of ``repeat``; bytes moved)."""
+    view = _view(n)
+    order = list(view)
+    ours, theirs = _engine("n0", config), _engine("n1", config)
+    ours.install_view(view, [x for x in order if x != "n0"])
+    theirs.install_view(dict(view), [x for x in order if x != "n1"])
+    best = {key: float("inf") for key in ("full", "digest", "digest_one_row")}
+    moved = {key: 0 for key in best}
+    now = 100.0
+    for r in range(repeat):
+        now += 1.0
+        # Full: our state to the peer (it merges, answers with its own), we merge it.
+        t0 = time.process_time()
+        request = codec.encode_stream(ours.local_state())
+        reply = _reply(theirs.receive_stream(request, ours.address, 1, now))
+        ours.receive_stream(reply, theirs.address, 2, now)  # merges the same way
+        t1 = time.process_time()
+        moved["full"] = len(request) + len(reply)
+        # Digest, converged: the request and the reply carry the digests alone.
+        (ask,) = _stream_requests(ours.handle_timer(PushPullTick(settle=True), now))
+        answer = _reply(theirs.receive_stream(ask.payload, ours.address, 3, now))
+        assert _stream_requests(ours.stream_reply(ask.token, answer, now)) == []
+        t2 = time.process_time()
+        moved["digest"] = len(ask.payload) + len(answer)
+        # Digest with one row the peer lacks: its bucket travels both ways, then a push.
+        name = f"x{r}"
+        alive = Alive(name=name, address=f"11.0.0.{r}:7946", incarnation=0, meta=b"")
+        ours.receive_message(alive, "", now)
+        t3 = time.process_time()
+        (ask,) = _stream_requests(ours.handle_timer(PushPullTick(settle=True), now))
+        answer = _reply(theirs.receive_stream(ask.payload, ours.address, 4, now))
+        (push,) = _stream_requests(ours.stream_reply(ask.token, answer, now))
+        ack = _reply(theirs.receive_stream(push.payload, ours.address, 5, now))
+        ours.stream_reply(push.token, ack, now)
+        t4 = time.process_time()
+        assert theirs.member(name) is not None
+        moved["digest_one_row"] = len(ask.payload) + len(answer) + len(push.payload) + len(ack)
+        for key, spent in (("full", t1 - t0), ("digest", t2 - t1), ("digest_one_row", t4 - t3)):
+            best[key] = min(best[key], spent)
+    return {
+        **{f"{key}_cpu": value for key, value in best.items()},
+        **{f"{key}_bytes": value for key, value in moved.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="1000,10000")
@@ -125,7 +190,8 @@ def main() -> None:
         cost = push_pull_cpu(n, config, repeat)
         interval = push_pull_interval(config.push_pull_interval, n)
         share = 2 * cost["total"] / interval
-        row = {"nodes": n, "bytes_per_member": round(per_member), **cost}
+        both = exchange_cpu(n, config, repeat)
+        row = {"nodes": n, "bytes_per_member": round(per_member), **cost, **both}
         row.update(interval_s=interval, core_share=share)
         results.append(row)
         print(
@@ -135,6 +201,13 @@ def main() -> None:
             f"{cost['decode'] * 1e3:.1f}, merge {cost['merge'] * 1e3:.1f}; decoding rows "
             f"not held: {cost['decode_cold'] * 1e3:.1f}); every "
             f"{interval:g} s, 2 per interval = {share * 100:.3f} % of a core"
+        )
+        print(
+            f"N={n:>6}: one exchange, both sides: full {both['full_cpu'] * 1e3:.2f} ms "
+            f"({both['full_bytes'] / 1e3:,.1f} kB); digest converged "
+            f"{both['digest_cpu'] * 1e3:.2f} ms ({both['digest_bytes'] / 1e3:,.2f} kB); digest "
+            f"with one row missing {both['digest_one_row_cpu'] * 1e3:.2f} ms "
+            f"({both['digest_one_row_bytes'] / 1e3:,.2f} kB)"
         )
     # Members at 1 % of a core: cost per member c (from the largest N), 2 c N / interval(N).
     largest = results[-1]

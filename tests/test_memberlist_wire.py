@@ -20,7 +20,14 @@ from swimgossip.core.engine import Engine
 from swimgossip.core.errors import DecodeError, WireUnsupported
 from swimgossip.core.events import MemberJoined
 from swimgossip.core.member import Member
-from swimgossip.core.outputs import PublishEvent, ScheduleTimer, SendDatagram, StreamReply
+from swimgossip.core.outputs import (
+    PublishEvent,
+    ScheduleTimer,
+    SendDatagram,
+    StreamReply,
+    StreamRequest,
+)
+from swimgossip.core.timers import PushPullTick
 from swimgossip.net import memberlist as ml
 from swimgossip.net.memberlist._transport import open_packet, read_stream_message, seal_packet
 from swimgossip.net.memberlist._wire import MemberlistWire
@@ -154,6 +161,25 @@ def test_push_pull_carries_and_merges_the_delegates_user_state() -> None:
     assert ("merge", (b"go-state", True)) in delegate.calls
     joined = [o.event for o in outputs if isinstance(o, PublishEvent)]
     assert any(isinstance(e, MemberJoined) and e.member.name == "go1" for e in joined)
+
+
+def test_the_periodic_push_pull_stays_gos_full_push_pull() -> None:
+    """memberlist's wire has no digest exchange (``CARRIES_DIGESTS`` False): the periodic
+    push-pull sends the whole table, as Go does."""
+    engine, _ = make_engine()
+    theirs = ml.PushPull(
+        join=False,
+        nodes=(
+            ml.PushNodeState(
+                name="go1", addr=LOCAL, port=7001, meta=b"", incarnation=1, state=0, vsn=GO_VSN
+            ),
+        ),
+        user_state=b"",
+    )
+    engine.receive_stream(ml.encode_push_pull(theirs), "127.0.0.1:7001", 5, 1.0)
+    outputs = engine.handle_timer(PushPullTick(), 2.0)
+    (request,) = [o for o in outputs if isinstance(o, StreamRequest)]
+    assert {n.name for n in ml.decode_push_pull(request.payload).nodes} == {"py1", "go1"}
 
 
 def test_memberlists_tcp_fallback_ping_is_answered_on_the_stream() -> None:

@@ -7,6 +7,7 @@ import functools
 import socket
 import time
 
+import attrs
 import pytest
 import trio
 
@@ -254,3 +255,25 @@ async def test_a_blocked_event_loop_raises_local_health() -> None:
             metrics = a.metrics()
             assert metrics["event_loop_lag_max"] >= 0.3
             assert a.health >= 1
+
+
+async def test_periodic_push_pull_sends_digests_over_real_streams() -> None:
+    """The digest-first push-pull runs over the real stream transport: requests are
+    answered with digests, no stream fails and nothing falls back to the full state."""
+    config = attrs.evolve(FAST, push_pull_interval=0.3)
+    with trio.fail_after(PATIENCE):
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, "a", config=config)
+            b, _ = await start_node(nursery, "b", config=config)
+            await b.join([a.address])
+            nodes = (a, b)
+            await poll(
+                lambda: all(n.metrics().get("member_digests_received", 0) >= 2 for n in nodes)
+            )
+            for node in nodes:
+                metrics = node.metrics()
+                assert metrics.get("push_pull_digest_fallbacks", 0) == 0
+                assert metrics.get("stream_push_pull_failed", 0) == 0
+                assert metrics.get("streams_malformed", 0) == 0
+            assert alive_names(a) == alive_names(b) == {"a", "b"}
+            nursery.cancel_scope.cancel()

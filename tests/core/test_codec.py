@@ -41,6 +41,7 @@ from swimgossip.core.messages import (
     Dead,
     DirectMessage,
     Left,
+    MemberSync,
     Message,
     Nack,
     Ping,
@@ -468,6 +469,13 @@ EXPECTED_KINDS: dict[type[Message], dict[str, str]] = {
         "versions": "versions",
         "deltas": "deltas",
     },
+    MemberSync: {
+        "source": "name",
+        "push": "bool",
+        "digest": "bytes",
+        "members": "members",
+        "suspected_by": "names",
+    },
 }
 EXPECTED_MEMBER_COLUMNS = {
     "name": "name",
@@ -560,6 +568,13 @@ def valid_row(cls: type[Message]) -> list[Any]:
             owners=("a",),
             versions=(3,),
             deltas=(StateDelta(owner="a", key="k", version=3, value=b"v", deleted=False),),
+        ),
+        MemberSync: MemberSync(
+            source="s",
+            push=False,
+            digest=bytes(8),
+            members=(Member(name="a", address="addr", status=Status.ALIVE, incarnation=1),),
+            suspected_by=("",),
         ),
     }
     row: list[Any] = msgpack.unpackb(encode_message(examples[cls]), raw=False)

@@ -22,7 +22,7 @@ from swimgossip.core.events import (
 )
 from swimgossip.core.inputs import StreamFailure
 from swimgossip.core.member import Member, Status
-from swimgossip.core.messages import Ack, Alive, Dead, Left, Ping, PushPull, Suspect
+from swimgossip.core.messages import Ack, Alive, Dead, Left, MemberSync, Ping, PushPull, Suspect
 from swimgossip.core.outputs import (
     JoinOutcome,
     LeaveComplete,
@@ -272,7 +272,8 @@ def test_push_pull_reply_merges_like_a_request() -> None:
     wire = Wire.converged("a", "b")
     a = wire["a"]
     (request,) = of_type(wire.fire("a", PushPullTick(), 1.0), StreamRequest)
-    outputs = a.stream_reply(request.token, push_pull("b", member("b"), member("c")), 1.1)
+    reply = MemberSync(source="b", push=False, digest=bytes(8), members=(member("b"), member("c")))
+    outputs = a.stream_reply(request.token, encode_stream(reply), 1.1)
     assert [e.member.name for e in of_type(outputs, MemberJoined)] == ["c"]
     assert of_type(outputs, JoinOutcome) == []
 
@@ -297,7 +298,8 @@ def test_push_pull_tick_syncs_with_an_alive_member() -> None:
         (request,) = of_type(outputs, StreamRequest)
         assert request.purpose is StreamPurpose.PUSH_PULL and request.address == B
         state = decode_stream(request.payload)
-        assert type(state) is PushPull and state.source == "a" and not state.join
+        assert type(state) is MemberSync and state.source == "a" and not state.push
+        assert state.digest == a._membership.table.digest.folded(1) and state.members == ()
         assert ScheduleTimer(at=1.0 + step + 30.0, timer=PushPullTick()) in outputs
 
 

@@ -18,6 +18,7 @@ from .messages import (
     Dead,
     DirectMessage,
     Left,
+    MemberSync,
     Message,
     Nack,
     Ping,
@@ -134,6 +135,11 @@ SET_STATE_SYNC_PUSH = StateSync.__dict__["push"].__set__
 SET_STATE_SYNC_OWNERS = StateSync.__dict__["owners"].__set__
 SET_STATE_SYNC_VERSIONS = StateSync.__dict__["versions"].__set__
 SET_STATE_SYNC_DELTAS = StateSync.__dict__["deltas"].__set__
+SET_MEMBER_SYNC_SOURCE = MemberSync.__dict__["source"].__set__
+SET_MEMBER_SYNC_PUSH = MemberSync.__dict__["push"].__set__
+SET_MEMBER_SYNC_DIGEST = MemberSync.__dict__["digest"].__set__
+SET_MEMBER_SYNC_MEMBERS = MemberSync.__dict__["members"].__set__
+SET_MEMBER_SYNC_SUSPECTED_BY = MemberSync.__dict__["suspected_by"].__set__
 
 #: A Member's fields in wire order (its row, as a tuple).
 MEMBER_FIELDS = attrgetter("name", "address", "status", "incarnation", "meta", "boot")
@@ -528,6 +534,77 @@ def decode_state_sync(row: list[Any]) -> StateSync:
     return message
 
 
+def row_member_sync(message: MemberSync) -> list[Any]:
+    return [
+        14,
+        message.source,
+        message.push,
+        message.digest,
+        list(map(MEMBER_FIELDS, message.members)),
+        message.suspected_by,
+    ]
+
+
+def decode_member_sync(row: list[Any], known: Mapping[str, Member] = NOTHING) -> MemberSync:
+    if len(row) != 6:
+        explain(MemberSync, row)
+    _, source, push, digest, members, suspected_by = row
+    if not (
+        type(source) is str
+        and len(source) <= 256
+        and type(push) is bool
+        and type(digest) is bytes
+        and type(members) is list
+        and type(suspected_by) is list
+        and all(type(item) is str and len(item) <= 256 for item in suspected_by)
+    ):
+        explain(MemberSync, row)
+    members_built, members_pending = reuse_held(
+        members, known, MEMBER_FIELDS, 6, MEMBER_TYPED, MEMBER_CELLS, MEMBER_ABSENT
+    )
+    for index in members_pending:
+        item = members[index]
+        if not (type(item) is list and len(item) == 6):
+            explain(MemberSync, row)
+        (
+            members_name,
+            members_address,
+            members_status,
+            members_incarnation,
+            members_meta,
+            members_boot,
+        ) = item
+        if not (
+            type(members_name) is str
+            and len(members_name) <= 256
+            and type(members_address) is str
+            and len(members_address) <= 256
+            and type(members_status) is int
+            and 0 <= members_status <= 3
+            and type(members_incarnation) is int
+            and 0 <= members_incarnation <= 18446744073709551615
+            and type(members_meta) is bytes
+            and type(members_boot) is int
+            and 0 <= members_boot <= 18446744073709551615
+        ):
+            explain(MemberSync, row)
+        value = new(Member)
+        SET_MEMBER_NAME(value, members_name)
+        SET_MEMBER_ADDRESS(value, members_address)
+        SET_MEMBER_STATUS(value, STATUSES[members_status])
+        SET_MEMBER_INCARNATION(value, members_incarnation)
+        SET_MEMBER_META(value, members_meta)
+        SET_MEMBER_BOOT(value, members_boot)
+        members_built[index] = value
+    message = new(MemberSync)
+    SET_MEMBER_SYNC_SOURCE(message, source)
+    SET_MEMBER_SYNC_PUSH(message, push)
+    SET_MEMBER_SYNC_DIGEST(message, digest)
+    SET_MEMBER_SYNC_MEMBERS(message, tuple(members_built))
+    SET_MEMBER_SYNC_SUSPECTED_BY(message, tuple(suspected_by))
+    return message
+
+
 #: Per message class, the msgpack array of a message (what ``Packer.pack`` packs).
 ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
     Ping: row_ping,
@@ -543,6 +620,7 @@ ROWS: dict[type[Any], Callable[[Any], list[Any]]] = {
     DirectMessage: row_direct_message,
     StateDelta: row_state_delta,
     StateSync: row_state_sync,
+    MemberSync: row_member_sync,
 }
 #: Per wire type id, the decoder of a message array (its type id already checked).
 DECODERS: dict[int, Callable[[list[Any]], Message]] = {
@@ -559,4 +637,5 @@ DECODERS: dict[int, Callable[[list[Any]], Message]] = {
     11: decode_direct_message,
     12: decode_state_delta,
     13: decode_state_sync,
+    14: decode_member_sync,
 }

@@ -282,6 +282,7 @@ FIELD_KINDS = {
     "owners": NAMES,
     "versions": VERSIONS,
     "deltas": DELTAS,
+    "digest": BYTES,
 }
 
 #: Per message class, its record: wire type id, fields in the order of the class.

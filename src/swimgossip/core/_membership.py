@@ -28,8 +28,10 @@ once they are reaped from the table. We are leaving exactly when our own row say
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from itertools import compress, count
 from operator import attrgetter, is_not
+from zlib import crc32
 
 import attrs
 
@@ -37,6 +39,7 @@ from ._effects import Effects
 from .awareness import Awareness
 from .broadcast import retransmit_limit
 from .config import Config
+from .digest import TableDigest
 from .errors import MetadataTooLarge, NotRunning
 from .events import (
     MemberConflict,
@@ -217,9 +220,30 @@ class Membership:
             )
         return PushPull(source=self.name, join=join, members=members, suspected_by=suspected_by)
 
-    def install(self, members: dict[str, Member], probe_order: list[str]) -> None:
+    def rows_in(self, buckets: Collection[int], size: int) -> PushPull:
+        """Our rows of ``buckets`` in a digest of ``size`` buckets (``digest.py``), as a
+        state (with who raised each suspicion, as in ``local_state``). A scan of the
+        table (it keeps no index by bucket): about 0.3 us per member."""
+        if len(buckets) >= size:
+            return self.local_state()
+        wanted = set(buckets)
+        mask = size - 1
+        members = tuple(
+            m for m in self.table if crc32(m.name.encode("utf-8", "surrogatepass")) & mask in wanted
+        )
+        suspected_by: tuple[str, ...] = ()
+        if self._suspicions:
+            suspicions = self._suspicions
+            suspected_by = tuple(
+                suspicions[m.name].by if m.name in suspicions else "" for m in members
+            )
+        return PushPull(source=self.name, join=False, members=members, suspected_by=suspected_by)
+
+    def install(
+        self, members: dict[str, Member], probe_order: list[str], digest: TableDigest | None = None
+    ) -> None:
         """Start from a converged view (see ``Engine.install_view``)."""
-        self.table.install(members)
+        self.table.install(members, digest)
         self.cycle.install([name for name in probe_order if name != self.name])
 
     # ------------------------------------------------------------------ claims

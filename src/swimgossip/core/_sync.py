@@ -1,8 +1,19 @@
-"""Full-state sync over the stream transport: join, push-pull, reconnect, and upkeep timers.
+"""State sync over the stream transport: join, push-pull, reconnect, and upkeep timers.
 
-Gossip is probabilistic; push-pull makes the views converge for sure. Periodically (and on
-join, and when retrying a failed member) a node sends its whole member table over a stream
-and receives the other side's; both merge with ``Membership.merge_state``.
+Gossip is probabilistic; push-pull makes the views converge for sure. On join, and when
+retrying a failed member, a node sends its whole member table over a stream and receives
+the other side's; both merge with ``Membership.merge_state``.
+
+The periodic push-pull sends digests first (``MemberSync``; ``digest.py``) when the wire
+carries them: (1) the requester sends its table digest in ``B`` buckets; (2) the replier
+answers with its own digest and its rows of the buckets that differ; (3) the requester
+merges them and pushes its rows of the buckets that still differ, answered with an
+``Ack``. Both merges are ``merge_state`` itself, so the rules are those of the full
+exchange; only rows of equal buckets, which both hold already, are not sent. A converged
+pair moves the two digests. A peer that does not understand the request (an older
+version: it drops the stream as malformed, or answers with something else) gets the full
+push-pull at once, and for ``FALLBACK_MEMORY`` push-pull intervals after (``MAX_CONTACTS``
+addresses remembered). memberlist's wire has no digest: Go's full push-pull is kept.
 
 ``Sync`` is the one owner of the stream side's schedule: the periodic push-pull, the
 one-off exchange a few probe periods after a join (join storms), and the reap and
@@ -21,17 +32,31 @@ import random
 from ._effects import Effects
 from ._membership import Membership
 from .config import Config
+from .digest import buckets_for, differing_buckets
 from .errors import NotRunning
 from .inputs import StreamFailure
 from .member import Member
-from .messages import Message, PushPull
+from .messages import Ack, MemberSync, Message, PushPull
 from .outputs import JoinOutcome, StreamPurpose, StreamReply
 from .timers import PushPullTick, ReapTick, ReconnectTick
 
-__all__ = ["MAX_CONTACTS", "Sync", "push_pull_interval"]
+__all__ = ["FALLBACK_MEMORY", "MAX_CONTACTS", "Sync", "push_pull_interval"]
 
 #: Addresses remembered for rate-limiting first-contact exchanges (then the memory restarts).
 MAX_CONTACTS = 1024
+#: For how many base push-pull intervals a peer that did not understand our digest
+#: request gets the full push-pull before we try digests again (it may have upgraded).
+FALLBACK_MEMORY = 10
+
+#: ``seq`` of our push-pull stream requests: which leg it is.
+_FULL = 0
+_DIGEST = 1
+_DIGEST_PUSH = 2
+#: How a failed digest request tells a peer that does not understand it (an older
+#: version closes the stream without a reply) from one that cannot be reached.
+_NOT_UNDERSTOOD = frozenset(
+    {StreamFailure.BROKEN, StreamFailure.MALFORMED_REPLY, StreamFailure.UNEXPECTED_REPLY}
+)
 
 
 def push_pull_interval(base: float, cluster_size: int) -> float:
@@ -66,6 +91,8 @@ class Sync:
         self._settle_armed = False
         #: When we last exchanged state with each failed member's address on contact.
         self._contacts: dict[str, float] = {}
+        #: Peers that did not understand a digest request, and when we noticed.
+        self._full_only: dict[str, float] = {}
 
     def join(self, seeds: list[str], now: float) -> None:
         """Exchange full state with each seed address; each gives one ``JoinOutcome``.
@@ -87,10 +114,72 @@ class Sync:
         self.effects.output(StreamReply(token=token, payload=reply))
         return True
 
-    def answered(self, purpose: StreamPurpose, address: str, reply: Message, now: float) -> bool:
-        """The reply to our join, push-pull or reconnect request to ``address`` arrived.
+    def on_member_sync(self, message: MemberSync, token: int, now: float) -> bool:
+        """A peer's digest request (answer with our digest and our rows of the buckets
+        that differ) or its push (merge it, ack). False for a request carrying rows."""
+        counters = self.effects.counters
+        membership = self.membership
+        if message.push:
+            counters["member_pushes_received"] += 1
+            membership.merge_state(_as_state(message), now)
+            self.effects.output(
+                StreamReply(token=token, payload=self.effects.wire.encode_stream(Ack(seq=0)))
+            )
+            return True
+        if message.members:
+            return False
+        counters["member_digests_received"] += 1
+        buckets = len(message.digest) // 8
+        ours = membership.table.digest.folded(buckets)
+        differing = differing_buckets(ours, message.digest)
+        rows = membership.rows_in(differing, buckets) if differing else None
+        answer = MemberSync(
+            source=self.membership.name,
+            push=False,
+            digest=ours,
+            members=() if rows is None else rows.members,
+            suspected_by=() if rows is None else rows.suspected_by,
+        )
+        reply = self.effects.wire.encode_stream(answer)
+        counters["member_sync_bytes_sent"] += len(reply)
+        self.effects.output(StreamReply(token=token, payload=reply))
+        return True
+
+    def _digest_answered(self, address: str, reply: MemberSync, now: float) -> bool:
+        """The reply to our digest request: merge its rows, then push ours of the buckets
+        that still differ."""
+        if reply.push:
+            return False
+        membership = self.membership
+        membership.merge_state(_as_state(reply), now)
+        buckets = len(reply.digest) // 8
+        differing = differing_buckets(membership.table.digest.folded(buckets), reply.digest)
+        if not differing or membership.leaving:
+            return True
+        rows = membership.rows_in(differing, buckets)
+        push = MemberSync(
+            source=membership.name,
+            push=True,
+            digest=b"",
+            members=rows.members,
+            suspected_by=rows.suspected_by,
+        )
+        payload = self.effects.wire.encode_stream(push)
+        self.effects.counters["member_sync_bytes_sent"] += len(payload)
+        self.effects.stream(StreamPurpose.PUSH_PULL, address, payload, seq=_DIGEST_PUSH)
+        return True
+
+    def answered(
+        self, purpose: StreamPurpose, address: str, reply: Message, now: float, seq: int = _FULL
+    ) -> bool:
+        """The reply to our join, push-pull or reconnect request to ``address`` arrived
+        (``seq``: which leg of a push-pull it answers).
 
         Returns False if it does not answer the request (not a state): a failure."""
+        if purpose is StreamPurpose.PUSH_PULL and seq != _FULL:
+            if seq == _DIGEST_PUSH:
+                return type(reply) is Ack
+            return type(reply) is MemberSync and self._digest_answered(address, reply, now)
         if type(reply) is not PushPull:
             return False
         if purpose is StreamPurpose.JOIN:
@@ -153,10 +242,25 @@ class Sync:
         self.effects.stream(StreamPurpose.RECONNECT, address, payload)
 
     def failed(
-        self, purpose: StreamPurpose, address: str, failure: StreamFailure, detail: str = ""
+        self,
+        purpose: StreamPurpose,
+        address: str,
+        failure: StreamFailure,
+        detail: str = "",
+        seq: int = _FULL,
+        now: float = 0.0,
     ) -> None:
         """Our join, push-pull or reconnect request to ``address`` failed; a join reports
-        why."""
+        why. A digest request the peer did not understand is followed by the full
+        push-pull (see the module comment)."""
+        if purpose is StreamPurpose.PUSH_PULL and seq == _DIGEST and failure in _NOT_UNDERSTOOD:
+            self.effects.counters["push_pull_digest_fallbacks"] += 1
+            if len(self._full_only) >= MAX_CONTACTS:
+                self._full_only.clear()
+            self._full_only[address] = now
+            if not self.membership.leaving:
+                self._push_pull(address, now)
+            return
         if purpose is StreamPurpose.JOIN:
             reason = detail or failure.value
             self.effects.output(
@@ -177,8 +281,31 @@ class Sync:
         if peers:
             member = membership.get(peers[0])
             assert member is not None
-            payload = self.effects.wire.encode_stream(membership.local_state())
-            self.effects.stream(StreamPurpose.PUSH_PULL, member.address, payload)
+            self._push_pull(member.address, now)
+
+    def _push_pull(self, address: str, now: float) -> None:
+        """Start a push-pull with ``address``: digests first, if the wire carries them and
+        the peer understood them lately; else the whole table."""
+        membership = self.membership
+        wire = self.effects.wire
+        noted = self._full_only.get(address)
+        if noted is not None and now - noted >= FALLBACK_MEMORY * self.config.push_pull_interval:
+            del self._full_only[address]
+            noted = None
+        if wire.CARRIES_DIGESTS and noted is None:
+            table = membership.table
+            request = MemberSync(
+                source=membership.name,
+                push=False,
+                digest=table.digest.folded(buckets_for(len(table))),
+                members=(),
+            )
+            payload = wire.encode_stream(request)
+            self.effects.counters["member_sync_bytes_sent"] += len(payload)
+            self.effects.stream(StreamPurpose.PUSH_PULL, address, payload, seq=_DIGEST)
+            return
+        payload = wire.encode_stream(membership.local_state())
+        self.effects.stream(StreamPurpose.PUSH_PULL, address, payload, seq=_FULL)
 
     def on_reap_tick(self, timer: ReapTick, now: float) -> None:
         """Reap the members gone long enough (re-armed by ``arm_upkeep`` while any is left)."""
@@ -207,3 +334,13 @@ class Sync:
         if not self._reconnect_armed and membership.has_failed:
             self._reconnect_armed = True
             self.effects.schedule(now + self.config.reconnect_interval, ReconnectTick())
+
+
+def _as_state(message: MemberSync) -> PushPull:
+    """The rows of a digest reply or push, as the state ``merge_state`` takes."""
+    return PushPull(
+        source=message.source,
+        join=False,
+        members=message.members,
+        suspected_by=message.suspected_by,
+    )

@@ -26,12 +26,14 @@ from typing import Any
 
 import msgpack
 
-from ._codec_generated import DECODERS, ROWS, decode_push_pull
+from ._codec_generated import DECODERS, ROWS, decode_member_sync, decode_push_pull
+from .digest import is_digest_size
 from .errors import DecodeError
 from .member import Member
-from .messages import MAX_NAME_LENGTH, Message, PushPull, StateSync
+from .messages import MAX_NAME_LENGTH, MemberSync, Message, PushPull, StateSync
 
 __all__ = [
+    "CARRIES_DIGESTS",
     "CARRIES_STATE",
     "MAX_DATAGRAM_MESSAGES",
     "NAME",
@@ -51,6 +53,7 @@ __all__ = [
 #: The wire's name and what it carries (``wire.Wire``: this module is the default wire).
 NAME = "swimgossip"
 CARRIES_STATE = True
+CARRIES_DIGESTS = True
 #: Protocol version; the first byte of every packet and stream frame.
 VERSION = 1
 #: Largest datagram the decoder looks at (the largest UDP payload).
@@ -64,6 +67,8 @@ MAX_DATAGRAM_MESSAGES = 1024
 MAX_STREAM_MEMBERS = 100_000
 
 _VERSION_BYTE = bytes([VERSION])
+#: Decoders of messages with member rows (stream only; they take the receiver's table).
+_KEYED = (decode_push_pull, decode_member_sync)
 _PACKER = msgpack.Packer(use_bin_type=True)
 
 
@@ -155,7 +160,7 @@ def decode_packet(data: bytes) -> list[Message]:
         decoder = decoders.get(type_id) if type(type_id) is int else None
         if decoder is None:
             raise DecodeError(f"unknown message type {type_id!r}")
-        if decoder is decode_push_pull:
+        if decoder in _KEYED:
             push_pull = True  # refused once every message is known to be well formed
         append(decoder(row))
     if push_pull:
@@ -179,8 +184,11 @@ def decode_stream(data: bytes, known: Mapping[str, Member] | None = None) -> Mes
         raise DecodeError("a stream frame holds exactly one message")
     row = body[0]
     if known is not None and type(row) is list and row and type(row[0]) is int:
-        if DECODERS.get(row[0]) is decode_push_pull:
+        decoder = DECODERS.get(row[0])
+        if decoder is decode_push_pull:
             message: Message = decode_push_pull(row, known)
+        elif decoder is decode_member_sync:
+            message = decode_member_sync(row, known)
         else:
             message = _build(row)
     else:
@@ -189,4 +197,14 @@ def decode_stream(data: bytes, known: Mapping[str, Member] | None = None) -> Mes
         raise DecodeError("suspected_by must be empty or one entry per member")
     if type(message) is StateSync and len(message.owners) != len(message.versions):
         raise DecodeError("a state digest needs one version per owner")
+    if type(message) is MemberSync:
+        if len(message.suspected_by) not in (0, len(message.members)):
+            raise DecodeError("suspected_by must be empty or one entry per member")
+        if message.push and message.digest:
+            raise DecodeError("a member push carries no digest")
+        if not message.push and not is_digest_size(len(message.digest)):
+            raise DecodeError(
+                f"a member digest of {len(message.digest)} bytes is not 1 to 1024 buckets "
+                "(a power of two) of 8 bytes"
+            )
     return message

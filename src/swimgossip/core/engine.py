@@ -47,6 +47,7 @@ from ._state import MemberState
 from ._sync import Sync
 from .awareness import Awareness
 from .config import Config, check_member_name
+from .digest import TableDigest
 from .errors import ConfigError, DecodeError, NotRunning
 from .events import MemberJoined, StateChanged
 from .inputs import (
@@ -70,6 +71,7 @@ from .messages import (
     Dead,
     DirectMessage,
     Left,
+    MemberSync,
     Message,
     Nack,
     Ping,
@@ -230,6 +232,7 @@ class Engine:
         }
         self._on_stream: dict[type, _StreamHandler] = {
             PushPull: sync.on_push_pull,
+            MemberSync: sync.on_member_sync,
             Ping: detector.on_stream_ping,
             DirectMessage: direct.on_stream,
             StateSync: state.on_stream,
@@ -358,13 +361,20 @@ class Engine:
         check = self._is_stale.get(type(timer))
         return check is not None and check(timer)
 
-    def install_view(self, members: dict[str, Member], probe_order: list[str]) -> None:
+    def install_view(
+        self,
+        members: dict[str, Member],
+        probe_order: list[str],
+        digest: TableDigest | None = None,
+    ) -> None:
         """Start from a converged view instead of joining (large simulations).
 
         ``members`` must hold every member alive, ourselves included (values are shared,
-        not copied); ``probe_order`` is the initial probe order of the others.
+        not copied); ``probe_order`` is the initial probe order of the others. ``digest``,
+        if given, must be ``TableDigest.of(members.values())``: engines installing one view
+        then share the hashing of its rows (each copies the 8 kB result).
         """
-        self._membership.install(members, probe_order)
+        self._membership.install(members, probe_order, digest)
 
     def note_local_lag(self) -> None:
         """The runtime saw this process run late (timers fired late, a blocked loop):
@@ -570,7 +580,7 @@ class Engine:
         elif pending.purpose is StreamPurpose.BROADCAST:
             if not self._user.answered(pending.seq, message):
                 self._effects.counters["stream_broadcast_unexpected"] += 1
-        elif not self._sync.answered(pending.purpose, pending.address, message, now):
+        elif not self._sync.answered(pending.purpose, pending.address, message, now, pending.seq):
             return self._stream_lost(
                 pending.purpose,
                 pending.address,
@@ -626,5 +636,5 @@ class Engine:
         elif purpose is StreamPurpose.BROADCAST:
             self._user.failed()
         else:
-            self._sync.failed(purpose, address, failure, detail)
+            self._sync.failed(purpose, address, failure, detail, seq, now)
         return self._flush()

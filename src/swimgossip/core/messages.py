@@ -3,9 +3,9 @@
 Datagram messages (ping, ack, nack, ping-req) drive the failure detector; membership
 messages (alive, suspect, dead, left) are gossip, piggybacked on every datagram; user
 messages carry application broadcasts, ``DirectMessage`` a payload for one member (in a
-datagram or on a stream); ``PushPull`` is the full-state exchange carried on
-the stream transport only. ``codec.py`` turns them into bytes and back; the wire type of
-each class is ``MESSAGE_TYPES``' key.
+datagram or on a stream); ``PushPull`` is the full-state exchange and ``MemberSync`` the
+digest-first one, carried on the stream transport only. ``codec.py`` turns them into
+bytes and back; the wire type of each class is ``MESSAGE_TYPES``' key.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = [
     "Gossip",
     "Left",
     "MESSAGE_TYPES",
+    "MemberSync",
     "Message",
     "Nack",
     "Ping",
@@ -187,6 +188,25 @@ class StateSync:
     deltas: tuple[StateDelta, ...]
 
 
+@attrs.frozen(kw_only=True)
+class MemberSync:
+    """The digest-first push-pull (stream only; see ``_sync.py`` and ``digest.py``).
+
+    A request (``push`` False, no ``members``) carries the sender's table digest:
+    ``digest`` is ``B`` little-endian 64-bit bucket hashes, ``B`` a power of two from 1 to
+    1,024. The reply carries the replier's digest in as many buckets and its rows of the
+    buckets that differ. A ``push`` (empty ``digest``) carries the requester's rows of the
+    buckets that still differ once it merged the reply; it is answered with ``Ack(seq=0)``.
+    ``suspected_by`` is as in ``PushPull``.
+    """
+
+    source: str
+    push: bool
+    digest: bytes
+    members: tuple[Member, ...]
+    suspected_by: tuple[str, ...] = ()
+
+
 Gossip = Alive | Suspect | Dead | Left | UserMessage | StateDelta
 Message = (
     Ping
@@ -202,6 +222,7 @@ Message = (
     | DirectMessage
     | StateDelta
     | StateSync
+    | MemberSync
 )
 
 #: Wire type byte of every message class. Never renumber: add new types at the end.
@@ -219,4 +240,5 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
     11: DirectMessage,
     12: StateDelta,
     13: StateSync,
+    14: MemberSync,
 }

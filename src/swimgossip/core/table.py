@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 
 import attrs
 
+from .digest import TableDigest
 from .member import Member, Status, supersedes
 
 __all__ = ["Change", "MemberTable"]
@@ -57,6 +58,8 @@ class MemberTable:
     _active: int = attrs.field(default=0, init=False)
     _gone: set[str] = attrs.field(factory=set, init=False)
     refused_full: int = attrs.field(default=0, init=False)
+    #: The bucket hashes of every row held (``digest.py``), kept up to date by every change.
+    digest: TableDigest = attrs.field(factory=TableDigest, init=False)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -105,19 +108,25 @@ class MemberTable:
             self._active += 1
             self._gone.discard(member.name)
         self._members[member.name] = member
+        if old is not None:
+            self.digest.remove(old)
+        self.digest.add(member)
         if not member.status.is_gone:
             self._changed_at.pop(member.name, None)
         elif old is None or old.status != member.status:
             self._changed_at[member.name] = now
         return Change(old=old, new=member)
 
-    def install(self, members: dict[str, Member]) -> None:
+    def install(self, members: dict[str, Member], digest: TableDigest | None = None) -> None:
         """Replace the whole table with alive ``members`` (a converged view, for
         simulations that start large clusters without a join storm). The dict is copied;
-        its ``Member`` values are shared."""
+        its ``Member`` values are shared. ``digest``, if given, must be
+        ``TableDigest.of(members.values())`` (it is copied: many tables installing one
+        view hash its rows once)."""
         assert all(not m.status.is_gone for m in members.values())
         assert self.local_name in members
         self._members = dict(members)
+        self.digest = TableDigest.of(members.values()) if digest is None else digest.copy()
         self._changed_at.clear()
         self._gone.clear()
         self._active = len(members)
@@ -127,6 +136,8 @@ class MemberTable:
         old = self._members.pop(name, None)
         self._changed_at.pop(name, None)
         self._gone.discard(name)
+        if old is not None:
+            self.digest.remove(old)
         if old is not None and not old.status.is_gone:
             self._active -= 1
 

@@ -38,6 +38,9 @@ class Wire(Protocol):
     #: Whether it carries member state (``StateDelta``, ``StateSync``): without it the
     #: engine runs no state exchange and ``set_state`` raises ``WireUnsupported``.
     CARRIES_STATE: bool
+    #: Whether it carries the digest-first push-pull (``MemberSync``): without it every
+    #: push-pull sends the whole table (memberlist's is Go's full push-pull).
+    CARRIES_DIGESTS: bool
 
     def encode_message(self, message: Message, /) -> bytes:
         """One message, ready to be joined into a datagram (with any per-message framing)."""

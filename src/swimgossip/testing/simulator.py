@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from ..core.config import Config
+from ..core.digest import TableDigest
 from ..core.engine import Engine
 from ..core.events import MemberEvent, StateChanged
 from ..core.inputs import (
@@ -242,9 +243,10 @@ class Simulation:
             }
             order = list(names)
             self.rng.shuffle(order)
+            digest = TableDigest.of(view.values())  # hashed once, copied by every table
             for name in names:
                 offset = self.rng.randrange(count)
-                self.nodes[name].engine.install_view(view, order[offset:] + order[:offset])
+                self.nodes[name].engine.install_view(view, order[offset:] + order[:offset], digest)
             # A large converged view is tens of millions of long-lived objects. Left to the
             # cyclic garbage collector, every full collection rescans them all (at 10,000 nodes
             # that made building one push-pull take seconds); frozen, they are skipped. They

@@ -31,6 +31,7 @@ from swimgossip.core.messages import (
     DirectMessage,
     Gossip,
     Left,
+    MemberSync,
     Message,
     Nack,
     Ping,
@@ -58,6 +59,7 @@ __all__ = [
     "faults",
     "gossip_messages",
     "lefts",
+    "member_syncs",
     "members",
     "messages",
     "messages_of_type",
@@ -183,6 +185,31 @@ def push_pulls(max_members: int = 20) -> st.SearchStrategy[PushPull]:
     return st.builds(PushPull, source=names(), join=st.booleans(), members=member_tuples)
 
 
+def member_syncs(max_members: int = 20) -> st.SearchStrategy[MemberSync]:
+    """``MemberSync`` digest-first push-pulls: a request (a digest of 1 to 1,024 buckets,
+    a power of two), a reply (a digest and rows) or a push (rows, no digest)."""
+    member_lists = st.lists(members(), max_size=max_members, unique_by=lambda m: m.name)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> MemberSync:
+        push = draw(st.booleans())
+        rows = tuple(draw(member_lists))
+        digest = b""
+        if not push:
+            buckets = 1 << draw(st.integers(min_value=0, max_value=10))
+            digest = draw(st.binary(min_size=8 * buckets, max_size=8 * buckets))
+        suspected_by = tuple(draw(names()) for _ in rows) if draw(st.booleans()) else ()
+        return MemberSync(
+            source=draw(names()),
+            push=push,
+            digest=digest,
+            members=rows,
+            suspected_by=suspected_by,
+        )
+
+    return build()
+
+
 def state_deltas() -> st.SearchStrategy[StateDelta]:
     """``StateDelta`` gossip (a tombstone has an empty value)."""
     return st.builds(
@@ -227,6 +254,7 @@ _STRATEGIES: dict[type[Message], st.SearchStrategy[Message]] = {
     DirectMessage: direct_messages(),
     StateDelta: state_deltas(),
     StateSync: state_syncs(),
+    MemberSync: member_syncs(),
 }
 
 
@@ -245,8 +273,10 @@ def gossip_messages() -> st.SearchStrategy[Gossip]:
 
 
 def datagram_messages() -> st.SearchStrategy[Message]:
-    """Every message allowed in a datagram (everything except ``PushPull``)."""
-    return st.one_of([s for cls, s in _STRATEGIES.items() if cls is not PushPull])
+    """Every message allowed in a datagram (everything except ``PushPull`` and
+    ``MemberSync``)."""
+    stream_only = (PushPull, MemberSync)
+    return st.one_of([s for cls, s in _STRATEGIES.items() if cls not in stream_only])
 
 
 def messages() -> st.SearchStrategy[Message]:

@@ -68,6 +68,7 @@ class MemberlistWire:
     NAME = "memberlist"
     #: memberlist has no member state (see docs/protocol.md).
     CARRIES_STATE = False
+    CARRIES_DIGESTS = False
 
     def __init__(
         self,
