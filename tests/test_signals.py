@@ -67,7 +67,12 @@ def test_a_signalled_service_leaves_and_its_peer_sees_left(
             service.expect_event("ready", "svc", WITHIN)
             peer.expect_event("joined", "svc", WITHIN)
             service.popen.send_signal(signum)
-            left = peer.expect_event("left", "svc", WITHIN)
+            try:
+                left = peer.expect_event("left", "svc", WITHIN)
+            except AssertionError as exc:  # say what the service did, too
+                raise AssertionError(
+                    f"{exc}\nservice exit status {service.popen.poll()}\n{service.dump()}"
+                ) from None
             assert left["status"] == "left"
             assert service.wait(timeout=WITHIN) == status, service.dump()
             ended = service.expect(lambda r: r.get("event") != "ready", 0, "the end line")
