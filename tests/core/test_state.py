@@ -20,9 +20,9 @@ from swimgossip.core.engine import Engine
 from swimgossip.core.errors import NotRunning, StateLimitExceeded
 from swimgossip.core.events import StateChanged
 from swimgossip.core.member import Member, Status
-from swimgossip.core.messages import Ack, StateDelta, StateSync
+from swimgossip.core.messages import Ack, Ping, StateDelta, StateSync
 from swimgossip.core.outputs import StreamPurpose, StreamReply, StreamRequest
-from swimgossip.core.timers import StateReapTick, StateSyncTick
+from swimgossip.core.timers import ProbeTick, StateReapTick, StateSyncTick
 from swimgossip.testing.simulator import Simulation
 
 EPOCH = 1_700_000_000_000_000  # a wall clock in microseconds
@@ -421,3 +421,27 @@ def test_a_late_joiner_learns_the_state_held_by_the_cluster() -> None:
     sim.run_for(60.0)
     for name in [n for n in sim.nodes if n != "late"]:
         assert joiner.engine.state(name) == sim.nodes[name].engine.state(name), name
+
+
+def test_state_exchanges_leave_the_probe_order_alone() -> None:
+    # The exchange draws its partner from the probe cycle's population (``sample``), which
+    # must neither advance nor reorder the cycle: with a state tick before every probe,
+    # one pass still probes each member once, in order. (16 members: ``sample``'s path for
+    # large populations; the heal-time tail of tests/test_partitions.py is not from here.)
+    names = [chr(ord("a") + i) for i in range(16)]
+    view = {
+        n: Member(name=n, address=address_of(n), status=Status.ALIVE, incarnation=0) for n in names
+    }
+    me = engine("a")
+    order = names[1:]
+    random.Random(3).shuffle(order)
+    me.install_view(view, list(order))
+    me.start(0.0)
+    probed = []
+    for period in range(len(order)):
+        now = 1.0 + period
+        me.handle_timer(StateSyncTick(), now - 0.5)
+        pings = of_type(messages_in(me.handle_timer(ProbeTick(), now)), Ping)
+        probed += [ping.target for ping in pings]
+    assert me.counters["state_exchanges"] == len(order)
+    assert probed == order
