@@ -29,26 +29,23 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, Self, TypeVar, overload
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, Unpack, overload
 
 import attrs
 import trio
 
 from ..core.config import Config
 from ..core.errors import NotRunning
-from ..core.events import (
-    MemberFailed,
-    MemberJoined,
-    MemberLeft,
-    MemberRecovered,
-    MemberSuspected,
-    MemberUpdated,
-    StateChanged,
-)
 from ..core.member import Member
-from ..core.outputs import DirectDelivery, UserDelivery
-from ..node import EventsLost, FullEvent, Node, NodeEvent, host_node, join_within
-from ..node._callbacks import Callbacks, EventCallback, FullEventCallback, KindCallbacks
+from ..core.outputs import UserDelivery
+from ..node import FullEvent, Node, NodeEvent, host_node, join_within
+from ..node._callbacks import (
+    Callbacks,
+    EventCallback,
+    FullEventCallback,
+    KindCallbacks,
+    ListenCallbacks,
+)
 from ..node._hosted import door_callbacks
 from ..security import SecurityMode
 from ._guest import TrioGuest, acquire_guest, release_guest, wait_even_if_cancelled
@@ -330,21 +327,7 @@ class AioNode:
             )
         return remove
 
-    def listen(
-        self,
-        *,
-        on_join: Callable[[MemberJoined], object] | None = None,
-        on_update: Callable[[MemberUpdated], object] | None = None,
-        on_suspect: Callable[[MemberSuspected], object] | None = None,
-        on_recover: Callable[[MemberRecovered], object] | None = None,
-        on_fail: Callable[[MemberFailed], object] | None = None,
-        on_leave: Callable[[MemberLeft], object] | None = None,
-        on_lost: Callable[[EventsLost], object] | None = None,
-        on_message: Callable[[UserDelivery], object] | None = None,
-        on_restart: Callable[[MemberJoined], object] | None = None,
-        on_direct: Callable[[DirectDelivery], object] | None = None,
-        on_state: Callable[[StateChanged], object] | None = None,
-    ) -> Callable[[], None]:
+    def listen(self, **callbacks: Unpack[ListenCallbacks]) -> Callable[[], None]:
         """Register callbacks by event kind, as ``Node.listen``: each gets its own event
         class; sync or coroutine functions, run on the asyncio loop; one that raises is
         logged and counted (``callback_errors``), as in ``on_event``.
@@ -356,19 +339,7 @@ class AioNode:
         this node (``DirectDelivery``, ``Node.direct_messages``), each in an asyncio task
         of its own. Returns a function that unregisters them all.
         """
-        kinds = KindCallbacks(
-            on_join=on_join,
-            on_update=on_update,
-            on_suspect=on_suspect,
-            on_recover=on_recover,
-            on_fail=on_fail,
-            on_leave=on_leave,
-            on_lost=on_lost,
-            on_message=on_message,
-            on_restart=on_restart,
-            on_direct=on_direct,
-            on_state=on_state,
-        )
+        kinds = KindCallbacks(**callbacks)
         remove_events = self.on_event(kinds.events(), state=kinds.state)
         loop = asyncio.get_running_loop()
         streams: list[AioStream[Any]] = []

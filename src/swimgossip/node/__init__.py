@@ -12,6 +12,7 @@ never needs (about a tenth of an agent's start).
 
 from typing import TYPE_CHECKING, Any
 
+from ._callbacks import ListenCallbacks
 from ._events import (
     DirectMessageStream,
     EventsLost,
@@ -47,6 +48,7 @@ __all__ = [
     "FullEvent",
     "FullSubscription",
     "JoinError",
+    "ListenCallbacks",
     "MessageStream",
     "Node",
     "NodeEvent",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
@@ -40,6 +40,7 @@ __all__ = [
     "EventCallback",
     "FullEventCallback",
     "KindCallbacks",
+    "ListenCallbacks",
     "MessageFeed",
     "dispatch_by_kind",
 ]
@@ -52,6 +53,23 @@ EventCallback = Callable[[NodeEvent], Awaitable[object] | object]
 FullEventCallback = Callable[[FullEvent], Awaitable[object] | object]
 #: A message stream of ``listen`` and the ``on_message`` / ``on_direct`` callback it feeds.
 MessageFeed = tuple[MessageStream | DirectMessageStream, Callable[[Any], object]]
+
+
+class ListenCallbacks(TypedDict, total=False):
+    """The keyword arguments of ``listen`` (``Node``, ``AioNode``, ``BlockingNode``): one
+    callback per event kind, each typed with its own event class; see ``Node.listen``."""
+
+    on_join: Callable[[MemberJoined], object] | None
+    on_update: Callable[[MemberUpdated], object] | None
+    on_suspect: Callable[[MemberSuspected], object] | None
+    on_recover: Callable[[MemberRecovered], object] | None
+    on_fail: Callable[[MemberFailed], object] | None
+    on_leave: Callable[[MemberLeft], object] | None
+    on_lost: Callable[[EventsLost], object] | None
+    on_message: Callable[[UserDelivery], object] | None
+    on_restart: Callable[[MemberJoined], object] | None
+    on_direct: Callable[[DirectDelivery], object] | None
+    on_state: Callable[[StateChanged], object] | None
 
 
 def dispatch_by_kind(

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import attrs
 import trio
@@ -41,15 +41,6 @@ import trio
 from ..core.config import Config
 from ..core.engine import Engine
 from ..core.errors import ConfigError
-from ..core.events import (
-    MemberFailed,
-    MemberJoined,
-    MemberLeft,
-    MemberRecovered,
-    MemberSuspected,
-    MemberUpdated,
-    StateChanged,
-)
 from ..core.inputs import (
     BroadcastCommand,
     LeaveCommand,
@@ -58,7 +49,6 @@ from ..core.inputs import (
     UpdateMetaCommand,
 )
 from ..core.member import Member, Status
-from ..core.outputs import DirectDelivery, UserDelivery
 from ..core.tags import encode_tags, matches_tags
 from ..net import HostResolver, Transport, advertised_address, open_udp_transport
 from ..security import (
@@ -69,11 +59,16 @@ from ..security import (
     PacketSigner,
     SecurityMode,
 )
-from ._callbacks import Callbacks, EventCallback, FullEventCallback, KindCallbacks
+from ._callbacks import (
+    Callbacks,
+    EventCallback,
+    FullEventCallback,
+    KindCallbacks,
+    ListenCallbacks,
+)
 from ._events import (
     DirectMessageStream,
     EventHub,
-    EventsLost,
     FullSubscription,
     MessageStream,
     Subscription,
@@ -351,21 +346,7 @@ class Node:
             self._nursery.start_soon(self._run_callbacks, subscription)
         return remove
 
-    def listen(
-        self,
-        *,
-        on_join: Callable[[MemberJoined], object] | None = None,
-        on_update: Callable[[MemberUpdated], object] | None = None,
-        on_suspect: Callable[[MemberSuspected], object] | None = None,
-        on_recover: Callable[[MemberRecovered], object] | None = None,
-        on_fail: Callable[[MemberFailed], object] | None = None,
-        on_leave: Callable[[MemberLeft], object] | None = None,
-        on_lost: Callable[[EventsLost], object] | None = None,
-        on_message: Callable[[UserDelivery], object] | None = None,
-        on_restart: Callable[[MemberJoined], object] | None = None,
-        on_direct: Callable[[DirectDelivery], object] | None = None,
-        on_state: Callable[[StateChanged], object] | None = None,
-    ) -> Callable[[], None]:
+    def listen(self, **callbacks: Unpack[ListenCallbacks]) -> Callable[[], None]:
         """Register callbacks by event kind; each gets its own event class, so a typed
         callback type-checks (``def on_fail(event: MemberFailed) -> None``). A callback may
         be sync or async (an awaitable result is awaited); callbacks run in order in one
@@ -379,19 +360,7 @@ class Node:
         ``StateChanged`` events in the one order of the others (``subscribe(state=True)``).
         Returns a function that unregisters them all.
         """
-        kinds = KindCallbacks(
-            on_join=on_join,
-            on_update=on_update,
-            on_suspect=on_suspect,
-            on_recover=on_recover,
-            on_fail=on_fail,
-            on_leave=on_leave,
-            on_lost=on_lost,
-            on_message=on_message,
-            on_restart=on_restart,
-            on_direct=on_direct,
-            on_state=on_state,
-        )
+        kinds = KindCallbacks(**callbacks)
         remove_events = self.on_event(kinds.events(), state=kinds.state)
         feeds = kinds.open_streams(self, buffer=64 * _DEFAULT_BUFFER)
         for stream, callback in feeds:
