@@ -14,6 +14,8 @@ pair moves the two digests. A peer that does not understand the request (an olde
 version: it drops the stream as malformed, or answers with something else) gets the full
 push-pull at once, and for ``FALLBACK_MEMORY`` push-pull intervals after (``MAX_CONTACTS``
 addresses remembered). memberlist's wire has no digest: Go's full push-pull is kept.
+The one-off exchange after a join stays full-state: a joiner's table differs from its
+peer's in most buckets, and the digest leg would only delay the rows (join storms).
 
 ``Sync`` is the one owner of the stream side's schedule: the periodic push-pull, the
 one-off exchange a few probe periods after a join (join storms), and the reap and
@@ -281,18 +283,21 @@ class Sync:
         if peers:
             member = membership.get(peers[0])
             assert member is not None
-            self._push_pull(member.address, now)
+            # The settle exchange after a join is full-state: in a join storm the two
+            # tables differ in most buckets, and digests first only add a leg (and hold
+            # back the replier's news of us until that leg).
+            self._push_pull(member.address, now, full=timer.settle)
 
-    def _push_pull(self, address: str, now: float) -> None:
+    def _push_pull(self, address: str, now: float, *, full: bool = False) -> None:
         """Start a push-pull with ``address``: digests first, if the wire carries them and
-        the peer understood them lately; else the whole table."""
+        the peer understood them lately (and not ``full``); else the whole table."""
         membership = self.membership
         wire = self.effects.wire
         noted = self._full_only.get(address)
         if noted is not None and now - noted >= FALLBACK_MEMORY * self.config.push_pull_interval:
             del self._full_only[address]
             noted = None
-        if wire.CARRIES_DIGESTS and noted is None:
+        if wire.CARRIES_DIGESTS and noted is None and not full:
             table = membership.table
             request = MemberSync(
                 source=membership.name,
