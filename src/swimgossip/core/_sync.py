@@ -14,8 +14,6 @@ pair moves the two digests. A peer that does not understand the request (an olde
 version: it drops the stream as malformed, or answers with something else) gets the full
 push-pull at once, and for ``FALLBACK_MEMORY`` push-pull intervals after (``MAX_CONTACTS``
 addresses remembered). memberlist's wire has no digest: Go's full push-pull is kept.
-The one-off exchange after a join stays full-state: a joiner's table differs from its
-peer's in most buckets, and the digest leg would only delay the rows (join storms).
 
 ``Sync`` is the one owner of the stream side's schedule: the periodic push-pull, the
 one-off exchange a few probe periods after a join (join storms), and the reap and
@@ -283,21 +281,18 @@ class Sync:
         if peers:
             member = membership.get(peers[0])
             assert member is not None
-            # The settle exchange after a join is full-state: in a join storm the two
-            # tables differ in most buckets, and digests first only add a leg (and hold
-            # back the replier's news of us until that leg).
-            self._push_pull(member.address, now, full=timer.settle)
+            self._push_pull(member.address, now)
 
-    def _push_pull(self, address: str, now: float, *, full: bool = False) -> None:
+    def _push_pull(self, address: str, now: float) -> None:
         """Start a push-pull with ``address``: digests first, if the wire carries them and
-        the peer understood them lately (and not ``full``); else the whole table."""
+        the peer understood them lately; else the whole table."""
         membership = self.membership
         wire = self.effects.wire
         noted = self._full_only.get(address)
         if noted is not None and now - noted >= FALLBACK_MEMORY * self.config.push_pull_interval:
             del self._full_only[address]
             noted = None
-        if wire.CARRIES_DIGESTS and noted is None and not full:
+        if wire.CARRIES_DIGESTS and noted is None:
             table = membership.table
             request = MemberSync(
                 source=membership.name,
