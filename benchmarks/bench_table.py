@@ -147,7 +147,7 @@ def exchange_cpu(n: int, config: Config, repeat: int) -> dict[str, float]:
         t1 = time.process_time()
         moved["full"] = len(request) + len(reply)
         # Digest, converged: the request and the reply carry the digests alone.
-        (ask,) = _stream_requests(ours.handle_timer(PushPullTick(settle=True), now))
+        (ask,) = _stream_requests(ours.handle_timer(PushPullTick(), now))
         answer = _reply(theirs.receive_stream(ask.payload, ours.address, 3, now))
         assert _stream_requests(ours.stream_reply(ask.token, answer, now)) == []
         t2 = time.process_time()
@@ -157,7 +157,7 @@ def exchange_cpu(n: int, config: Config, repeat: int) -> dict[str, float]:
         alive = Alive(name=name, address=f"11.0.0.{r}:7946", incarnation=0, meta=b"")
         ours.receive_message(alive, "", now)
         t3 = time.process_time()
-        (ask,) = _stream_requests(ours.handle_timer(PushPullTick(settle=True), now))
+        (ask,) = _stream_requests(ours.handle_timer(PushPullTick(), now))
         answer = _reply(theirs.receive_stream(ask.payload, ours.address, 4, now))
         (push,) = _stream_requests(ours.stream_reply(ask.token, answer, now))
         ack = _reply(theirs.receive_stream(push.payload, ours.address, 5, now))

@@ -170,7 +170,7 @@ def requests(outputs: list[Output]) -> list[StreamRequest]:
 def digest_exchange(a: Engine, b: Engine, now: float) -> dict[str, int]:
     """``a``'s periodic push-pull, whatever peer it picked, run with ``b``: every leg.
     Returns the bytes of each leg."""
-    (request,) = requests(a.handle_timer(PushPullTick(settle=True), now))
+    (request,) = requests(a.handle_timer(PushPullTick(), now))
     sizes = {"request": len(request.payload)}
     (reply,) = of_type(b.receive_stream(request.payload, a.address, 7, now), StreamReply)
     sizes["reply"] = len(reply.payload)
@@ -290,7 +290,7 @@ def test_digest_exchanges_alone_converge_two_differing_tables(
         now += 1.0
         for first, second in ((a, b), (b, a)):
             outputs: list[Output] = []
-            (request,) = requests(first.handle_timer(PushPullTick(settle=True), now))
+            (request,) = requests(first.handle_timer(PushPullTick(), now))
             served = second.receive_stream(request.payload, first.address, 7, now)
             (reply,) = of_type(served, StreamReply)
             outputs += served
