@@ -11,9 +11,10 @@ O(1) per node, so the check itself is not O(N^2)), and reports:
   both ways), total and per node,
 - wall and CPU seconds the simulation took, peak RSS, the load average.
 
-LAN preset, seed 1, no loss. Bounded: ``--max-virtual`` virtual seconds, ``--max-seconds``
-wall seconds and ``--max-rss-gb`` per size; a size that hits a bound is reported as
-stopped, with how far it got.
+LAN preset, seed 1 (``--seed``; one seed cannot tell two trees apart: the last member to
+learn of another is a matter of chance), no loss. Bounded: ``--max-virtual`` virtual
+seconds, ``--max-seconds`` wall seconds and ``--max-rss-gb`` per size; a size that hits a
+bound is reported as stopped, with how far it got.
 
     python benchmarks/bench_join.py [--nodes 1000,10000] [--quick]
 """
@@ -53,8 +54,10 @@ def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
 
 
-def join_storm(n: int, max_virtual: float, max_seconds: float, max_rss_gb: float) -> dict[str, Any]:
-    sim = _CountingSimulation(config=Config.lan(), seed=1)
+def join_storm(
+    n: int, max_virtual: float, max_seconds: float, max_rss_gb: float, seed: int = 1
+) -> dict[str, Any]:
+    sim = _CountingSimulation(config=Config.lan(), seed=seed)
     seeds = [f"n{i}" for i in range(_SEEDS)]
     sim.add_node(seeds[0])
     for name in seeds[1:]:
@@ -98,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", default="1000,10000", help="comma-separated sizes")
     parser.add_argument("--quick", action="store_true", help="1,000 nodes only")
+    parser.add_argument("--seed", type=int, default=1, help="the simulation's seed")
     parser.add_argument("--max-virtual", type=float, default=120.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--max-rss-gb", type=float, default=6.0)
@@ -108,7 +112,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     results = []
     for n in sizes:
-        row = join_storm(n, args.max_virtual, args.max_seconds, args.max_rss_gb)
+        row = join_storm(n, args.max_virtual, args.max_seconds, args.max_rss_gb, args.seed)
         results.append(row)
         state = "all know all" if row["converged"] else f"STOPPED ({row['stopped']})"
         print(
